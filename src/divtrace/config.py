@@ -1,0 +1,155 @@
+"""Typed, validated view of the workflow configuration.
+
+The Snakefile and the CLI both go through :func:`validate_config`: JSON-schema validation (with the
+schema's defaults filled in) followed by the checks a schema cannot express (parent links form a
+tree, every task has prompts, task families exist). Errors name the offending key.
+
+This module is imported at Snakefile parse time: it must stay free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from divtrace.lineage import Lineage, LineageError
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _key_path(parts: Iterator[Any] | list[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _with_defaults(validator_class: Any) -> Any:
+    """A validator class that fills in ``default`` values of ``properties`` as it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        schema: dict[str, Any] = yaml.safe_load(handle)
+    return schema
+
+
+def validate_config(
+    config: dict[str, Any], schema: str | Path | dict[str, Any] = DEFAULT_SCHEMA
+) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
+    schema_dict = schema if isinstance(schema, dict) else load_schema(schema)
+    validator_class = _with_defaults(jsonschema.Draft202012Validator)
+    # Defaults are filled while validating, so nested defaults need a second pass to be checked.
+    for _ in range(2):
+        errors = sorted(
+            validator_class(schema_dict).iter_errors(config), key=lambda e: list(e.absolute_path)
+        )
+        if errors:
+            err = errors[0]
+            raise ConfigError(f"config key {_key_path(err.absolute_path)}: {err.message}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: Mapping[str, Any]) -> None:
+    from divtrace.tasks import FAMILIES
+
+    try:
+        Lineage.from_models(config["models"])
+    except LineageError as err:
+        raise ConfigError(str(err)) from err
+    for name, spec in config["models"].items():
+        if spec["format"] == "completion" and spec.get("reasoning"):
+            raise ConfigError(
+                f"config key models.{name}: a reasoning model needs format 'chat' "
+                "(CoT suppression prefills the assistant turn)"
+            )
+    for name, spec in config["tasks"].items():
+        family = spec.get("family", name)
+        if family not in FAMILIES:
+            raise ConfigError(
+                f"config key tasks.{name}.family: unknown task family {family!r} "
+                f"(known: {sorted(FAMILIES)})"
+            )
+        source = spec["source"]
+        if source.endswith(".jsonl"):
+            path = Path(source)
+            if not path.is_file():
+                raise ConfigError(f"config key tasks.{name}.source: no such file {source!r}")
+            if not any(line.strip() for line in path.open(encoding="utf-8")):
+                raise ConfigError(f"config key tasks.{name}.source: {source!r} has no prompts")
+
+
+def load_config(path: str | Path, schema: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping")
+    return validate_config(config, schema)
+
+
+@dataclass(frozen=True)
+class Study:
+    """The job space a validated config defines: models × tasks × CoT modes × shards."""
+
+    config: Mapping[str, Any]
+
+    @property
+    def results(self) -> str:
+        return str(self.config["results"])
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.config["tasks"])
+
+    @property
+    def lineage(self) -> Lineage:
+        return Lineage.from_models(self.config["models"])
+
+    def model(self, name: str) -> Mapping[str, Any]:
+        return self.config["models"][name]
+
+    def task(self, name: str) -> Mapping[str, Any]:
+        return self.config["tasks"][name]
+
+    def family(self, task: str) -> str:
+        return str(self.task(task).get("family", task))
+
+    def cot_modes(self, model: str) -> list[str]:
+        """``on`` for every model, plus ``off`` for reasoning models."""
+        return ["on", "off"] if self.model(model).get("reasoning") else ["on"]
+
+    def n_shards(self, task: str) -> int:
+        per_shard = int(self.config["sampling"]["prompts_per_shard"])
+        return math.ceil(int(self.task(task)["n_prompts"]) / per_shard)
+
+    def shards(self, task: str) -> list[str]:
+        return [f"{i:04d}" for i in range(self.n_shards(task))]
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        """Every (model, task, cot) combination that gets sampled."""
+        return [(m, t, c) for m in self.models for t in self.tasks for c in self.cot_modes(m)]

@@ -1,0 +1,26 @@
+"""Shared fixtures. The repository root is the working directory of workflow tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def demo_config() -> dict:
+    import yaml
+
+    with open(REPO / "config" / "config.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)

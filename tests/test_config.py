@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from divtrace.config import ConfigError, Study, load_config, validate_config
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(repo, monkeypatch):
+    monkeypatch.chdir(repo)  # task sources are relative to the workflow directory
+
+
+def test_demo_config_is_valid_and_gets_defaults(demo_config):
+    demo_config.pop("metrics")
+    config = validate_config(demo_config)
+    assert config["metrics"]["names"] == ["ead", "sbert", "vendi"]
+    assert config["metrics"]["ead_vocab_size"] == 50257
+    assert config["models"]["base"]["format"] == "completion"
+    assert config["models"]["instruct-sft"]["reasoning"] is False
+
+
+def test_load_config_reads_yaml(repo):
+    config = load_config(repo / "config" / "config.yaml")
+    assert set(config["models"]) >= {"base", "think-sft", "instruct-sft"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c.update(colour="blue"), "<top level>"),
+        (lambda c: c["models"]["base"].update(weights="x"), "models.base"),
+        (lambda c: c["sampling"].update(temperature="hot"), "sampling.temperature"),
+        (lambda c: c["sampling"].update(k=0), "sampling.k"),
+        (lambda c: c["tasks"]["gsm8k"].update(n_prompts=0), "tasks.gsm8k.n_prompts"),
+        (lambda c: c["tasks"]["gsm8k"].pop("max_tokens"), "tasks.gsm8k"),
+        (lambda c: c["models"]["think-sft"].update(parent="nowhere"), "models.think-sft.parent"),
+        (lambda c: c["models"]["base"].update(source="s3"), "models.base.source"),
+        (lambda c: c["models"]["base"].pop("toy"), "models.base"),
+        (lambda c: c["metrics"].update(names=["ead", "bleu"]), "metrics.names.1"),
+        (lambda c: c["tasks"]["gsm8k"].update(family="chess"), "tasks.gsm8k.family"),
+        (
+            lambda c: c["tasks"]["gsm8k"].update(source="resources/tasks/demo/none.jsonl"),
+            "tasks.gsm8k.source",
+        ),
+        (lambda c: c["models"]["base"].update(reasoning=True), "models.base"),
+    ],
+)
+def test_bad_config_names_the_key(demo_config, mutate, key):
+    config = copy.deepcopy(demo_config)
+    mutate(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert key in str(err.value)
+
+
+def test_task_with_empty_source_is_rejected(demo_config, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    demo_config["tasks"]["gsm8k"]["source"] = str(empty)
+    with pytest.raises(ConfigError, match=r"tasks\.gsm8k\.source: .* has no prompts"):
+        validate_config(demo_config)
+
+
+def test_two_roots_are_rejected(demo_config):
+    del demo_config["models"]["think-sft"]["parent"]
+    with pytest.raises(ConfigError, match="exactly one root"):
+        validate_config(demo_config)
+
+
+def test_study_enumerates_the_job_space(demo_config):
+    study = Study(validate_config(demo_config))
+    assert study.cot_modes("think-sft") == ["on", "off"]
+    assert study.cot_modes("base") == ["on"]
+    assert study.n_shards("gsm8k") == 2  # 8 prompts, 4 per shard
+    assert study.shards("gsm8k") == ["0000", "0001"]
+    runs = study.runs()
+    assert len(runs) == (1 + 2 + 1) * 3
+    assert ("think-sft", "ifeval", "off") in runs
+    assert ("instruct-sft", "ifeval", "off") not in runs
+
+
+def test_shard_count_rounds_up(demo_config):
+    demo_config["tasks"]["gsm8k"]["n_prompts"] = 9
+    study = Study(validate_config(demo_config))
+    assert study.n_shards("gsm8k") == 3

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+import stat
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from divtrace import io
+
+
+def _diversity_rows(n: int = 2) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": ["m"] * n,
+            "task": ["t"] * n,
+            "cot": ["on"] * n,
+            "scope": ["per_input"] * n,
+            "subset": ["all"] * n,
+            "prompt_id": [f"t/{i}" for i in range(n)],
+            "metric": ["ead"] * n,
+            "value": [0.5] * n,
+            "n_outputs": [4] * n,
+        }
+    )
+
+
+def test_write_and_read_round_trip_with_metadata(tmp_path):
+    path = tmp_path / "sub" / "d.parquet"
+    io.write_table(_diversity_rows(), path, "diversity", metadata={"metrics": ["ead"]})
+    back = io.read_table(path, "diversity")
+    assert list(back.columns[:9]) == io.DIVERSITY.names
+    assert io.read_metadata(path) == {"contract": "diversity", "metrics": ["ead"]}
+    assert pq.read_schema(path).field("value").type == pa.float64()
+    assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temp file left behind
+
+
+def test_written_files_get_umask_permissions(tmp_path):
+    path = io.write_table(_diversity_rows(), tmp_path / "d.parquet", "diversity")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_missing_column_is_named(tmp_path):
+    frame = _diversity_rows().drop(columns=["metric"])
+    with pytest.raises(io.ContractError, match="metric"):
+        io.write_table(frame, tmp_path / "d.parquet", "diversity")
+    assert not (tmp_path / "d.parquet").exists()
+
+
+def test_null_in_required_column_is_named(tmp_path):
+    frame = _diversity_rows()
+    frame.loc[0, "model"] = None
+    with pytest.raises(io.ContractError, match="'model' has 1 null"):
+        io.write_table(frame, tmp_path / "d.parquet", "diversity")
+
+
+def test_bad_type_is_named(tmp_path):
+    frame = _diversity_rows()
+    frame["n_outputs"] = ["four", "five"]
+    with pytest.raises(io.ContractError, match="n_outputs"):
+        io.write_table(frame, tmp_path / "d.parquet", "diversity")
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    path = io.write_table(_diversity_rows(1), tmp_path / "d.parquet", "diversity")
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(OSError, match="disk full"):
+        io.write_table(_diversity_rows(3), path, "diversity")
+    assert len(io.read_table(path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
+
+
+def test_corrupt_parquet_is_reported_with_its_path(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(io.ContractError, match=r"bad\.parquet: not a readable Parquet"):
+        io.read_table(bad)
+
+
+def test_contract_columns_checked_on_read(tmp_path):
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"a": [1]}), path)
+    with pytest.raises(io.ContractError, match="diversity file lacks column"):
+        io.read_table(path, "diversity")
+
+
+def test_empty_frame_has_contract_columns():
+    assert list(io.empty_frame("generations").columns) == io.GENERATIONS.names
