@@ -1,0 +1,40 @@
+"""What a task family is: where its prompts come from and how a record becomes a prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = Mapping[str, Any]
+
+
+class TaskDataError(ValueError):
+    """A dataset record lacks a field or holds a value the task cannot use."""
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A task family: dataset coordinates, record → prompt rendering, gold reference.
+
+    ``render_text`` gives the completion-format prompt (base models); ``render_user`` the user turn
+    of the chat-format prompt. ``stop`` applies to completion-format sampling only.
+    """
+
+    name: str
+    hf_id: str
+    split: str
+    required_fields: tuple[str, ...]
+    render_text: Callable[[Record], str]
+    render_user: Callable[[Record], str]
+    reference: Callable[[Record], dict[str, Any]]
+    hf_config: str | None = None
+    id_field: str | None = None
+    stop: tuple[str, ...] = ()
+    verifiable: bool = False
+    meta_fields: tuple[str, ...] = field(default_factory=tuple)
+
+    def check_record(self, record: Record, where: str) -> None:
+        missing = [f for f in self.required_fields if f not in record or record[f] is None]
+        if missing:
+            raise TaskDataError(f"{where}: {self.name} record lacks field(s) {missing}")

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from divtrace import io
+from divtrace.cli import main
+from divtrace.tasks import FAMILIES, TaskDataError, get_family
+from divtrace.tasks.gsm8k import gold_answer
+from divtrace.tasks.prompts import build_prompts, read_jsonl, select
+
+from .conftest import REPO, SHARED_REAL
+
+DEMO = REPO / "resources" / "tasks" / "demo"
+
+
+def test_demo_suite_has_three_families_with_enough_prompts():
+    for name in ("gsm8k", "writingprompts", "ifeval"):
+        records = read_jsonl(DEMO / f"{name}.jsonl")
+        assert len(records) >= 8
+        for i, record in enumerate(records):
+            FAMILIES[name].check_record(record, f"{name}:{i}")
+
+
+def test_selection_is_seeded_and_stable():
+    assert select(10, 8, 1234, "gsm8k") == select(10, 8, 1234, "gsm8k")
+    assert select(10, 8, 1234, "gsm8k") != select(10, 8, 99, "gsm8k")
+    assert sorted(select(10, None, 1, "t")) == list(range(10))
+    # A larger n extends the same order: the first prompts do not change.
+    assert select(10, 8, 1234, "gsm8k")[:5] == select(10, 5, 1234, "gsm8k")
+
+
+def test_gsm8k_prompts_keep_ids_and_gold_answers():
+    records = read_jsonl(DEMO / "gsm8k.jsonl")
+    table = build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=8, seed=1, source="demo")
+    assert list(table["index"]) == list(range(8))
+    assert table["prompt_id"].is_unique
+    for row in table.itertuples():
+        number = int(row.prompt_id.split("/")[1])
+        record = records[number]
+        assert row.text == f"Question: {record['question']}\n\nAnswer:"
+        assert json.loads(row.messages) == [{"role": "user", "content": record["question"]}]
+        assert json.loads(row.reference)["answer"] == gold_answer(record["answer"])
+
+
+def test_n_larger_than_dataset_takes_all():
+    records = read_jsonl(DEMO / "writingprompts.jsonl")
+    table = build_prompts(
+        "writingprompts", FAMILIES["writingprompts"], records, n=500, seed=1, source="demo"
+    )
+    assert len(table) == len(records)
+
+
+def test_ifeval_ids_come_from_key_and_padded_kwargs_are_sparsified():
+    record = {
+        "key": 7,
+        "prompt": "Write in lowercase.",
+        "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
+        "kwargs": [{"num_words": None}, {"num_words": 40, "relation": "less than", "x": None}],
+    }
+    table = build_prompts("ifeval", FAMILIES["ifeval"], [record], n=1, seed=0, source="hub")
+    assert table.loc[0, "prompt_id"] == "ifeval/7"
+    assert json.loads(table.loc[0, "reference"])["kwargs"] == [
+        {},
+        {"num_words": 40, "relation": "less than"},
+    ]
+
+
+def test_bad_records_are_named(tmp_path):
+    with pytest.raises(
+        TaskDataError, match=r"record 0: gsm8k record lacks field\(s\) \['answer'\]"
+    ):
+        build_prompts("gsm8k", FAMILIES["gsm8k"], [{"question": "q"}], n=1, seed=0, source="x")
+    with pytest.raises(TaskDataError, match="####"):
+        build_prompts(
+            "gsm8k", FAMILIES["gsm8k"], [{"question": "q", "answer": "7"}], n=1, seed=0, source="x"
+        )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
+    with pytest.raises(TaskDataError, match=r"bad.jsonl:2: not valid JSON"):
+        read_jsonl(bad)
+    with pytest.raises(TaskDataError, match="unknown task family 'chess'"):
+        get_family("chess")
+
+
+def test_prompts_command_writes_the_contract(tmp_path, capsys):
+    out = tmp_path / "p.parquet"
+    rc = main(
+        [
+            "prompts",
+            "--task",
+            "gsm8k",
+            "--source",
+            str(DEMO / "gsm8k.jsonl"),
+            "--n",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    table = io.read_table(out, "prompts")
+    assert len(table) == 8
+    assert io.read_metadata(out)["n_available"] == 10
+
+
+def test_prompts_command_reports_missing_source(tmp_path, capsys):
+    rc = main(
+        [
+            "prompts",
+            "--task",
+            "gsm8k",
+            "--source",
+            str(tmp_path / "nope.jsonl"),
+            "--out",
+            str(tmp_path / "p.parquet"),
+        ]
+    )
+    assert rc == 2
+    assert "nope.jsonl: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.skipif(
+    not (SHARED_REAL / "gsm8k_test_100.jsonl").exists(), reason="../shared data absent"
+)
+def test_real_gsm8k_subset_loads():
+    records = read_jsonl(SHARED_REAL / "gsm8k_test_100.jsonl")
+    table = build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=100, seed=1234, source="real")
+    assert len(table) == len(records)
+    answers = [json.loads(r)["answer"] for r in table["reference"]]
+    assert all(a.lstrip("-").replace(".", "").isdigit() for a in answers)
+
+
+@pytest.mark.skipif(
+    not (SHARED_REAL / "ifeval_input_data.jsonl").exists(), reason="../shared data absent"
+)
+def test_real_ifeval_prompts_load():
+    records = read_jsonl(SHARED_REAL / "ifeval_input_data.jsonl")
+    table = build_prompts("ifeval", FAMILIES["ifeval"], records, n=None, seed=1234, source="real")
+    assert len(table) == len(records)
+    assert table["prompt_id"].is_unique
