@@ -1,0 +1,1 @@
+"""Sampling: prompt rendering, seeds, backends and the reasoning/answer split."""

@@ -1,0 +1,222 @@
+"""The ``transformers`` backend: portable sampling with per-sample seeds.
+
+Sampling is done with the Gumbel-max trick inside ``generate``: the configured temperature, top-k
+and top-p warpers shape the logits, then each row adds Gumbel noise drawn from its own
+``torch.Generator`` (seeded with that sample's seed) and the argmax is taken. This is exact
+sampling from the warped distribution, and a sample's tokens depend on its own seed only — not
+on the batch it shares, the shard it falls in or the global torch RNG.
+
+The checkpoint's ``generation_config`` is replaced by an explicit one, so the model's own
+defaults (temperature, repetition penalty, ...) never override the configured sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from divtrace.generation.backend import BackendInfo, Completion, Request, SamplingParams
+
+CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+
+
+class SamplingError(RuntimeError):
+    """Sampling cannot proceed (bad model directory, prompt too long, ...)."""
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _gumbel_processor(seeds: Sequence[int], device: str) -> Any:
+    import torch
+    from transformers import LogitsProcessor
+
+    class SeededGumbel(LogitsProcessor):
+        """Adds per-row Gumbel noise from per-row generators; argmax then samples exactly."""
+
+        def __init__(self) -> None:
+            self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            vocab = scores.shape[-1]
+            uniform = torch.stack(
+                [
+                    torch.rand(vocab, generator=g, device=scores.device, dtype=torch.float32)
+                    for g in self.generators
+                ]
+            )
+            tiny = torch.finfo(torch.float32).tiny
+            gumbel = -torch.log(-torch.log(uniform.clamp(min=tiny, max=1.0 - 1e-7)))
+            return scores.float() + gumbel
+
+    return SeededGumbel()
+
+
+class TransformersBackend:
+    """Sampling with ``transformers`` ``generate``; one prompt's samples per batch."""
+
+    def __init__(
+        self, model_dir: str | Path, *, device: str = "auto", dtype: str = "auto", threads: int = 1
+    ) -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise SamplingError(f"{model_dir}: not a model directory (no config.json)")
+        torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=resolve_dtype(dtype, self.device)
+        )
+        self.model = model.to(self.device).eval()
+        checkpoint_eos = self.model.generation_config.eos_token_id
+        self.eos_ids = self._eos_ids(checkpoint_eos)
+        pad = self._tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_ids[0]
+        self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self.info = BackendInfo(
+            name="transformers",
+            versions={"torch": torch.__version__, "transformers": transformers.__version__},
+            device=torch.cuda.get_device_name(self.device)
+            if self.device.startswith("cuda")
+            else "cpu",
+            settings={
+                "dtype": str(self.model.dtype),
+                "threads": threads,
+                "eos_token_ids": self.eos_ids,
+                "checkpoint_generation_config": self.model.generation_config.to_diff_dict(),
+            },
+        )
+
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def _eos_ids(self, checkpoint_eos: int | list[int] | None) -> list[int]:
+        ids: list[int] = []
+        if isinstance(checkpoint_eos, int):
+            ids.append(checkpoint_eos)
+        elif checkpoint_eos:
+            ids.extend(checkpoint_eos)
+        if self._tokenizer.eos_token_id is not None:
+            ids.append(self._tokenizer.eos_token_id)
+        vocab = self._tokenizer.get_vocab()
+        ids.extend(vocab[t] for t in CHAT_END_TOKENS if t in vocab)
+        return sorted(set(ids))
+
+    def _generation_config(self, params: SamplingParams) -> Any:
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            do_sample=False,  # sampling happens in the Gumbel processor
+            num_beams=1,
+            max_new_tokens=params.max_tokens,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            stop_strings=list(params.stop) or None,
+            repetition_penalty=1.0,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+
+    def _processors(self, params: SamplingParams, seeds: Sequence[int]) -> Any:
+        from transformers import LogitsProcessorList
+        from transformers.generation.logits_process import (
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        processors = LogitsProcessorList()
+        if params.temperature == 0:
+            return processors  # greedy
+        processors.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k > 0:
+            processors.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            processors.append(TopPLogitsWarper(params.top_p))
+        processors.append(_gumbel_processor(seeds, self.device))
+        return processors
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        params: SamplingParams,
+        *,
+        add_special_tokens: bool = False,
+    ) -> list[list[Completion]]:
+        import torch
+        from tqdm import tqdm
+
+        # Replace the checkpoint's defaults wholesale (see module docstring).
+        self.model.generation_config = self._generation_config(params)
+        results: list[list[Completion]] = []
+        for request in tqdm(requests, desc="prompts", unit="prompt", mininterval=5):
+            encoded = self._tokenizer(
+                request.prompt, return_tensors="pt", add_special_tokens=add_special_tokens
+            )
+            n_prompt = int(encoded["input_ids"].shape[1])
+            if self.max_context and n_prompt >= self.max_context:
+                raise SamplingError(
+                    f"prompt of {n_prompt} tokens does not fit the model's context of "
+                    f"{self.max_context} tokens: {request.prompt[:80]!r}"
+                )
+            k = len(request.seeds)
+            input_ids = encoded["input_ids"].repeat(k, 1).to(self.device)
+            attention = encoded["attention_mask"].repeat(k, 1).to(self.device)
+            params_here = params
+            if self.max_context:
+                room = self.max_context - n_prompt
+                params_here = SamplingParams(
+                    params.temperature,
+                    params.top_p,
+                    params.top_k,
+                    min(params.max_tokens, room),
+                    params.stop,
+                )
+                self.model.generation_config.max_new_tokens = params_here.max_tokens
+            with torch.inference_mode():
+                output = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    logits_processor=self._processors(params_here, request.seeds),
+                    tokenizer=self._tokenizer if params.stop else None,
+                )
+            results.append(
+                [self._completion(row[n_prompt:].tolist(), params_here) for row in output]
+            )
+        return results
+
+    def _completion(self, tokens: list[int], params: SamplingParams) -> Completion:
+        eos_at = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)
+        if eos_at is not None:
+            body = tokens[:eos_at]
+            n_tokens, finish = eos_at + 1, "stop"
+        else:
+            body = tokens
+            while body and body[-1] == self.pad_id:
+                body = body[:-1]
+            n_tokens = len(body)
+            finish = "length" if n_tokens >= params.max_tokens else "stop"
+        text = str(self._tokenizer.decode(body, skip_special_tokens=False))
+        cuts = [text.find(s) for s in params.stop if s in text]
+        if cuts:
+            text, finish = text[: min(cuts)], "stop"
+        return Completion(text=text, n_tokens=n_tokens, finish_reason=finish)

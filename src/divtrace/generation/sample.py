@@ -1,0 +1,161 @@
+"""Sample one shard: the prompts of one index range, for one model, task and CoT mode."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from divtrace import io
+from divtrace.generation.backend import Backend, Request, SamplingParams
+from divtrace.generation.cot import split_reasoning
+from divtrace.generation.prompting import render_prompt
+from divtrace.generation.seeds import sample_seeds
+
+
+class ShardError(ValueError):
+    """The shard request is inconsistent with its inputs."""
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    model: str
+    task: str
+    cot: str
+    shard: int
+    prompts_per_shard: int
+    k: int
+    seed: int
+    prompt_format: str
+    reasoning: bool
+    prefill: str
+
+    def index_range(self) -> tuple[int, int]:
+        start = self.shard * self.prompts_per_shard
+        return start, start + self.prompts_per_shard
+
+
+def shard_prompts(prompts: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
+    """Rows of the prompts table whose ``index`` falls in the shard (possibly none)."""
+    start, stop = spec.index_range()
+    chosen = prompts[(prompts["index"] >= start) & (prompts["index"] < stop)]
+    return chosen.sort_values("index")
+
+
+def make_backend(name: str, model_dir: str | Path, settings: Mapping[str, Any]) -> Backend:
+    if name == "transformers":
+        from divtrace.generation.hf import TransformersBackend
+
+        return TransformersBackend(
+            model_dir,
+            device=str(settings.get("device", "auto")),
+            dtype=str(settings.get("dtype", "auto")),
+            threads=int(settings.get("threads", 1)),
+        )
+    if name == "vllm":
+        raise ShardError("sampling backend 'vllm' is not available in this version yet")
+    raise ShardError(f"unknown sampling backend {name!r} (known: transformers, vllm)")
+
+
+def sample_shard(
+    prompts: pd.DataFrame,
+    spec: ShardSpec,
+    params: SamplingParams,
+    backend: Backend,
+    model_manifest: Mapping[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Generations (DESIGN §3 schema) of one shard, and the file metadata to store with them."""
+    if spec.cot not in ("on", "off"):
+        raise ShardError(f"cot must be 'on' or 'off', got {spec.cot!r}")
+    if spec.cot == "off" and not spec.reasoning:
+        raise ShardError(f"model {spec.model!r} is not a reasoning model: CoT off does not apply")
+    missing = [c for c in io.PROMPTS.names if c not in prompts.columns]
+    if missing:
+        raise ShardError(f"prompts table lacks column(s) {missing}")
+    rows = shard_prompts(prompts[prompts["task"] == spec.task], spec)
+    tokenizer = backend.tokenizer()
+    requests: list[Request] = []
+    records_in = rows.to_dict("records")
+    for row in records_in:
+        rendered = render_prompt(
+            tokenizer,
+            text=row["text"],
+            messages=row["messages"],
+            prompt_format=spec.prompt_format,
+            cot=spec.cot,
+            prefill=spec.prefill,
+        )
+        seeds = sample_seeds(spec.seed, spec.task, str(row["prompt_id"]), spec.k)
+        requests.append(Request(prompt=rendered, seeds=tuple(seeds)))
+    started = time.time()
+    completions = (
+        backend.generate(requests, params, add_special_tokens=spec.prompt_format == "completion")
+        if requests
+        else []
+    )
+    elapsed = time.time() - started
+    records: list[dict[str, Any]] = []
+    prefill = spec.prefill if spec.cot == "off" else ""
+    for row, request, outputs in zip(records_in, requests, completions, strict=True):
+        if len(outputs) != spec.k:
+            raise ShardError(
+                f"backend returned {len(outputs)} samples for {row['prompt_id']}, not {spec.k}"
+            )
+        for j, (seed, out) in enumerate(zip(request.seeds, outputs, strict=True)):
+            split = split_reasoning(out.text, reasoning_model=spec.reasoning, prefill=prefill)
+            records.append(
+                {
+                    "model": spec.model,
+                    "task": spec.task,
+                    "cot": spec.cot,
+                    "prompt_id": row["prompt_id"],
+                    "sample": j,
+                    "seed": seed,
+                    "prompt_text": request.prompt,
+                    "raw": out.text,
+                    "reasoning": split.reasoning,
+                    "answer": split.answer,
+                    "think_closed": split.think_closed,
+                    "n_tokens": out.n_tokens,
+                    "finish_reason": out.finish_reason,
+                    "backend": backend.info.name,
+                }
+            )
+    frame = pd.DataFrame(records) if records else io.empty_frame("generations")
+    n_tokens = int(frame["n_tokens"].sum()) if len(frame) else 0
+    metadata = {
+        "shard": asdict(spec),
+        "sampling": asdict(params),
+        "backend": backend.info.name,
+        "backend_versions": backend.info.versions,
+        "backend_settings": backend.info.settings,
+        "device": backend.info.device,
+        "host": platform.node(),
+        "model_manifest": {
+            k: model_manifest.get(k) for k in ("name", "source", "repo", "revision", "commit")
+        },
+        "n_prompts": len(rows),
+        "generated_tokens": n_tokens,
+        "seconds": round(elapsed, 3),
+        "tokens_per_second": round(n_tokens / elapsed, 2) if elapsed > 0 else None,
+    }
+    return frame, metadata
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A model manifest written by ``fetch-model``; names the file when it is unusable."""
+    try:
+        manifest: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ShardError(f"{path}: model manifest not found (run fetch_model first)") from None
+    except json.JSONDecodeError as err:
+        raise ShardError(f"{path}: model manifest is not valid JSON ({err.msg})") from err
+    if "path" not in manifest:
+        raise ShardError(f"{path}: model manifest lacks 'path'")
+    return manifest

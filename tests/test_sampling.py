@@ -1,0 +1,175 @@
+"""Sampling with the transformers backend on a tiny toy checkpoint built in the test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from divtrace import io
+from divtrace.cli import main
+from divtrace.generation.backend import SamplingParams
+from divtrace.generation.hf import SamplingError, TransformersBackend
+from divtrace.generation.sample import ShardError, ShardSpec, make_backend, sample_shard
+from divtrace.tasks import FAMILIES
+from divtrace.tasks.prompts import build_prompts, read_jsonl
+
+from .conftest import REPO
+
+DEMO = REPO / "resources" / "tasks" / "demo"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """An (untrained beyond a few steps) toy base and think-sft pair."""
+    from divtrace.toy.build import build_toy_model
+
+    root = tmp_path_factory.mktemp("models")
+    build_toy_model({"recipe": "pretrain", "seed": 0, "steps": 2}, root / "base", None)
+    build_toy_model(
+        {"recipe": "sft", "style": "think", "seed": 1, "steps": 2}, root / "think", root / "base"
+    )
+    return {"base": root / "base", "think": root / "think"}
+
+
+@pytest.fixture(scope="module")
+def prompts() -> pd.DataFrame:
+    records = read_jsonl(DEMO / "gsm8k.jsonl")
+    return build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=6, seed=7, source="demo")
+
+
+@pytest.fixture(scope="module")
+def think_backend(checkpoints) -> TransformersBackend:
+    return TransformersBackend(checkpoints["think"], device="cpu")
+
+
+PARAMS = SamplingParams(temperature=1.0, top_p=0.95, top_k=0, max_tokens=12)
+
+
+def spec(shard: int = 0, per_shard: int = 6, cot: str = "on", k: int = 3) -> ShardSpec:
+    return ShardSpec(
+        model="think-sft",
+        task="gsm8k",
+        cot=cot,
+        shard=shard,
+        prompts_per_shard=per_shard,
+        k=k,
+        seed=1234,
+        prompt_format="chat",
+        reasoning=True,
+        prefill="<think></think>",
+    )
+
+
+def test_toy_tokenizer_renders_chatml_golden(think_backend):
+    messages = [{"role": "user", "content": "Hi"}]
+    rendered = think_backend.tokenizer().apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
+    assert rendered == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_samples_do_not_depend_on_sharding_or_order(think_backend, prompts):
+    whole, _ = sample_shard(prompts, spec(per_shard=6), PARAMS, think_backend, {})
+    parts = [
+        sample_shard(prompts, spec(shard=s, per_shard=2), PARAMS, think_backend, {})[0]
+        for s in (2, 0, 1)  # another order, another batch composition
+    ]
+    sharded = pd.concat(parts)
+    key = ["prompt_id", "sample"]
+    left = whole.sort_values(key).reset_index(drop=True)
+    right = sharded.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(left[[*key, "seed", "raw"]], right[[*key, "seed", "raw"]])
+    # The K samples of a prompt differ from each other (they are not one draw repeated).
+    assert whole.groupby("prompt_id")["raw"].nunique().max() > 1
+
+
+def test_outputs_are_stored_under_their_own_prompt(think_backend, prompts):
+    frame, _ = sample_shard(prompts, spec(), PARAMS, think_backend, {})
+    by_id = prompts.set_index("prompt_id")
+    for row in frame.itertuples():
+        user = json.loads(by_id.loc[row.prompt_id, "messages"])[0]["content"]
+        assert f"<|im_start|>user\n{user}<|im_end|>" in row.prompt_text
+    assert sorted(frame["sample"].unique()) == [0, 1, 2]
+    assert len(frame) == 6 * 3
+
+
+def test_greedy_samples_are_identical(think_backend, prompts):
+    greedy = SamplingParams(temperature=0.0, top_p=1.0, top_k=0, max_tokens=8)
+    frame, _ = sample_shard(prompts, spec(), greedy, think_backend, {})
+    assert (frame.groupby("prompt_id")["raw"].nunique() == 1).all()
+
+
+def test_cot_off_prompts_end_with_the_prefill(think_backend, prompts):
+    frame, meta = sample_shard(prompts, spec(cot="off", k=2), PARAMS, think_backend, {})
+    assert frame["prompt_text"].str.endswith("<|im_start|>assistant\n<think></think>").all()
+    assert frame["think_closed"].all()
+    assert meta["shard"]["prefill"] == "<think></think>"
+
+
+def test_shard_beyond_the_prompts_is_empty_but_valid(think_backend, prompts, tmp_path):
+    frame, meta = sample_shard(prompts, spec(shard=5, per_shard=2), PARAMS, think_backend, {})
+    assert len(frame) == 0 and meta["n_prompts"] == 0
+    io.write_table(frame, tmp_path / "empty.parquet", "generations", metadata=meta)
+    assert list(io.read_table(tmp_path / "empty.parquet").columns) == io.GENERATIONS.names
+
+
+def test_max_tokens_bounds_every_sample(think_backend, prompts):
+    short = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, max_tokens=3)
+    frame, _ = sample_shard(prompts, spec(k=2), short, think_backend, {})
+    assert (frame["n_tokens"] <= 3).all()
+    assert set(frame["finish_reason"]) <= {"stop", "length"}
+
+
+def test_prompt_longer_than_the_context_is_named(think_backend, prompts):
+    long = prompts.copy()
+    long["messages"] = json.dumps([{"role": "user", "content": "apples " * 2000}])
+    with pytest.raises(SamplingError, match="does not fit the model's context"):
+        sample_shard(long, spec(), PARAMS, think_backend, {})
+
+
+def test_bad_inputs_are_named(checkpoints, prompts, tmp_path):
+    with pytest.raises(SamplingError, match="not a model directory"):
+        TransformersBackend(tmp_path / "missing")
+    with pytest.raises(ShardError, match="unknown sampling backend 'tgi'"):
+        make_backend("tgi", checkpoints["think"], {})
+    with pytest.raises(ShardError, match=r"lacks column\(s\) \['messages'\]"):
+        sample_shard(prompts.drop(columns=["messages"]), spec(), PARAMS, None, {})  # type: ignore[arg-type]
+    base_spec = ShardSpec(**{**spec().__dict__, "reasoning": False, "cot": "off"})
+    with pytest.raises(ShardError, match="not a reasoning model"):
+        sample_shard(prompts, base_spec, PARAMS, None, {})  # type: ignore[arg-type]
+
+
+def test_sample_command_writes_an_atomic_shard(checkpoints, prompts, tmp_path):
+    prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"name": "base", "source": "toy", "path": str(checkpoints["base"])}))
+    out = tmp_path / "g" / "shard-0000.parquet"
+    args = [
+        "sample", "--prompts", str(prompts_path), "--manifest", str(manifest), "--model", "base",
+        "--task", "gsm8k", "--shard", "0", "--prompts-per-shard", "4", "--k", "2",
+        "--seed", "1", "--format", "completion", "--temperature", "0.7", "--max-tokens", "6",
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    frame = io.read_table(out, "generations")
+    assert len(frame) == 4 * 2
+    assert frame["prompt_text"].str.startswith("Question: ").all()
+    assert frame["think_closed"].isna().all()
+    assert io.read_metadata(out)["sampling"]["stop"] == list(FAMILIES["gsm8k"].stop)
+    assert [p.name for p in out.parent.iterdir()] == ["shard-0000.parquet"]
+
+
+def test_sample_command_reports_a_missing_manifest(tmp_path, capsys, prompts):
+    prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
+    args = [
+        "sample", "--prompts", str(prompts_path), "--manifest", str(tmp_path / "none.json"),
+        "--model", "m", "--task", "gsm8k", "--shard", "0", "--prompts-per-shard", "4",
+        "--k", "2", "--seed", "1", "--format", "chat", "--temperature", "0.7",
+        "--max-tokens", "6", "--out", str(tmp_path / "o.parquet"),
+    ]  # fmt: skip
+    assert main(args) == 2
+    assert "none.json: model manifest not found" in capsys.readouterr().err
+    assert not (tmp_path / "o.parquet").exists()
