@@ -145,7 +145,9 @@ def test_bad_inputs_are_named(checkpoints, prompts, tmp_path):
 def test_sample_command_writes_an_atomic_shard(checkpoints, prompts, tmp_path):
     prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"name": "base", "source": "toy", "path": str(checkpoints["base"])}))
+    manifest.write_text(
+        json.dumps({"name": "base", "source": "toy", "path": str(checkpoints["base"])})
+    )
     out = tmp_path / "g" / "shard-0000.parquet"
     args = [
         "sample", "--prompts", str(prompts_path), "--manifest", str(manifest), "--model", "base",
@@ -173,3 +175,38 @@ def test_sample_command_reports_a_missing_manifest(tmp_path, capsys, prompts):
     assert main(args) == 2
     assert "none.json: model manifest not found" in capsys.readouterr().err
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_killed_sampling_leaves_no_shard_and_reruns(checkpoints, prompts, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"name": "think", "path": str(checkpoints["think"])}))
+    out = tmp_path / "g" / "shard-0000.parquet"
+
+    def command(max_tokens: int) -> list[str]:
+        return [
+            sys.executable, "-m", "divtrace.cli", "sample", "--prompts", str(prompts_path),
+            "--manifest", str(manifest), "--model", "think-sft", "--task", "gsm8k",
+            "--shard", "0", "--prompts-per-shard", "6", "--k", "4", "--seed", "1",
+            "--format", "chat", "--reasoning", "--temperature", "1.0",
+            "--max-tokens", str(max_tokens), "--out", str(out),
+        ]  # fmt: skip
+
+    log = tmp_path / "sample.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(command(400), stderr=handle, stdout=handle)
+        deadline = time.time() + 120
+        while "prompts:" not in log.read_text() and time.time() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert "prompts:" in log.read_text()
+    assert not out.exists()
+    subprocess.run(command(4), check=True, capture_output=True)
+    assert len(io.read_table(out, "generations")) == 6 * 4

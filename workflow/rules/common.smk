@@ -1,0 +1,162 @@
+"""Config → models, tasks, CoT modes and shards; input functions. No rules here.
+
+Parsing stays cheap: only divtrace.config (pure Python) is imported.
+"""
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from divtrace.config import Study, validate_config  # noqa: E402
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# Our validator first: it fills nested defaults and names the offending key; then Snakemake's.
+validate_config(config, SCHEMA)
+validate(config, schema="../schemas/config.schema.yaml")
+
+STUDY = Study(config)
+RESULTS = STUDY.results
+SAMPLING = config["sampling"]
+METRICS = config["metrics"]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    model=_alternatives(STUDY.models),
+    task=_alternatives(STUDY.tasks),
+    cot="on|off",
+    shard=r"\d{4}",
+
+
+# ---------------------------------------------------------------- paths
+def model_manifest(model):
+    return f"resources/models/{model}/manifest.json"
+
+
+def prompts_file(task):
+    return f"{RESULTS}/prompts/{task}.parquet"
+
+
+def shard_file(model, task, cot, shard):
+    return f"{RESULTS}/generations/{model}/{task}/cot-{cot}/shard-{shard}.parquet"
+
+
+def diversity_file(model, task, cot):
+    return f"{RESULTS}/diversity/{model}/{task}/cot-{cot}.parquet"
+
+
+TABLES = {
+    "parquet": f"{RESULTS}/tables/diversity.parquet",
+    "csv": f"{RESULTS}/tables/diversity.csv",
+}
+FIGURES = {
+    "pdf": f"{RESULTS}/figures/lineage_trajectories.pdf",
+    "png": f"{RESULTS}/figures/lineage_trajectories.png",
+}
+
+
+def all_shards():
+    return [
+        shard_file(model, task, cot, shard)
+        for model, task, cot in STUDY.runs()
+        for shard in STUDY.shards(task)
+    ]
+
+
+def all_targets():
+    """Tables and figures, plus every shard: the raw generations are a deliverable too, and
+    naming them here means a deleted shard is regenerated (with what depends on it)."""
+    return list(TABLES.values()) + list(FIGURES.values()) + all_shards()
+
+
+# ---------------------------------------------------------------- input functions and params
+def parent_manifest(wildcards):
+    """A toy post-training recipe starts from its parent's weights."""
+    spec = STUDY.model(wildcards.model)
+    if spec["source"] == "toy" and spec.get("parent"):
+        return model_manifest(spec["parent"])
+    return []
+
+
+def model_spec_json(wildcards):
+    return json.dumps(STUDY.model(wildcards.model), sort_keys=True)
+
+
+def task_source(wildcards):
+    """Local task files are inputs (editing one re-prepares its prompts); HF ids are not."""
+    source = STUDY.task(wildcards.task)["source"]
+    return source if source.endswith(".jsonl") else []
+
+
+def _flags(values):
+    """``{"--flag": value}`` → a shell-quoted argument string (None values are left out)."""
+    args = []
+    for flag, value in values.items():
+        if value is True:
+            args.append(flag)
+        elif value is not None and value is not False:
+            args += [flag, str(value)]
+    return shlex.join(args)
+
+
+def prompts_args(wildcards):
+    task = STUDY.task(wildcards.task)
+    return _flags(
+        {
+            "--family": STUDY.family(wildcards.task),
+            "--source": task["source"],
+            "--n": task["n_prompts"],
+            "--seed": config["seed"],
+            "--hf-config": task.get("hf_config"),
+            "--split": task.get("split"),
+            "--revision": task.get("revision"),
+        }
+    )
+
+
+def sample_args(wildcards):
+    """Every setting that changes a shard's content, as command-line flags."""
+    model, task = STUDY.model(wildcards.model), STUDY.task(wildcards.task)
+    args = _flags(
+        {
+            "--family": STUDY.family(wildcards.task),
+            "--prompts-per-shard": SAMPLING["prompts_per_shard"],
+            "--k": SAMPLING["k"],
+            "--seed": config["seed"],
+            "--format": model["format"],
+            "--reasoning": bool(model.get("reasoning")),
+            "--prefill": SAMPLING["cot_off_prefill"],
+            "--temperature": SAMPLING["temperature"],
+            "--top-p": SAMPLING["top_p"],
+            "--top-k": SAMPLING["top_k"],
+            "--max-tokens": task["max_tokens"],
+            "--backend": SAMPLING["backend"],
+            "--device": SAMPLING["device"],
+            "--dtype": SAMPLING["dtype"],
+        }
+    )
+    stops = [token for stop in task.get("stop", []) for token in ("--stop", stop)]
+    return " ".join([args, shlex.join(stops)]).strip()
+
+
+def shards_of(wildcards):
+    return [
+        shard_file(wildcards.model, wildcards.task, wildcards.cot, shard)
+        for shard in STUDY.shards(wildcards.task)
+    ]
+
+
+def all_diversity_files(wildcards):
+    return [diversity_file(m, t, c) for m, t, c in STUDY.runs()]
+
+
+def lineage_json(wildcards):
+    return json.dumps(STUDY.lineage.to_dict(), sort_keys=True)

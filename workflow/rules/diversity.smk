@@ -1,0 +1,20 @@
+rule diversity:
+    """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
+    input:
+        shards_of,
+    output:
+        diversity_file("{model}", "{task}", "{cot}"),
+    log:
+        f"{RESULTS}/logs/diversity/{{model}}/{{task}}/cot-{{cot}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/diversity/{{model}}/{{task}}/cot-{{cot}}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
+    params:
+        metrics=",".join(METRICS["names"]),
+        sbert_model=METRICS["sbert_model"],
+        ead_vocab_size=METRICS["ead_vocab_size"],
+    shell:
+        "divtrace diversity --generations {input} --out {output} "
+        "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
+        "--ead-vocab-size {params.ead_vocab_size} > {log} 2>&1"

@@ -1,0 +1,23 @@
+rule fetch_model:
+    """Build a toy checkpoint, or download a pinned Hugging Face snapshot (network: local rule)."""
+    input:
+        parent=parent_manifest,
+    output:
+        manifest="resources/models/{model}/manifest.json",
+    log:
+        f"{RESULTS}/logs/fetch_model/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_model/{{model}}.tsv"
+    localrule: True
+    conda:
+        "../../envs/sampling.yaml"
+    threads: 2
+    params:
+        spec=model_spec_json,
+        parent_arg=lambda wildcards, input: (
+            f"--parent-manifest {input.parent}" if input.parent else ""
+        ),
+        out_dir=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "divtrace fetch-model --name {wildcards.model} --spec {params.spec:q} "
+        "--out-dir {params.out_dir} {params.parent_arg} > {log} 2>&1"

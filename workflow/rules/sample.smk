@@ -1,0 +1,21 @@
+rule sample_shard:
+    """K samples for every prompt of one shard (the GPU step)."""
+    input:
+        prompts=prompts_file("{task}"),
+        manifest=model_manifest("{model}"),
+    output:
+        shard_file("{model}", "{task}", "{cot}", "{shard}"),
+    log:
+        f"{RESULTS}/logs/sample_shard/{{model}}/{{task}}/cot-{{cot}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample_shard/{{model}}/{{task}}/cot-{{cot}}/shard-{{shard}}.tsv"
+    conda:
+        "../../envs/sampling.yaml"
+    threads: SAMPLING["threads"]
+    params:
+        args=sample_args,
+    shell:
+        "divtrace sample --prompts {input.prompts} --manifest {input.manifest} "
+        "--model {wildcards.model} --task {wildcards.task} --cot {wildcards.cot} "
+        "--shard {wildcards.shard} {params.args} --threads {threads} --out {output} "
+        "> {log} 2>&1"
