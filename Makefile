@@ -1,0 +1,36 @@
+# Two entry points: `make demo` (set up, run the embedded demo) and `make test` (set up, run every check).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: setup demo test lint unit clean-results
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 first: on these machines it resolves to the local CPU build (a plain `torch`
+# would pull a multi-GB CUDA build). On a GPU cluster, install the torch build you need instead.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/snakefmt --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
+
+unit: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+test: lint unit
+
+clean-results:
+	rm -rf results .snakemake
