@@ -1,0 +1,1 @@
+"""Correctness of sampled answers on verifiable tasks (DESIGN §6)."""
