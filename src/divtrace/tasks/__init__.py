@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from divtrace.tasks import gsm8k, ifeval, writingprompts
+from divtrace.tasks import (
+    cruxeval,
+    gsm8k,
+    humaneval,
+    ifeval,
+    math,
+    mbpp,
+    truthfulqa,
+    writingprompts,
+)
 from divtrace.tasks.base import TaskDataError, TaskFamily
 
 FAMILIES: dict[str, TaskFamily] = {
-    module.FAMILY.name: module.FAMILY for module in (gsm8k, ifeval, writingprompts)
+    family.name: family
+    for family in (
+        gsm8k.FAMILY,
+        *math.FAMILIES,
+        humaneval.FAMILY,
+        mbpp.FAMILY,
+        cruxeval.FAMILY,
+        ifeval.FAMILY,
+        truthfulqa.FAMILY,
+        writingprompts.FAMILY,
+    )
 }
 
 

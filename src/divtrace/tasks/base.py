@@ -18,7 +18,8 @@ class TaskFamily:
     """A task family: dataset coordinates, record → prompt rendering, gold reference.
 
     ``render_text`` gives the completion-format prompt (base models); ``render_user`` the user turn
-    of the chat-format prompt. ``stop`` applies to completion-format sampling only.
+    of the chat-format prompt. ``stop`` applies to completion-format sampling only. A prompt's id
+    is the first of ``id_fields`` present in its record, else the record's row number.
     """
 
     name: str
@@ -29,10 +30,17 @@ class TaskFamily:
     render_user: Callable[[Record], str]
     reference: Callable[[Record], dict[str, Any]]
     hf_config: str | None = None
-    id_field: str | None = None
+    id_fields: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     verifiable: bool = False
     meta_fields: tuple[str, ...] = field(default_factory=tuple)
+
+    def record_id(self, record: Record, row_number: int) -> tuple[str | None, Any]:
+        """(field the id came from, id) of a record; (None, row number) without an id field."""
+        for field_name in self.id_fields:
+            if record.get(field_name) is not None:
+                return field_name, record[field_name]
+        return None, row_number
 
     def check_record(self, record: Record, where: str) -> None:
         missing = [f for f in self.required_fields if f not in record or record[f] is None]

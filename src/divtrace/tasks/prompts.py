@@ -89,10 +89,10 @@ def build_prompts(
         record = records[row_number]
         where = f"{source} record {row_number}"
         family.check_record(record, where)
-        local_id = record[family.id_field] if family.id_field else row_number
+        id_field, local_id = family.record_id(record, row_number)
         prompt_id = f"{task}/{local_id}"
         if prompt_id in seen:
-            raise TaskDataError(f"{where}: duplicate id {local_id!r} in field {family.id_field!r}")
+            raise TaskDataError(f"{where}: duplicate id {local_id!r} in field {id_field!r}")
         seen.add(prompt_id)
         try:
             reference = family.reference(record)
@@ -107,7 +107,14 @@ def build_prompts(
                 "messages": json.dumps([{"role": "user", "content": family.render_user(record)}]),
                 "reference": json.dumps(reference, sort_keys=True),
                 "meta": json.dumps(
-                    {"source": source, "row": row_number, "family": family.name}, sort_keys=True
+                    {
+                        "source": source,
+                        "row": row_number,
+                        "family": family.name,
+                        **{f: record[f] for f in family.meta_fields if f in record},
+                    },
+                    sort_keys=True,
+                    default=str,
                 ),
             }
         )

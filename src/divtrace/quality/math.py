@@ -1,0 +1,339 @@
+"""Math answer correctness (GSM8K, MATH): extract the final answer, compare it with math-verify.
+
+Extraction — :func:`extract_answer` tries these rules in order and uses the first that finds
+something (the ``method`` it reports is the rule's name):
+
+1. ``hash``: the last line of the form ``#### x`` (GSM8K's answer format) where ``x``, cleaned,
+   starts like an answer (a digit, sign, ``.``, ``$``, ``\\`` or ``(``): a Markdown heading such
+   as ``#### Step 2`` is not an answer.
+2. ``boxed``: the content of the last complete ``\\boxed{...}`` or ``\\fbox{...}`` (braces
+   balanced and nested; ``\\{``/``\\}`` are literal braces; ``\\boxed 5`` also counts). A box that
+   never closes (a truncated output) is skipped in favour of the previous complete one.
+3. ``answer_is``: the text after the last "answer is" (e.g. "The final answer is:";
+   case-insensitive), up to the end of its sentence or line.
+4. ``last_number``: the last number in the text (``-1,234.5``, ``3/4``), thousands separators
+   removed.
+
+Rules 1–3 clean what they find: Markdown bold, surrounding ``$``/``\\(...\\)``/``\\[...\\]`` and
+trailing punctuation are dropped, and a number followed by plain words ("18 dollars") keeps the
+number.
+
+Equivalence — :func:`answers_match` drops a trailing unit (``\\text{ cm}``, with its leading
+space), compares normalised strings (whitespace, ``$``, ``\\left``/``\\right``, ``\\dfrac``,
+``\\text{}``, degrees, thousands separators, ``(A)`` → ``A``), then parses
+both sides as LaTeX with math-verify (``\\boxed{x}``) and asks :func:`math_verify.verify`
+(numeric within 6 decimals, symbolic, sets, tuples, intervals, percentages). The gold is the
+task reference's ``answer`` (GSM8K: a plain number; MATH: LaTeX).
+
+Safety — math-verify's own timeouts use ``signal.alarm`` and fail outside the main thread, so they
+are switched off; instead each comparison runs under one ``setitimer`` limit
+(:data:`TIME_LIMIT_S`) when called in the main thread with no other interval timer running.
+Without a timer (other threads, or another timer already set), answers that look expensive for
+SymPy (power towers, huge exponents or factorials, deep nesting) are compared as strings only. In every thread an extracted answer longer than
+:data:`MAX_ANSWER_CHARS` is judged incorrect without parsing, and only the last
+:data:`MAX_TEXT_CHARS` characters of a very long output are searched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from divtrace.quality.base import Judgement
+
+TIME_LIMIT_S = 5.0
+MAX_ANSWER_CHARS = 1000
+MAX_TEXT_CHARS = 200_000
+MAX_NESTING = 40
+MAX_BOX_CHARS = 20_000  # a \boxed{ that does not close within this many characters is skipped
+MAX_BOXES = 50  # only the last boxes of an output are tried
+UNTIMED = "expensive expression compared as a string only (no timer available)"
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------
+
+_HASH = re.compile(r"^[ \t]*####[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_ANSWER_START = re.compile(r"[-+.$\\(\d]")
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s+is\s*:?[ \t]*", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.])-?\.\d+")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+_NUMBER_WITH_WORDS = re.compile(
+    r"^\\?\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)(?:\s+(?!pi\b)[A-Za-z]{2,}[A-Za-z\s\-']*)?$"
+)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The final answer found in a text: ``answer`` (None if none) and the rule that found it."""
+
+    answer: str | None
+    method: str
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the ``{...}`` group opening at ``text[start]``, and the index after it.
+
+    None when the group does not close within :data:`MAX_BOX_CHARS` characters.
+    """
+    depth = 0
+    i = start
+    stop = min(len(text), start + MAX_BOX_CHARS)
+    while i < stop:
+        char = text[i]
+        if char == "\\":
+            i += 2  # \{ and \} are literal braces, not grouping
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+        i += 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}``/``\\fbox{...}`` in ``text`` (None if none)."""
+    for match in reversed(list(_BOX.finditer(text))[-MAX_BOXES:]):
+        rest = match.end()
+        while rest < len(text) and text[rest] in " \t":
+            rest += 1
+        if rest < len(text) and text[rest] == "{":
+            group = _braced(text, rest)
+            if group is not None:
+                return group[0].strip()
+        elif rest > match.end():
+            # "\boxed 5": the argument is the next token
+            token = re.match(r"[^\s$]+", text[rest:])
+            if token is not None:
+                return token.group(0).rstrip(".,;")
+    return None
+
+
+def _strip_wrappers(text: str) -> str:
+    text = text.strip()
+    changed = True
+    while changed and text:
+        changed = False
+        for left, right in (("**", "**"), ("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+            if (
+                len(text) >= len(left) + len(right)
+                and text.startswith(left)
+                and text.endswith(right)
+            ):
+                text = text[len(left) : len(text) - len(right)].strip()
+                changed = True
+        if text.endswith((".", ",", ";", ":")):
+            text = text[:-1].rstrip()
+            changed = True
+    return text
+
+
+def _clean(candidate: str, *, markdown: bool = True) -> str:
+    """Drop ``$``/``\\(`` wrappers, trailing punctuation and (in prose) Markdown bold;
+    "18 dollars" → "18"."""
+    candidate = _strip_wrappers(candidate.replace("**", "") if markdown else candidate)
+    number = _NUMBER_WITH_WORDS.match(candidate)
+    return number.group(1) if number is not None else candidate
+
+
+def _after_hash(text: str) -> str | None:
+    for line in reversed(_HASH.findall(text)):
+        candidate = _clean(line)
+        if _ANSWER_START.match(candidate):
+            return candidate
+    return None
+
+
+def _after_answer_is(text: str) -> str | None:
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :]
+    end = _SENTENCE_END.search(rest)
+    return _clean(rest[: end.start()] if end else rest) or None
+
+
+def extract_answer(text: str) -> Extraction:
+    """The final answer of a model output, by the rules in the module docstring."""
+    text = text[-MAX_TEXT_CHARS:]
+    hashed = _after_hash(text)
+    if hashed is not None:
+        return Extraction(hashed, "hash")
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return Extraction(_clean(boxed, markdown=False), "boxed")
+    answer_is = _after_answer_is(text)
+    if answer_is is not None:
+        return Extraction(answer_is, "answer_is")
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return Extraction(numbers[-1].replace(",", ""), "last_number")
+    return Extraction(None, "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Equivalence
+# ---------------------------------------------------------------------------------------------
+
+_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+
+
+def normalize(answer: str) -> str:
+    """A canonical string form of an answer, for the exact-string shortcut."""
+    text = answer.strip()
+    text = _strip_wrappers(text)
+    text = text.replace("\\$", "").replace("$", "")
+    text = re.sub(r"\\[dt]frac", r"\\frac", text)
+    text = text.replace("\\left", "").replace("\\right", "")
+    text = re.sub(r"\\[!,;: ]", "", text)
+    text = _TEXT.sub(r"\1", text)
+    text = _DEGREES.sub("", text)
+    text = re.sub(r"\s+", "", text)
+    if _THOUSANDS.match(text):
+        text = text.replace(",", "")
+    if re.fullmatch(r"\([A-Za-z]\)", text):  # a multiple-choice letter: (A) is A
+        text = text[1:-1]
+    return text
+
+
+_POWER_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\*\*[^*]*\*\*")
+_BIG_EXPONENT = re.compile(r"(?:\^|\*\*)\s*\{?\s*\d{4,}")
+_BIG_FACTORIAL = re.compile(r"\d{4,}\s*!")
+
+
+def _looks_expensive(answer: str) -> bool:
+    depth = max_depth = 0
+    for char in answer:
+        if char in "{([":
+            depth += 1
+            max_depth = max(max_depth, depth)
+        elif char in "})]":
+            depth -= 1
+    return bool(
+        max_depth > MAX_NESTING
+        or _POWER_TOWER.search(answer)
+        or _BIG_EXPONENT.search(answer)
+        or _BIG_FACTORIAL.search(answer)
+    )
+
+
+class _TimeLimit(BaseException):
+    """Raised by the alarm; a BaseException so that math-verify's ``except Exception`` lets it by."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[bool]:
+    """Limit the block to ``seconds`` (main thread only); yields whether a limit is in force."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # someone else's timer: leave it alone
+    ):
+        yield False
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise _TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _quiet_math_verify() -> None:
+    # Timeouts are ours (see _time_limit); math-verify would warn once that its own are off.
+    import math_verify.grader
+    import math_verify.parser
+
+    for module in (math_verify.grader, math_verify.parser):
+        if hasattr(module, "TIMEOUT_WARNING_SHOWN"):
+            module.TIMEOUT_WARNING_SHOWN = True
+
+
+@lru_cache(maxsize=4096)
+def _parse(answer: str) -> tuple[Any, ...]:
+    from math_verify import parse
+
+    _quiet_math_verify()
+    return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=None))
+
+
+@lru_cache(maxsize=16384)
+def _verify(gold: str, pred: str) -> bool:
+    from math_verify import verify
+
+    gold_parsed = _parse(gold)
+    pred_parsed = _parse(pred)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(list(gold_parsed), list(pred_parsed), timeout_seconds=None))
+
+
+_UNITS = re.compile(r"\s*\\(?:text|mbox|mathrm)\s*\{\s+[A-Za-z][^{}]*\}\s*$")
+
+
+def _strip_units(answer: str) -> str:
+    """``5.4 \\text{ cents}`` → ``5.4``: a trailing text group that starts with a space is a unit."""
+    stripped = _UNITS.sub("", answer)
+    return stripped if stripped.strip() else answer
+
+
+def compare(gold: str, pred: str) -> tuple[bool, str]:
+    """Whether ``pred`` is equivalent to ``gold``, and how that was decided."""
+    if len(pred) > MAX_ANSWER_CHARS:
+        return False, f"answer longer than {MAX_ANSWER_CHARS} characters, not parsed"
+    gold, pred = _strip_units(gold), _strip_units(pred)
+    if normalize(gold) == normalize(pred):
+        return True, "string match"
+    try:
+        with _time_limit(TIME_LIMIT_S) as limited:
+            if not limited and (_looks_expensive(pred) or _looks_expensive(gold)):
+                return False, UNTIMED
+            return _verify(gold, pred), "math-verify"
+    except _TimeLimit:  # also if the alarm fires while the timer is being switched off
+        return False, f"math-verify timed out after {TIME_LIMIT_S:g} s"
+
+
+def answers_match(gold: str, pred: str) -> bool:
+    """Whether the extracted answer ``pred`` is mathematically equivalent to ``gold``."""
+    return compare(gold, pred)[0]
+
+
+def judge_text(text: str, gold: str) -> Judgement:
+    """Judge one model output against the gold answer."""
+    found = extract_answer(text)
+    if found.answer is None:
+        return Judgement(False, 0.0, None, "no answer found")
+    correct, how = compare(gold, found.answer)
+    return Judgement(correct, float(correct), found.answer, f"{found.method}; {how}")
+
+
+def judge_math(
+    answers: Sequence[str],
+    references: Sequence[Mapping[str, Any]],
+    prompts: Sequence[Mapping[str, Any]],
+) -> list[Judgement]:
+    """BatchJudge for GSM8K and MATH: the reference's ``answer`` is the gold."""
+    judgements: list[Judgement] = []
+    for answer, reference, prompt in zip(answers, references, prompts, strict=True):
+        gold = reference.get("answer")
+        if gold is None or str(gold).strip() == "":
+            raise ValueError(f"prompt {prompt.get('prompt_id')!r}: reference has no 'answer'")
+        judgements.append(judge_text(answer or "", str(gold)))
+    return judgements

@@ -1,0 +1,431 @@
+"""Code correctness by sandboxed execution: HumanEval, MBPP, and the sandbox under attack."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from divtrace.quality import code
+from divtrace.quality.code import SandboxLimits, judge_humaneval, judge_mbpp, run_program
+from divtrace.tasks import humaneval, mbpp
+
+REAL = Path("/work/shared/data/real")
+HUMANEVAL = REAL / "humaneval.jsonl"
+MBPP = REAL / "mbpp_test_100.jsonl"
+FAST = SandboxLimits(timeout_s=3.0)
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def he_records() -> list[dict[str, Any]]:
+    return _records(HUMANEVAL)
+
+
+@pytest.fixture(scope="module")
+def he_refs(he_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [humaneval.FAMILY.reference(r) for r in he_records]
+
+
+# --- sandbox leftovers --------------------------------------------------------------------------
+
+
+def _sandbox_processes() -> list[tuple[int, int, str]]:
+    """Live processes the sandbox could have left: sandbox uids, or descendants of this process."""
+    entries = code._proc_entries()
+    parent = {}
+    for pid, *_ in entries:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+            parent[pid] = int(text[text.rfind(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    me = os.getpid()
+
+    def descends(pid: int) -> bool:
+        seen = set()
+        while pid in parent and pid not in seen:
+            seen.add(pid)
+            pid = parent[pid]
+            if pid == me:
+                return True
+        return False
+
+    low, high = code._UID_RANGE
+    return [
+        (pid, uid, state)
+        for pid, uid, state, _pgrp, _sid in entries
+        if state not in ("Z", "X") and (low <= uid < high or descends(pid))
+    ]
+
+
+def _sandbox_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("divtrace-sandbox-*")}
+
+
+@pytest.fixture
+def contained():
+    """Asserts that a test leaves no sandbox process and no sandbox directory behind."""
+    dirs = _sandbox_dirs()
+    yield
+    assert _sandbox_processes() == []
+    assert _sandbox_dirs() <= dirs
+
+
+def _failed_fast(program: str, limits: SandboxLimits = FAST, *, bound: float = 8.0) -> Any:
+    start = time.monotonic()
+    result = run_program(program, limits)
+    elapsed = time.monotonic() - start
+    assert not result.passed, result
+    assert elapsed < bound, (elapsed, result)
+    return result
+
+
+# --- task families ------------------------------------------------------------------------------
+
+
+def test_humaneval_family(he_records: list[dict[str, Any]]) -> None:
+    fam = humaneval.FAMILY
+    record = he_records[0]
+    fam.check_record(record, "test")
+    assert fam.name == "humaneval" and fam.id_fields == ("task_id",) and fam.verifiable
+    assert fam.render_text(record) == record["prompt"]
+    user = fam.render_user(record)
+    assert "```python\n" + record["prompt"].rstrip() + "\n```" in user
+    assert fam.reference(record) == {
+        "prompt": record["prompt"],
+        "test": record["test"],
+        "entry_point": record["entry_point"],
+    }
+    assert "\ndef " in fam.stop and "\n#" in fam.stop and "\nif __name__" in fam.stop
+
+
+def test_mbpp_family() -> None:
+    record = _records(MBPP)[0]
+    fam = mbpp.FAMILY
+    fam.check_record(record, "test")
+    assert (fam.hf_id, fam.hf_config, fam.split) == (
+        "google-research-datasets/mbpp",
+        "full",
+        "test",
+    )
+    user = fam.render_user(record)
+    assert user.startswith(
+        f"You are an expert Python programmer, and here is your task: {record['text']} "
+        "Your code should pass these tests:\n\n"
+    )
+    assert user.endswith("\n".join(record["test_list"]))
+    assert fam.render_text(record).startswith(user) and fam.render_text(record).endswith(
+        "```python\n"
+    )
+    assert fam.reference(record) == {
+        "test_list": record["test_list"],
+        "test_setup_code": record["test_setup_code"],
+        "challenge_test_list": record["challenge_test_list"],
+    }
+
+
+# --- program assembly ---------------------------------------------------------------------------
+
+REF = {
+    "prompt": 'from typing import List\n\n\ndef add(a: int, b: int) -> int:\n    """Sum."""\n',
+    "test": "\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n",
+    "entry_point": "add",
+}
+
+
+def test_humaneval_assembly_completion_is_cut_at_stops() -> None:
+    program, candidate = code.humaneval_program("    return a + b\n\n\ndef junk():\n", REF)
+    assert candidate == "    return a + b\n\n"
+    assert program.startswith(REF["prompt"] + candidate)
+    assert program.rstrip().endswith("check(add)")
+
+
+def test_humaneval_assembly_fenced_whole_function() -> None:
+    answer = (
+        "Sure!\n```text\nnot code\n```\n```python\ndef helper(x):\n    return x\n\n"
+        "def add(a, b):\n    return helper(a) + b\n```\nExplanation ```python\nprint(1)\n```"
+    )
+    program, candidate = code.humaneval_program(answer, REF)
+    assert candidate.startswith("def helper(x):") and "def add(a, b)" in candidate
+    assert "print(1)" not in program
+    assert program.startswith(REF["prompt"])  # imports and stub first, then the redefinition
+    indented = "```python\n    def add(a, b):\n        return a + b\n```"
+    assert code.humaneval_program(indented, REF)[1].startswith("def add(a, b):")
+
+
+def test_mbpp_assembly() -> None:
+    ref = {"test_list": ["assert twice(2) == 4"], "test_setup_code": "import math"}
+    answer = "```python\nprint('demo')\n```\n```python\ndef twice(x):\n    return 2 * x\n```"
+    program, candidate = code.mbpp_program(answer, ref)
+    assert candidate.startswith("def twice")
+    assert program.startswith("import math\n") and program.rstrip().endswith("assert twice(2) == 4")
+    assert code.mbpp_program("def twice(x):\n    return 2 * x\n", ref)[1].startswith("def twice")
+
+
+def test_judge_small_batch(contained: None) -> None:
+    answers = [
+        "    return a + b\n",
+        "    return a - b\n",
+        "```python\ndef add(a, b):\n    return a + b\n```",
+        "```python\ndef add(a, b):\n    return a +\n```",
+    ]
+    judged = judge_humaneval(answers, [REF] * 4, [{}] * 4, timeout_s=5)
+    assert [j.correct for j in judged] == [True, False, True, False]
+    assert [j.score for j in judged] == [1.0, 0.0, 1.0, 0.0]
+    assert judged[0].detail == "passed" and judged[0].extracted == "    return a + b\n"
+    assert judged[1].detail is not None and judged[1].detail.startswith("failed: AssertionError")
+    assert judged[3].detail is not None and "SyntaxError" in judged[3].detail
+    with pytest.raises(ValueError, match="answers"):
+        judge_humaneval(answers, [REF], [{}])
+
+
+# --- real data ----------------------------------------------------------------------------------
+
+
+def test_humaneval_canonical_solutions_pass(
+    he_records: list[dict[str, Any]], he_refs: list[dict[str, Any]], contained: None
+) -> None:
+    answers = [r["canonical_solution"] for r in he_records]
+    judged = judge_humaneval(answers, he_refs, [{}] * len(answers), timeout_s=10)
+    failed = [
+        (r["task_id"], j.detail) for r, j in zip(he_records, judged, strict=True) if not j.correct
+    ]
+    assert failed == []
+    assert len(judged) == 164
+
+
+def test_humaneval_empty_body_fails(
+    he_records: list[dict[str, Any]], he_refs: list[dict[str, Any]], contained: None
+) -> None:
+    judged = judge_humaneval(
+        ["    pass\n"] * len(he_refs), he_refs, [{}] * len(he_refs), timeout_s=10
+    )
+    passing = [r["task_id"] for r, j in zip(he_records, judged, strict=True) if j.correct]
+    assert passing == []  # no HumanEval problem accepts an empty body
+    assert all(j.detail and j.detail.startswith("failed:") for j in judged)
+
+
+def test_humaneval_fenced_whole_functions_pass(
+    he_records: list[dict[str, Any]], he_refs: list[dict[str, Any]], contained: None
+) -> None:
+    answers = [
+        f"Here is the function:\n\n```python\n{r['prompt']}{r['canonical_solution']}```\n"
+        for r in he_records[::4]
+    ]
+    refs = he_refs[::4]
+    judged = judge_humaneval(answers, refs, [{}] * len(answers), timeout_s=10)
+    assert all(j.correct for j in judged), [j.detail for j in judged if not j.correct]
+
+
+def test_mbpp_reference_code_passes(contained: None) -> None:
+    records = _records(MBPP)
+    refs = [mbpp.FAMILY.reference(r) for r in records]
+    judged = judge_mbpp([r["code"] for r in records], refs, [{}] * len(refs), timeout_s=10)
+    failed = [
+        (r["task_id"], j.detail) for r, j in zip(records, judged, strict=True) if not j.correct
+    ]
+    assert failed == []
+    fenced = judge_mbpp([f"```python\n{records[0]['code']}\n```"], refs[:1], [{}], timeout_s=10)
+    assert fenced[0].correct
+    wrong = judge_mbpp(["def remove_Occ(s, ch):\n    return s\n"], refs[:1], [{}], timeout_s=10)
+    assert not wrong[0].correct
+
+
+# --- adversarial samples --------------------------------------------------------------------------
+
+
+def test_sandbox_environment(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
+    monkeypatch.setenv("DIVTRACE_TEST_SECRET_TOKEN", "hunter2")
+    program = (
+        "import os\n"
+        "assert 'DIVTRACE_TEST_SECRET_TOKEN' not in os.environ, dict(os.environ)\n"
+        "assert set(os.environ) <= {'PATH', 'LANG', 'PYTHONHASHSEED', 'HOME', 'TMPDIR', "
+        "'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'LC_CTYPE'}, dict(os.environ)\n"
+        "assert os.environ['HOME'] == os.getcwd()\n"
+        "assert os.path.basename(os.getcwd()).startswith('divtrace-sandbox-')\n"
+        "open('scratch.txt', 'w').write('fine inside the sandbox')\n"
+        "os.remove('scratch.txt')\n"
+    )
+    if code.sandbox_mode() == "dedicated-uid":
+        program += "assert os.getuid() != 0 and os.getgid() != 0 and os.getgroups() == []\n"
+    result = run_program(program, FAST)
+    assert result.passed, result
+
+
+def test_infinite_loop_times_out(contained: None) -> None:
+    result = _failed_fast("while True:\n    pass\n")
+    assert result.status == "timeout"
+
+
+def test_fork_bomb_is_refused(contained: None) -> None:
+    result = _failed_fast("import os\nwhile True:\n    os.fork()\n")
+    assert "not allowed" in result.detail
+    for program in (
+        "import posix\nwhile True:\n    posix.fork()\n",
+        "import subprocess\nsubprocess.run(['sleep', '60'])\n",
+        "import os\nos.system('sleep 60 &')\n",
+        "import multiprocessing\nmultiprocessing.Process(target=print).start()\n",
+        "import ctypes\n",
+    ):
+        assert _failed_fast(program).status == "failed"
+
+
+def test_fork_bomb_without_the_guard_is_bounded(contained: None) -> None:
+    """The outer layers alone (own uid, RLIMIT_NPROC, kill by session/uid) contain a fork bomb."""
+    if os.geteuid() == 0 and code.sandbox_mode() != "dedicated-uid":
+        pytest.skip("as root without a dedicated uid, RLIMIT_NPROC does not apply")
+    limits = SandboxLimits(timeout_s=3.0, nproc=8, python_guard=False)
+    bomb = (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
+    result = _failed_fast(bomb, limits)
+    assert result.status == "timeout"
+    escape = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\ntime.sleep(60)\n"
+    )
+    assert _failed_fast(escape, limits).status == "timeout"
+
+
+def test_huge_allocation_fails(contained: None) -> None:
+    result = _failed_fast("x = bytearray(50 * 2**30)\n")
+    assert result.status == "memory"
+
+
+def test_printing_gigabytes_is_capped(contained: None) -> None:
+    _failed_fast('while True:\n    print("x" * 10**6)\n')
+    stubborn = (
+        'while True:\n    try:\n        print("x" * 10**6)\n    except OSError:\n        pass\n'
+    )
+    assert _failed_fast(stubborn).status == "timeout"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "import sys\nsys.exit(0)\n",
+        "import os\nos._exit(0)\n",
+        "raise SystemExit(0)\n",
+        "exit()\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    ],
+)
+def test_leaving_before_the_tests_fails(tail: str, contained: None) -> None:
+    answer = f"```python\ndef add(a, b):\n    return a + b\n\n{tail}```"
+    judged = judge_humaneval([answer], [REF], [{}], timeout_s=3)
+    assert not judged[0].correct, judged[0]
+    answer_mbpp = f"def twice(x):\n    return 2 * x\n{tail}"
+    ref = {"test_list": ["assert twice(2) == 4"], "test_setup_code": ""}
+    assert not judge_mbpp([answer_mbpp], [ref], [{}], timeout_s=3)[0].correct
+
+
+def _attacks(target: Path) -> list[str]:
+    sentinel, parent = str(target / "sentinel.txt"), str(target)
+    new = str(target / "new.txt")
+    return [
+        f"open({sentinel!r}, 'w').write('overwritten')\n",
+        f"open({sentinel!r}, 'a').write('appended')\n",
+        f"import os\nos.remove({sentinel!r})\n",
+        f"import os\nos.rename({sentinel!r}, {new!r})\n",
+        f"import shutil\nshutil.rmtree({parent!r})\n",
+        f"open({new!r}, 'x').write('new')\n",
+        f"import pathlib\npathlib.Path({new!r}).write_text('new')\n",
+        f"import os\nos.symlink('/etc/passwd', {new!r})\n",
+        f"import os\nos.link({sentinel!r}, 'hardlink')\nopen('hardlink', 'w').write('x')\n",
+        f"import os\nos.chmod({sentinel!r}, 0o777)\n",
+        f"import os\nfd = os.open({new!r}, os.O_CREAT | os.O_WRONLY)\n",
+    ]
+
+
+def _assert_untouched(target: Path, mode: int) -> None:
+    assert sorted(p.name for p in target.iterdir()) == ["sentinel.txt"]
+    assert (target / "sentinel.txt").read_text() == "keep me"
+    assert stat.S_IMODE((target / "sentinel.txt").stat().st_mode) == mode
+
+
+def test_files_outside_the_sandbox_survive(tmp_path: Path, contained: None) -> None:
+    (tmp_path / "sentinel.txt").write_text("keep me")
+    mode = stat.S_IMODE((tmp_path / "sentinel.txt").stat().st_mode)
+    for program in _attacks(tmp_path):
+        _failed_fast(program)
+    _assert_untouched(tmp_path, mode)
+
+
+def test_guard_protects_world_writable_files(contained: None) -> None:
+    """Even where file permissions would allow it, the in-process guard refuses."""
+    with tempfile.TemporaryDirectory(prefix="divtrace-test-open-") as folder:
+        target = Path(folder)
+        target.chmod(0o777)
+        (target / "sentinel.txt").write_text("keep me")
+        (target / "sentinel.txt").chmod(0o666)
+        for program in _attacks(target):
+            assert "not allowed" in _failed_fast(program).detail, program
+        _assert_untouched(target, 0o666)
+
+
+def test_own_uid_protects_files_without_the_guard(tmp_path: Path, contained: None) -> None:
+    if code.sandbox_mode() != "dedicated-uid":
+        pytest.skip("the child does not run under a dedicated uid here")
+    (tmp_path / "sentinel.txt").write_text("keep me")
+    mode = stat.S_IMODE((tmp_path / "sentinel.txt").stat().st_mode)
+    limits = SandboxLimits(timeout_s=3.0, python_guard=False)
+    for program in _attacks(tmp_path):
+        _failed_fast(program, limits)
+    _assert_untouched(tmp_path, mode)
+
+
+def test_parallel_batch_keeps_order(contained: None) -> None:
+    programs = ["assert True\n", "assert False\n", "while True:\n    pass\n", "x = 1\n"]
+    results = code.run_programs(programs, SandboxLimits(timeout_s=2.0), workers=4)
+    assert [r.status for r in results] == ["passed", "failed", "timeout", "passed"]
+
+
+def test_gradual_allocation_hits_the_memory_limit(contained: None) -> None:
+    limits = SandboxLimits(timeout_s=5.0, memory_bytes=512 * 2**20)
+    result = _failed_fast("x = []\nwhile True:\n    x.append(bytearray(10**7))\n", limits)
+    assert result.status == "memory"
+
+
+def test_current_user_mode(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
+    """Without a dedicated uid (not root, or no usable interpreter) the inner layers still hold."""
+    monkeypatch.setattr(code, "_MODE", code._Mode(False, sys.executable))
+    assert code.sandbox_mode() == "current-user"
+    assert run_program("import math\nassert math.gcd(4, 6) == 2\n", FAST).passed
+    with tempfile.TemporaryDirectory(prefix="divtrace-test-open-") as folder:
+        target = Path(folder)
+        (target / "sentinel.txt").write_text("keep me")
+        mode = stat.S_IMODE((target / "sentinel.txt").stat().st_mode)
+        for program in _attacks(target):
+            assert "not allowed" in _failed_fast(program).detail, program
+        _assert_untouched(target, mode)
+    assert "not allowed" in _failed_fast("import os\nwhile True:\n    os.fork()\n").detail
+    assert _failed_fast("x = bytearray(50 * 2**30)\n").status == "memory"
+    assert _failed_fast("import os\nos._exit(0)\n").status == "exited"
+
+
+def test_wait_without_pidfd(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
+    monkeypatch.delattr(os, "pidfd_open", raising=False)
+    assert run_program("assert True\n", FAST).passed
+    assert _failed_fast("while True:\n    pass\n", SandboxLimits(timeout_s=1.0)).status == "timeout"
+
+
+def test_rlimits_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = dict((name, (soft, hard)) for name, soft, hard in code._rlimits(FAST, True))
+    assert limits["RLIMIT_NPROC"] == (FAST.nproc, FAST.nproc)
+    assert limits["RLIMIT_CPU"] == (4, 5)
+    monkeypatch.setattr(os, "geteuid", lambda: 12345)
+    limits = dict((name, (soft, hard)) for name, soft, hard in code._rlimits(FAST, False))
+    assert limits["RLIMIT_NPROC"][0] >= FAST.nproc

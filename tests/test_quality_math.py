@@ -1,0 +1,291 @@
+"""Math answer extraction and equivalence (GSM8K, MATH), on hand cases and real benchmark data."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from divtrace.quality import math as qmath
+from divtrace.quality.math import answers_match, extract_answer, judge_math, judge_text, last_boxed
+from divtrace.tasks.gsm8k import gold_answer
+from divtrace.tasks.math import FAMILY_ALGEBRA, FAMILY_GEOMETRY
+from divtrace.tasks.prompts import read_jsonl
+
+from .conftest import SHARED_REAL
+
+GSM8K = SHARED_REAL / "gsm8k_test_100.jsonl"
+MATH500 = SHARED_REAL / "math500_test.jsonl"
+
+# ---------------------------------------------------------------------------------------------
+# Equivalence
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("\\dfrac{1}{2}", "0.5"),
+        ("\\dfrac{1}{2}", "1/2"),
+        ("0.5", "\\frac{1}{2}"),
+        ("\\frac12", "\\tfrac{1}{2}"),
+        ("10^\\circ", "10"),
+        ("10", "10^{\\circ}"),
+        ("\\text{(A)}", "A"),
+        ("\\text{(A)}", "(A)"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})"),
+        ("(3,\\frac{\\pi}{2})", "\\left(3, \\pi/2\\right)"),
+        ("1000", "1,000"),
+        ("1,000", "1000"),
+        ("1000000", "1,000,000"),
+        ("5", "$5"),
+        ("5", "\\$5"),
+        ("18", "18.00"),
+        ("2\\sqrt{3}", "\\sqrt{12}"),
+        ("x^2+1", "1+x^2"),
+        ("\\{1,2\\}", "\\{2,1\\}"),
+        ("\\frac{270}7\\text{ degrees}", "\\frac{270}{7}"),
+        ("5.4 \\text{ cents}", "5.4"),
+        ("\\text{Evelyn}", "Evelyn"),
+        ("10,\\!000", "10000"),
+        ("5", "5 \\text{ cm}"),
+    ],
+)
+def test_equivalent_answers_are_accepted(gold: str, pred: str) -> None:
+    assert answers_match(gold, pred), (gold, pred)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("\\dfrac{1}{2}", "0.6"),
+        ("\\frac{1}{2}", "\\frac{1}{3}"),
+        ("10^\\circ", "11"),
+        ("\\text{(A)}", "B"),
+        ("\\text{(A)}", "(C)"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{3})"),
+        ("(1,2)", "(2,1)"),
+        ("1000", "1,001"),
+        ("5", "$6"),
+        ("18", "19"),
+        ("0.5", "0.49"),
+        ("\\text{Evelyn}", "Navin"),
+        ("2\\sqrt{3}", "3\\sqrt{2}"),
+        ("5", "6 \\text{ cm}"),
+    ],
+)
+def test_different_answers_are_rejected(gold: str, pred: str) -> None:
+    assert not answers_match(gold, pred), (gold, pred)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "method"),
+    [
+        # 1. "#### x" wins over everything else
+        ("so \\boxed{7}\n#### 1,000", "1,000", "hash"),
+        ("The answer is 3.\n#### 4", "4", "hash"),
+        ("#### 18 dollars", "18", "hash"),
+        ("#### **$18**", "18", "hash"),
+        # a Markdown heading is not a "####" answer
+        ("#### **Final Answer**\n\\boxed{18}", "18", "boxed"),
+        ("#### Step 1\nWe get \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}", "boxed"),
+        # 2. the last complete \boxed{}, nested braces, \fbox, "\boxed 5"
+        ("\\boxed{1} then \\boxed{\\frac{a}{b^{2}}}", "\\frac{a}{b^{2}}", "boxed"),
+        ("\\boxed{\\{1,2\\}}", "\\{1,2\\}", "boxed"),
+        ("\\boxed{18 dollars}", "18", "boxed"),
+        ("\\boxed{5 \\text{ cm}}", "5 \\text{ cm}", "boxed"),
+        ("\\boxed{2 pi}", "2 pi", "boxed"),
+        ("\\fbox{7}", "7", "boxed"),
+        ("$\\boxed 5$", "5", "boxed"),
+        ("\\boxed{a} and finally \\boxed{\\frac{1}{", "a", "boxed"),
+        ("The answer is 3, i.e. \\boxed{4}", "4", "boxed"),
+        # 3. "the answer is x"
+        ("The answer is $\\frac{3}{4}$.", "\\frac{3}{4}", "answer_is"),
+        ("So the final answer is: **42**", "42", "answer_is"),
+        ("The answer is 18 dollars.", "18", "answer_is"),
+        ("the answer is 3.5. Then 7", "3.5", "answer_is"),
+        ("Therefore, the answer is (B).", "(B)", "answer_is"),
+        # 4. the last number
+        ("I think 3 then 4.5 and -7.", "-7", "last_number"),
+        ("total $1,234.50 spent", "1234.50", "last_number"),
+        ("ratio 3/4 it is", "3/4", "last_number"),
+        ("no digits at all", None, "none"),
+    ],
+)
+def test_extraction_order(text: str, answer: str | None, method: str) -> None:
+    found = extract_answer(text)
+    assert (found.answer, found.method) == (answer, method)
+
+
+def test_last_boxed_balanced() -> None:
+    assert (
+        last_boxed("x \\boxed{\\left(1, \\frac{2}{3}\\right)} y")
+        == "\\left(1, \\frac{2}{3}\\right)"
+    )
+    assert last_boxed("\\boxed{\\}}") == "\\}"
+    assert last_boxed("\\boxed{unclosed") is None
+    assert last_boxed("\\boxedx{1}") is None
+    assert last_boxed("none") is None
+
+
+def test_judge_text_reports_extraction_and_method() -> None:
+    j = judge_text("Adding up: 3 + 4 = 7, so \\boxed{7}.", "7")
+    assert j.correct and j.score == 1.0 and j.extracted == "7"
+    assert j.detail is not None and j.detail.startswith("boxed")
+    j = judge_text("I do not know.", "7")
+    assert (
+        not j.correct and j.score == 0.0 and j.extracted is None and j.detail == "no answer found"
+    )
+
+
+def test_judge_math_batch_and_missing_gold() -> None:
+    out = judge_math(["#### 5", "\\boxed{6}"], [{"answer": "5"}, {"answer": "5"}], [{}, {}])
+    assert [j.correct for j in out] == [True, False]
+    with pytest.raises(ValueError, match="p1"):
+        judge_math(["5"], [{"solution": "x"}], [{"prompt_id": "p1"}])
+
+
+# ---------------------------------------------------------------------------------------------
+# Pathological inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_very_long_answer_is_not_parsed() -> None:
+    start = time.monotonic()
+    j = judge_text("\\boxed{" + "1" * 5000 + "}", "5")
+    assert not j.correct and "longer than" in (j.detail or "")
+    j = judge_text("(" * 400 + "1" + ")" * 400, "5")
+    assert not j.correct
+    # many unclosed boxes, a huge output: extraction stays linear-ish
+    assert extract_answer("\\boxed{" * 20000 + " 5").answer == "5"
+    assert judge_text("x" * 1_000_000 + " so the answer is 5", "5").correct
+    assert time.monotonic() - start < 5
+
+
+def test_power_tower_times_out_in_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qmath, "TIME_LIMIT_S", 0.5)
+    start = time.monotonic()
+    correct, how = qmath.compare("5", "9^{9^{9^{9}}}")
+    assert not correct and "timed out" in how
+    assert time.monotonic() - start < 3
+    # the module still works after an interrupted comparison
+    assert answers_match("\\frac{1}{2}", "0.5")
+
+
+def test_someone_elses_timer_is_left_alone() -> None:
+    import signal
+
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    try:
+        assert qmath.compare("5", "9^{9^{9^{9}}}") == (False, qmath.UNTIMED)
+        assert answers_match("\\frac{1}{2}", "0.5")
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 20
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == []
+
+
+def test_off_main_thread_no_signal_and_guarded() -> None:
+    results: dict[str, tuple[bool, str] | bool] = {}
+
+    def work() -> None:
+        results["ok"] = answers_match("\\dfrac{1}{2}", "0.5")
+        results["bad"] = answers_match("1/2", "0.6")
+        results["tower"] = qmath.compare("5", "9^{9^{9^{9}}}")
+        results["huge"] = qmath.compare("5", "10^{100000}")
+
+    thread = threading.Thread(target=work)
+    start = time.monotonic()
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert results["ok"] is True and results["bad"] is False
+    assert results["tower"] == (False, qmath.UNTIMED)
+    assert results["huge"] == (False, qmath.UNTIMED)
+    assert time.monotonic() - start < 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Task families
+# ---------------------------------------------------------------------------------------------
+
+
+def test_math_family_reference_hub_and_math500_records() -> None:
+    hub = {
+        "problem": "What is $1+1$?",
+        "level": "Level 1",
+        "type": "Algebra",
+        "solution": "We have $1+1=\\boxed{2}$.",
+    }
+    assert FAMILY_ALGEBRA.name == "math_algebra" and FAMILY_ALGEBRA.hf_config == "algebra"
+    assert FAMILY_GEOMETRY.name == "math_geometry" and FAMILY_GEOMETRY.hf_config == "geometry"
+    assert FAMILY_ALGEBRA.render_text(hub) == "Problem: What is $1+1$?\n\nSolution:"
+    assert FAMILY_ALGEBRA.render_user(hub) == "What is $1+1$?"
+    assert FAMILY_ALGEBRA.reference(hub)["answer"] == "2"
+    m500 = {**hub, "answer": "2.0", "subject": "Algebra", "level": 1, "unique_id": "test/a/1.json"}
+    ref = FAMILY_ALGEBRA.reference(m500)
+    assert ref["answer"] == "2.0" and ref["unique_id"] == "test/a/1.json"
+    from divtrace.tasks.base import TaskDataError
+
+    with pytest.raises(TaskDataError, match="boxed"):
+        FAMILY_ALGEBRA.reference({**hub, "solution": "no box"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason=f"{GSM8K} absent (../shared data)")
+def test_gsm8k_gold_solutions_judged_against_gold() -> None:
+    records = read_jsonl(GSM8K)
+    assert len(records) == 100
+    for record in records:
+        gold = gold_answer(record["answer"])
+        assert judge_text(record["answer"], gold).correct, record["answer"][-60:]
+        wrong = str(int(gold) + 1)
+        assert not judge_text(record["answer"], wrong).correct, (gold, wrong)
+
+
+@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
+def test_math500_solutions_judged_against_answers() -> None:
+    records = read_jsonl(MATH500)
+    assert len(records) == 500
+    # the task family's gold is the answer field; without it, the last \boxed{} of the solution
+    misses = [
+        r["unique_id"]
+        for r in records
+        if not judge_text(r["solution"], FAMILY_ALGEBRA.reference(r)["answer"]).correct
+    ]
+    assert len(misses) <= 0.02 * len(records), misses
+    boxed_differs = [r["unique_id"] for r in records if last_boxed(r["solution"]) != r["answer"]]
+    assert len(boxed_differs) <= 0.02 * len(records), boxed_differs
+
+
+@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
+def test_math500_answers_equivalent_through_math_verify() -> None:
+    # Same check, bypassing the normalised-string shortcut: math-verify alone must agree.
+    records = read_jsonl(MATH500)
+    misses = [r["unique_id"] for r in records if not qmath._verify(r["answer"], r["answer"])]
+    assert len(misses) <= 0.02 * len(records), misses
+
+
+@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
+def test_math500_solutions_rejected_against_other_answers() -> None:
+    records = read_jsonl(MATH500)[:200]
+    accepted = [
+        (r["answer"], other["answer"])
+        for r, other in zip(records, records[1:] + records[:1], strict=True)
+        if judge_text(r["solution"], other["answer"]).correct
+        and not answers_match(other["answer"], r["answer"])
+    ]
+    assert accepted == []

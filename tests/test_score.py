@@ -1,0 +1,318 @@
+"""score_generations (quality rows from generations) and the quality metrics."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divtrace.io import GENERATIONS, QUALITY, conform
+from divtrace.quality import score as score_module
+from divtrace.quality.base import Judgement
+from divtrace.quality.metrics import (
+    PER_PROMPT_COLUMNS,
+    SUMMARY_COLUMNS,
+    majority_vote,
+    pass_at_k,
+    per_prompt,
+    quality_summary,
+)
+from divtrace.quality.score import JUDGES, UNCLOSED, get_judge, score_generations
+from divtrace.tasks.gsm8k import FAMILY as GSM8K
+from divtrace.tasks.prompts import build_prompts, read_jsonl
+
+from .conftest import SHARED_REAL
+
+GSM8K_FILE = SHARED_REAL / "gsm8k_test_100.jsonl"
+GENERATION_COLUMNS = GENERATIONS.names
+
+
+def _prompts(golds: Mapping[str, str], task: str = "gsm8k") -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "task": task,
+                "prompt_id": pid,
+                "index": i,
+                "text": f"Question {i}\n\nAnswer:",
+                "messages": None,
+                "reference": json.dumps({"answer": gold}),
+                "meta": "{}",
+            }
+            for i, (pid, gold) in enumerate(golds.items())
+        ]
+    )
+
+
+def _generations(rows: Sequence[tuple[str, int, str, bool | None]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "task": "gsm8k",
+                "cot": "on",
+                "prompt_id": pid,
+                "sample": sample,
+                "seed": 1,
+                "prompt_text": "",
+                "raw": answer,
+                "reasoning": None,
+                "answer": answer,
+                "think_closed": closed,
+                "n_tokens": 3,
+                "finish_reason": "stop",
+                "backend": "test",
+            }
+            for pid, sample, answer, closed in rows
+        ],
+        columns=GENERATION_COLUMNS,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# score_generations
+# ---------------------------------------------------------------------------------------------
+
+
+def test_score_generations_gsm8k_rows_follow_quality_contract() -> None:
+    prompts = _prompts({"gsm8k/0": "18", "gsm8k/1": "3"})
+    generations = _generations(
+        [
+            ("gsm8k/1", 1, "The answer is 4.", None),
+            ("gsm8k/0", 0, "She makes $18.\n#### 18", None),
+            ("gsm8k/1", 0, "2 + 1 = \\boxed{3}", None),
+            ("gsm8k/0", 1, "I am not sure.", None),
+        ]
+    )
+    quality = score_generations("gsm8k", prompts, generations)
+    assert list(quality.columns) == QUALITY.names
+    conform(quality, "quality")  # raises if the contract is broken
+    # prompt-table order, then sample
+    assert list(zip(quality["prompt_id"], quality["sample"], strict=True)) == [
+        ("gsm8k/0", 0),
+        ("gsm8k/0", 1),
+        ("gsm8k/1", 0),
+        ("gsm8k/1", 1),
+    ]
+    assert quality["correct"].tolist() == [True, False, True, False]
+    assert quality["score"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert quality["extracted"].tolist() == ["18", None, "3", "4"]
+    assert quality["detail"].iloc[1] == "no answer found"
+    assert (quality[["model", "task", "cot"]] == ["m", "gsm8k", "on"]).all().all()
+
+
+def test_unclosed_reasoning_is_incorrect_and_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    def spy(
+        answers: Sequence[str],
+        references: Sequence[Mapping[str, Any]],
+        prompts: Sequence[Mapping[str, Any]],
+    ) -> list[Judgement]:
+        seen.extend(answers)
+        assert all(p["prompt_id"] == "gsm8k/0" for p in prompts)
+        assert all(r == {"answer": "18"} for r in references)
+        return [Judgement(True, 1.0, a, "spy") for a in answers]
+
+    monkeypatch.setattr(score_module, "get_judge", lambda family: spy)
+    prompts = _prompts({"gsm8k/0": "18"})
+    generations = _generations(
+        [
+            ("gsm8k/0", 0, "closed 18", True),
+            ("gsm8k/0", 1, "still thinking ... 18", False),
+            ("gsm8k/0", 2, "no think block 18", None),
+        ]
+    )
+    generations["think_closed"] = generations["think_closed"].astype("boolean")
+    quality = score_generations("gsm8k", prompts, generations)
+    assert seen == ["closed 18", "no think block 18"]
+    row = quality.iloc[1]
+    assert (row["correct"], row["score"], row["extracted"], row["detail"]) == (
+        False,
+        0.0,
+        None,
+        UNCLOSED,
+    )
+    assert quality["correct"].tolist() == [True, False, True]
+
+
+def test_all_unclosed_needs_no_judge() -> None:
+    prompts = _prompts({"p/0": "1"})
+    generations = _generations([("p/0", 0, "...", False)])
+    quality = score_generations("no-such-family", prompts, generations)
+    assert quality["detail"].tolist() == [UNCLOSED]
+
+
+def test_unknown_prompt_id_is_named() -> None:
+    prompts = _prompts({"gsm8k/0": "18"})
+    generations = _generations([("gsm8k/0", 0, "18", None), ("gsm8k/77", 0, "18", None)])
+    with pytest.raises(ValueError, match="gsm8k/77"):
+        score_generations("gsm8k", prompts, generations)
+
+
+def test_bad_inputs_are_reported() -> None:
+    prompts = _prompts({"gsm8k/0": "18"})
+    with pytest.raises(ValueError, match="answer"):
+        score_generations("gsm8k", prompts, _generations([]).drop(columns=["answer"]))
+    twice = _generations([("gsm8k/0", 0, "18", None), ("gsm8k/0", 0, "18", None)])
+    with pytest.raises(ValueError, match="repeat"):
+        score_generations("gsm8k", prompts, twice)
+    with pytest.raises(ValueError, match="repeats prompt_id"):
+        score_generations("gsm8k", pd.concat([prompts, prompts]), _generations([]))
+    broken = prompts.assign(reference="{not json")
+    with pytest.raises(ValueError, match="gsm8k/0"):
+        score_generations("gsm8k", broken, _generations([("gsm8k/0", 0, "18", None)]))
+    with pytest.raises(ValueError, match="no correctness judge"):
+        score_generations("writingprompts", prompts, _generations([("gsm8k/0", 0, "18", None)]))
+
+
+def test_empty_generations_give_empty_quality() -> None:
+    quality = score_generations("gsm8k", _prompts({"gsm8k/0": "1"}), _generations([]))
+    assert quality.empty and list(quality.columns) == QUALITY.names
+
+
+def test_registry_is_lazy_and_complete() -> None:
+    assert set(JUDGES) == {
+        "gsm8k",
+        "math_algebra",
+        "math_geometry",
+        "cruxeval",
+        "truthfulqa",
+        "humaneval",
+        "mbpp",
+        "ifeval",
+    }
+    assert all(":" in target for target in JUDGES.values())
+    for family in ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "truthfulqa"):
+        assert callable(get_judge(family))
+    with pytest.raises(ValueError, match="writingprompts"):
+        get_judge("writingprompts")
+
+
+@pytest.mark.skipif(not GSM8K_FILE.exists(), reason=f"{GSM8K_FILE} absent (../shared data)")
+def test_score_real_gsm8k_prompts_with_k_1() -> None:
+    records = read_jsonl(GSM8K_FILE)
+    prompts = build_prompts("gsm8k", GSM8K, records, n=20, seed=0, source=str(GSM8K_FILE))
+    rows = []
+    for _, prompt in prompts.iterrows():
+        solution = records[json.loads(prompt["meta"])["row"]]["answer"]
+        rows.append((prompt["prompt_id"], 0, solution, None))
+    quality = score_generations("gsm8k", prompts, _generations(rows))
+    assert len(quality) == 20 and quality["correct"].all()
+    summary = quality_summary(quality)
+    assert summary["accuracy_at_1"].iloc[0] == 1.0
+    assert summary["samples_per_prompt"].iloc[0] == 1
+    assert np.isnan(summary["pass_at_4"].iloc[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def _brute_pass_at_k(n: int, c: int, k: int) -> float:
+    outcomes = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(outcomes[i] for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 8])
+def test_pass_at_k_matches_brute_force(n: int) -> None:
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(_brute_pass_at_k(n, c, k), abs=1e-12)
+
+
+def test_pass_at_k_edges() -> None:
+    assert pass_at_k(16, 0, 16) == 0.0
+    assert pass_at_k(16, 1, 16) == 1.0
+    assert pass_at_k(16, 4, 1) == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 5)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+
+
+def test_majority_vote_ties_and_missing() -> None:
+    # "2" and "3" both twice: "2" appears first (sample 0) and wins
+    assert majority_vote([0, 1, 2, 3], ["2", "3", "3", "2"], [False, True, True, False]) == (
+        "2",
+        False,
+    )
+    # order of the input rows does not matter, sample indices do
+    assert majority_vote([3, 2, 1, 0], ["2", "3", "3", "2"], [False, True, True, False]) == (
+        "2",
+        False,
+    )
+    # None does not vote; whitespace is ignored
+    assert majority_vote([0, 1, 2], [None, " 5", "5 "], [False, True, True]) == ("5", True)
+    assert majority_vote([0, 1], [None, None], [False, False]) == (None, False)
+
+
+def _quality(rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m") -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "model": model,
+                "task": "t",
+                "cot": "on",
+                "prompt_id": pid,
+                "sample": s,
+                "correct": ok,
+                "score": float(ok),
+                "extracted": ex,
+                "detail": UNCLOSED if ex is None else "x",
+            }
+            for pid, s, ok, ex in rows
+        ],
+        columns=QUALITY.names,
+    )
+
+
+def test_quality_summary_by_hand() -> None:
+    rows: list[tuple[str, int, bool, str | None]] = []
+    # prompt a: 4 samples, 1 correct (sample 1), majority "7" wrong
+    rows += [("a", 0, False, "7"), ("a", 1, True, "5"), ("a", 2, False, "7"), ("a", 3, False, None)]
+    # prompt b: 4 samples, 3 correct, sample 0 correct
+    rows += [("b", 0, True, "1"), ("b", 1, True, "1"), ("b", 2, False, "2"), ("b", 3, True, "1")]
+    quality = _quality(rows)
+    prompts = per_prompt(quality)
+    assert list(prompts.columns) == PER_PROMPT_COLUMNS
+    assert prompts["n"].tolist() == [4, 4] and prompts["c"].tolist() == [1, 3]
+    summary = quality_summary(quality)
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    row = summary.iloc[0]
+    assert (row["n_prompts"], row["n_samples"], row["samples_per_prompt"]) == (2, 8, 4)
+    assert row["accuracy_at_1"] == pytest.approx(0.5)
+    assert row["majority_at_k"] == pytest.approx(0.5)
+    assert row["pass_at_1"] == pytest.approx((0.25 + 0.75) / 2)
+    assert row["pass_at_4"] == pytest.approx(1.0)
+    assert np.isnan(row["pass_at_16"])
+    assert row["extraction_rate"] == pytest.approx(7 / 8)
+    assert row["mean_score"] == pytest.approx(0.5)
+    assert row["unclosed_rate"] == pytest.approx(1 / 8)
+
+
+def test_quality_summary_groups_and_k1() -> None:
+    quality = pd.concat(
+        [
+            _quality([("a", 0, True, "1"), ("b", 0, False, "2")], model="m1"),
+            _quality([("a", 0, False, "3"), ("b", 0, False, None)], model="m2"),
+        ]
+    )
+    summary = quality_summary(quality)
+    assert summary["model"].tolist() == ["m1", "m2"]
+    assert summary["accuracy_at_1"].tolist() == [0.5, 0.0]
+    assert summary["pass_at_1"].tolist() == [0.5, 0.0]
+    assert summary["majority_at_k"].tolist() == [0.5, 0.0]
+    assert summary["pass_at_4"].isna().all()
+
+
+def test_quality_summary_empty() -> None:
+    summary = quality_summary(_quality([]))
+    assert summary.empty and list(summary.columns) == SUMMARY_COLUMNS
