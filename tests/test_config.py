@@ -85,3 +85,19 @@ def test_shard_count_rounds_up(demo_config):
     demo_config["tasks"]["gsm8k"]["n_prompts"] = 9
     study = Study(validate_config(demo_config))
     assert study.n_shards("gsm8k") == 3
+
+
+def test_config_import_is_cheap():
+    """The Snakefile imports divtrace.config at parse time: no torch, transformers or pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, divtrace.config; "
+        "heavy = [m for m in ('torch', 'transformers', 'pandas', 'vllm') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

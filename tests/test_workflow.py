@@ -94,7 +94,9 @@ def test_dry_run_lists_every_job(tmp_path):
         "fetch_model": 3,
         "prepare_prompts": 3,
         "sample_shard": 4 * 3 * 2,
+        "score_quality": 4 * 2,  # gsm8k and ifeval are verifiable
         "diversity": 4 * 3,
+        "summarize_quality": 1,
         "summarize": 1,
         "figures": 1,
         "all": 1,
@@ -194,6 +196,21 @@ def test_demo_diversity_files_carry_every_metric(demo_run):
 
 
 @pytest.mark.slow
+def test_demo_scores_its_verifiable_tasks(demo_run):
+    files = sorted((demo_run / "results/quality").rglob("*.parquet"))
+    assert len(files) == 8
+    for path in files:
+        quality = io.read_table(path, "quality")
+        assert len(quality) == 8 * 4
+    table = pd.read_csv(demo_run / "results/tables/quality.csv")
+    assert set(table["task"]) == {"gsm8k", "ifeval"}
+    assert table[["accuracy_at_1", "pass_at_1", "pass_at_4"]].notna().all().all()
+    diversity = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
+    correct = diversity[diversity["subset"] == "correct"]
+    assert set(correct["task"]) <= {"gsm8k", "ifeval"}
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(demo_run):
     result = snakemake(demo_run, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -207,7 +224,9 @@ def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
     result = snakemake(demo_run, "-n")
     assert job_counts(result.stdout) == {
         "sample_shard": 1,
+        "score_quality": 1,
         "diversity": 1,
+        "summarize_quality": 1,
         "summarize": 1,
         "figures": 1,
         "all": 1,

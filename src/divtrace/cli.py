@@ -109,7 +109,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
     backend = make_backend(
         args.backend,
         manifest["path"],
-        {"device": args.device, "dtype": args.dtype, "threads": args.threads},
+        {
+            "device": args.device,
+            "dtype": args.dtype,
+            "threads": args.threads,
+            "engine": args.engine,
+        },
     )
     frame, metadata = sample_shard(prompts, spec, params, backend, manifest)
     io.write_table(frame, args.out, "generations", metadata=metadata)
@@ -117,6 +122,45 @@ def cmd_sample(args: argparse.Namespace) -> None:
         f"{args.model}/{args.task}/cot-{args.cot} shard {args.shard}: {len(frame)} samples, "
         f"{metadata['generated_tokens']} tokens in {metadata['seconds']} s → {args.out}"
     )
+
+
+# --------------------------------------------------------------------------- score
+def cmd_score(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from divtrace import io
+    from divtrace.quality.score import score_generations
+
+    prompts = io.read_table(args.prompts, "prompts")
+    generations = pd.concat(
+        [io.read_table(p, "generations") for p in args.generations], ignore_index=True
+    )
+    family = args.family or args.task
+    quality = score_generations(family, prompts, generations)
+    io.write_table(
+        quality,
+        args.out,
+        "quality",
+        metadata={
+            "task": args.task,
+            "family": family,
+            "inputs": [str(p) for p in args.generations],
+        },
+    )
+    n_correct = int(quality["correct"].sum()) if len(quality) else 0
+    _log(f"{args.task}: {n_correct}/{len(quality)} correct → {args.out}")
+
+
+def cmd_summarize_quality(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from divtrace import io
+    from divtrace.quality.metrics import quality_summary
+
+    quality = pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
+    table = quality_summary(quality)
+    io.write_table_pair(table, args.out_parquet, args.out_csv, metadata={"table": "quality"})
+    _log(f"{len(table)} quality rows → {args.out_parquet}, {args.out_csv}")
 
 
 # --------------------------------------------------------------------------- diversity
@@ -239,8 +283,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--engine", type=_json_arg, default={}, help="vLLM engine settings (JSON object)"
+    )
     p.add_argument("--out", required=True, help="output shard Parquet file")
     p.set_defaults(handler=cmd_sample)
+
+    p = sub.add_parser("score", help="judge the correctness of every sample of a verifiable task")
+    p.add_argument("--task", required=True, help="task name (also its family unless --family)")
+    p.add_argument("--family", help="task family (default: the task name)")
+    p.add_argument("--prompts", required=True, help="prompts Parquet file of the task")
+    p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
+    p.add_argument("--out", required=True, help="output quality Parquet file")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("summarize-quality", help="accuracy@1, majority@K, pass@k per model/task")
+    p.add_argument("--quality", nargs="+", required=True, help="quality Parquet files")
+    p.add_argument("--out-parquet", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.set_defaults(handler=cmd_summarize_quality)
 
     p = sub.add_parser("diversity", help="diversity metrics per input and across inputs")
     p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")

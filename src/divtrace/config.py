@@ -139,6 +139,12 @@ class Study:
     def family(self, task: str) -> str:
         return str(self.task(task).get("family", task))
 
+    def is_verifiable(self, task: str) -> bool:
+        """The task's family has a correctness check (its samples get scored)."""
+        from divtrace.tasks import get_family
+
+        return get_family(self.family(task)).verifiable
+
     def cot_modes(self, model: str) -> list[str]:
         """``on`` for every model, plus ``off`` for reasoning models."""
         return ["on", "off"] if self.model(model).get("reasoning") else ["on"]

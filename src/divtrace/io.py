@@ -167,10 +167,33 @@ def write_table(
 ) -> Path:
     """Atomically write ``frame`` as Parquet following ``contract``, with JSON file metadata."""
     table = conform(frame, contract)
-    meta = {"contract": contract, **(metadata or {})}
-    table = table.replace_schema_metadata(
-        {METADATA_KEY: json.dumps(meta, sort_keys=True, default=str)}
-    )
+    return _write_arrow(table, path, {"contract": contract, **(metadata or {})})
+
+
+def write_frame(
+    frame: pd.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Atomically write a table that has no DESIGN §3 contract (summary tables)."""
+    return _write_arrow(pa.Table.from_pandas(frame, preserve_index=False), path, metadata or {})
+
+
+def write_table_pair(
+    frame: pd.DataFrame,
+    parquet_path: str | os.PathLike[str],
+    csv_path: str | os.PathLike[str],
+    metadata: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """A summary table as Parquet (with JSON metadata) and as a spreadsheet-ready CSV."""
+    parquet = write_frame(frame, parquet_path, metadata)
+    csv = write_text(frame.to_csv(index=False, lineterminator="\n"), csv_path)
+    return parquet, csv
+
+
+def _write_arrow(
+    table: pa.Table, path: str | os.PathLike[str], metadata: Mapping[str, Any]
+) -> Path:
+    meta = json.dumps(dict(metadata), sort_keys=True, default=str)
+    table = table.replace_schema_metadata({METADATA_KEY: meta})
     with atomic_path(path, ".parquet") as tmp:
         pq.write_table(table, tmp)
         written = pq.read_table(tmp)

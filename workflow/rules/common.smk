@@ -49,6 +49,10 @@ def shard_file(model, task, cot, shard):
     return f"{RESULTS}/generations/{model}/{task}/cot-{cot}/shard-{shard}.parquet"
 
 
+def quality_file(model, task, cot):
+    return f"{RESULTS}/quality/{model}/{task}/cot-{cot}.parquet"
+
+
 def diversity_file(model, task, cot):
     return f"{RESULTS}/diversity/{model}/{task}/cot-{cot}.parquet"
 
@@ -56,6 +60,10 @@ def diversity_file(model, task, cot):
 TABLES = {
     "parquet": f"{RESULTS}/tables/diversity.parquet",
     "csv": f"{RESULTS}/tables/diversity.csv",
+}
+QUALITY_TABLES = {
+    "parquet": f"{RESULTS}/tables/quality.parquet",
+    "csv": f"{RESULTS}/tables/quality.csv",
 }
 FIGURES = {
     "pdf": f"{RESULTS}/figures/lineage_trajectories.pdf",
@@ -74,7 +82,10 @@ def all_shards():
 def all_targets():
     """Tables and figures, plus every shard: the raw generations are a deliverable too, and
     naming them here means a deleted shard is regenerated (with what depends on it)."""
-    return list(TABLES.values()) + list(FIGURES.values()) + all_shards()
+    targets = list(TABLES.values()) + list(FIGURES.values()) + all_shards()
+    if verified_runs():
+        targets += list(QUALITY_TABLES.values())
+    return targets
 
 
 # ---------------------------------------------------------------- input functions and params
@@ -141,6 +152,11 @@ def sample_args(wildcards):
             "--backend": SAMPLING["backend"],
             "--device": SAMPLING["device"],
             "--dtype": SAMPLING["dtype"],
+            "--engine": (
+                json.dumps(SAMPLING["engine"], sort_keys=True)
+                if SAMPLING["backend"] == "vllm"
+                else None
+            ),
         }
     )
     stops = [token for stop in task.get("stop", []) for token in ("--stop", stop)]
@@ -152,6 +168,25 @@ def shards_of(wildcards):
         shard_file(wildcards.model, wildcards.task, wildcards.cot, shard)
         for shard in STUDY.shards(wildcards.task)
     ]
+
+
+def verifiable(task):
+    return STUDY.is_verifiable(task)
+
+
+def verified_runs():
+    return [(m, t, c) for m, t, c in STUDY.runs() if verifiable(t)]
+
+
+def quality_of(wildcards):
+    """Verifiable tasks get a correct-subset diversity: the quality file is an input."""
+    if verifiable(wildcards.task):
+        return quality_file(wildcards.model, wildcards.task, wildcards.cot)
+    return []
+
+
+def all_quality_files(wildcards):
+    return [quality_file(m, t, c) for m, t, c in verified_runs()]
 
 
 def all_diversity_files(wildcards):

@@ -1,7 +1,8 @@
 rule diversity:
     """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
     input:
-        shards_of,
+        shards=shards_of,
+        quality=quality_of,
     output:
         diversity_file("{model}", "{task}", "{cot}"),
     log:
@@ -15,6 +16,7 @@ rule diversity:
         sbert_model=METRICS["sbert_model"],
         ead_vocab_size=METRICS["ead_vocab_size"],
     shell:
-        "divtrace diversity --generations {input} --out {output} "
+        "divtrace diversity --generations {input.shards} --quality {input.quality} "
+        "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} > {log} 2>&1"

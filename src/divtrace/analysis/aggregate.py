@@ -257,26 +257,6 @@ def summarize_diversity(diversity: pd.DataFrame, lineage: Lineage) -> pd.DataFra
     return table[columns].reset_index(drop=True)
 
 
-def _atomic_parquet(
-    table: pd.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any]
-) -> Path:
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata(
-        {io.METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str)}
-    )
-    with io.atomic_path(path, ".parquet") as tmp:
-        pq.write_table(arrow, tmp)
-        written = pq.read_schema(tmp)
-        if written.names != arrow.schema.names:
-            raise io.ContractError(f"{path}: read-back check failed")
-    return Path(path)
-
-
 def write_summary(
     table: pd.DataFrame,
     parquet_path: str | os.PathLike[str],
@@ -289,6 +269,4 @@ def write_summary(
     ``{"table": "diversity_summary", **metadata}``.
     """
     meta = {"table": "diversity_summary", **(metadata or {})}
-    parquet = _atomic_parquet(table, parquet_path, meta)
-    csv = io.write_text(table.to_csv(index=False, lineterminator="\n"), csv_path)
-    return parquet, csv
+    return io.write_table_pair(table, parquet_path, csv_path, meta)
