@@ -59,7 +59,13 @@ def make_backend(name: str, model_dir: str | Path, settings: Mapping[str, Any]) 
             threads=int(settings.get("threads", 1)),
         )
     if name == "vllm":
-        raise ShardError("sampling backend 'vllm' is not available in this version yet")
+        from divtrace.generation.vllm import VLLMBackend
+
+        return VLLMBackend(
+            model_dir,
+            dtype=str(settings.get("dtype", "auto")),
+            engine=settings.get("engine") or {},
+        )
     raise ShardError(f"unknown sampling backend {name!r} (known: transformers, vllm)")
 
 

