@@ -86,6 +86,15 @@ def test_samples_do_not_depend_on_sharding_or_order(think_backend, prompts):
     assert whole.groupby("prompt_id")["raw"].nunique().max() > 1
 
 
+def test_samples_do_not_depend_on_the_batch_size(checkpoints, think_backend, prompts):
+    """Left-padded batches of several prompts give the same text as one prompt at a time."""
+    one_prompt_per_batch = TransformersBackend(checkpoints["think"], device="cpu", batch_rows=3)
+    batched, _ = sample_shard(prompts, spec(), PARAMS, think_backend, {})
+    alone, _ = sample_shard(prompts, spec(), PARAMS, one_prompt_per_batch, {})
+    assert think_backend.batch_rows >= len(batched)  # all 18 rows in one generate call
+    pd.testing.assert_series_equal(batched["raw"], alone["raw"])
+
+
 def test_outputs_are_stored_under_their_own_prompt(think_backend, prompts):
     frame, _ = sample_shard(prompts, spec(), PARAMS, think_backend, {})
     by_id = prompts.set_index("prompt_id")

@@ -113,6 +113,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             "device": args.device,
             "dtype": args.dtype,
             "threads": args.threads,
+            "batch_rows": args.batch_rows,
             "engine": args.engine,
         },
     )
@@ -283,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--batch-rows", type=int, default=64, help="transformers: rows per generate call"
+    )
     p.add_argument(
         "--engine", type=_json_arg, default={}, help="vLLM engine settings (JSON object)"
     )

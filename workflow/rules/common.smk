@@ -152,6 +152,7 @@ def sample_args(wildcards):
             "--backend": SAMPLING["backend"],
             "--device": SAMPLING["device"],
             "--dtype": SAMPLING["dtype"],
+            "--batch-rows": SAMPLING["batch_rows"],
             "--engine": (
                 json.dumps(SAMPLING["engine"], sort_keys=True)
                 if SAMPLING["backend"] == "vllm"

@@ -57,6 +57,7 @@ def make_backend(name: str, model_dir: str | Path, settings: Mapping[str, Any]) 
             device=str(settings.get("device", "auto")),
             dtype=str(settings.get("dtype", "auto")),
             threads=int(settings.get("threads", 1)),
+            batch_rows=int(settings.get("batch_rows", 64)),
         )
     if name == "vllm":
         from divtrace.generation.vllm import VLLMBackend
