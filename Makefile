@@ -29,7 +29,7 @@ $(VENV)/.installed-vllm: $(VENV)/.installed
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
-lint: setup
+lint: setup-vllm
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from divtrace.generation.backend import BackendInfo, Completion, Request, SamplingParams
 from divtrace.generation.hf import CHAT_END_TOKENS, SamplingError
@@ -53,7 +53,7 @@ class VLLMBackend:
         self.llm = LLM(
             model=str(model_dir),
             tokenizer=str(model_dir),
-            dtype=dtype,
+            dtype=cast(Any, dtype),  # validated by the config schema
             generation_config="vllm",
             seed=0,
             **{k: v for k, v in settings.items() if v is not None},
