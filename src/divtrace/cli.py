@@ -65,6 +65,7 @@ def cmd_prompts(args: argparse.Namespace) -> None:
             "revision": args.revision,
             "n_requested": args.n,
             "n_available": len(records),
+            "selection": table.attrs.get("selection"),
             "seed": args.seed,
         },
     )

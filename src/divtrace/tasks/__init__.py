@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from divtrace.tasks import (
+    alpaca,
+    cnn_dailymail,
     cruxeval,
     gsm8k,
     humaneval,
     ifeval,
     math,
     mbpp,
+    prism,
+    tldr,
     truthfulqa,
+    wildbench,
     writingprompts,
+    xsum,
 )
 from divtrace.tasks.base import TaskDataError, TaskFamily
 
@@ -24,7 +30,13 @@ FAMILIES: dict[str, TaskFamily] = {
         cruxeval.FAMILY,
         ifeval.FAMILY,
         truthfulqa.FAMILY,
+        tldr.FAMILY,
+        cnn_dailymail.FAMILY,
+        xsum.FAMILY,
+        alpaca.FAMILY,
         writingprompts.FAMILY,
+        prism.FAMILY,
+        wildbench.FAMILY,
     )
 }
 

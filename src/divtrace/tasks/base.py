@@ -20,6 +20,11 @@ class TaskFamily:
     ``render_text`` gives the completion-format prompt (base models); ``render_user`` the user turn
     of the chat-format prompt. ``stop`` applies to completion-format sampling only. A prompt's id
     is the first of ``id_fields`` present in its record, else the record's row number.
+
+    ``keep`` (optional) is a record filter: records it rejects are dropped before the seeded
+    selection (row numbers, and so ids, stay those of the source). ``balance_by`` (optional) names
+    a field whose values the selection takes in turn (round-robin), so any prefix of the prompts
+    table is balanced over them (see :func:`divtrace.tasks.prompts.select_records`).
     """
 
     name: str
@@ -34,6 +39,8 @@ class TaskFamily:
     stop: tuple[str, ...] = ()
     verifiable: bool = False
     meta_fields: tuple[str, ...] = field(default_factory=tuple)
+    keep: Callable[[Record], bool] | None = None
+    balance_by: str | None = None
 
     def record_id(self, record: Record, row_number: int) -> tuple[str | None, Any]:
         """(field the id came from, id) of a record; (None, row number) without an id field."""
