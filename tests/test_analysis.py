@@ -282,3 +282,45 @@ def test_trajectory_figure_rejects_empty_selection(tmp_path: Path):
             table.drop(columns="value"), lineage, tmp_path / "a.pdf", tmp_path / "a.png"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_input_rows_have_bootstrap_intervals():
+    table = summarize_diversity(make_diversity(), make_lineage(), n_boot=300, seed=0)
+    per_input = table[table["scope"] == "per_input"]
+    assert per_input[["ci_low", "ci_high"]].notna().all().all()
+    assert (per_input["ci_low"] <= per_input["value"] + 1e-12).all()
+    assert (per_input["value"] <= per_input["ci_high"] + 1e-12).all()
+    # Three prompts at mean - 0.1, mean, mean + 0.1: no resample leaves that range.
+    r = row(table, "think-dpo")
+    assert r["value"] - 0.1 - 1e-12 <= r["ci_low"] < r["value"] < r["ci_high"]
+    assert r["ci_high"] <= r["value"] + 0.1 + 1e-12
+    # across_input rows have one value per set: no interval.
+    assert table.loc[table["scope"] == "across_input", ["ci_low", "ci_high"]].isna().all().all()
+
+
+def test_intervals_are_seeded_and_can_be_switched_off():
+    diversity = make_diversity()
+    first = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=5)
+    again = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=5)
+    pd.testing.assert_frame_equal(first, again)
+    other = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=6)
+    per_input = first["scope"] == "per_input"
+    assert not np.allclose(first.loc[per_input, "ci_low"], other.loc[per_input, "ci_low"])
+    off = summarize_diversity(diversity, make_lineage(), n_boot=0)
+    assert off[["ci_low", "ci_high"]].isna().all().all()
+    pd.testing.assert_series_equal(off["value"], first["value"])
+
+
+def test_constant_prompts_give_zero_width_interval():
+    diversity = make_diversity()
+    diversity["value"] = 0.3
+    table = summarize_diversity(diversity, make_lineage(), n_boot=100)
+    per_input = table[table["scope"] == "per_input"]
+    assert (per_input["ci_low"] == 0.3).all() and (per_input["ci_high"] == 0.3).all()
+
+
+def test_trajectory_figure_without_interval_columns(tmp_path: Path):
+    lineage = make_lineage()
+    table = summarize_diversity(make_diversity(), lineage).drop(columns=["ci_low", "ci_high"])
+    plot_lineage_trajectories(table, lineage, tmp_path / "t.pdf", tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")

@@ -1,28 +1,10 @@
-rule summarize_quality:
-    """accuracy@1, majority@K and pass@k per model, task and CoT mode."""
-    input:
-        all_quality_files,
-    output:
-        parquet=QUALITY_TABLES["parquet"],
-        csv=QUALITY_TABLES["csv"],
-    log:
-        f"{RESULTS}/logs/summarize_quality.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/summarize_quality.tsv"
-    conda:
-        "../../envs/analysis.yaml"
-    shell:
-        "divtrace summarize-quality --quality {input} "
-        "--out-parquet {output.parquet} --out-csv {output.csv} > {log} 2>&1"
-
-
 rule summarize:
-    """Per-model means with lineage labels and ratios to the base model and the parent stage."""
+    """Every analysis table: diversity with intervals, retention, stages, CoT, decomposition, quality."""
     input:
-        all_diversity_files,
+        diversity=all_diversity_files,
+        quality=all_quality_files,
     output:
-        parquet=TABLES["parquet"],
-        csv=TABLES["csv"],
+        [TABLES[name, ext] for name in TABLE_NAMES for ext in ("parquet", "csv")],
     log:
         f"{RESULTS}/logs/summarize.log",
     benchmark:
@@ -31,6 +13,10 @@ rule summarize:
         "../../envs/analysis.yaml"
     params:
         lineage=lineage_json,
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+        n_boot=config["analysis"]["n_boot"],
+        seed=config["analysis"]["seed"],
     shell:
-        "divtrace summarize --diversity {input} --lineage {params.lineage:q} "
-        "--out-parquet {output.parquet} --out-csv {output.csv} > {log} 2>&1"
+        "divtrace summarize --diversity {input.diversity} --quality {input.quality} "
+        "--lineage {params.lineage:q} --n-boot {params.n_boot} --seed {params.seed} "
+        "--out-dir {params.out_dir} > {log} 2>&1"

@@ -1,14 +1,17 @@
 rule figures:
-    """Figures drawn from the summary tables only (reruns in seconds)."""
+    """Every figure, drawn from the analysis tables only (reruns in seconds)."""
     input:
-        TABLES["parquet"],
+        [TABLES[name, "parquet"] for name in TABLE_NAMES],
     output:
-        pdf=FIGURES["pdf"],
-        png=report(
-            FIGURES["png"],
-            caption="../report/lineage_trajectories.rst",
-            category="Figures",
-        ),
+        [FIGURES[name, "pdf"] for name in FIGURE_NAMES],
+        [
+            report(
+                FIGURES[name, "png"],
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURE_NAMES
+        ],
     log:
         f"{RESULTS}/logs/figures.log",
     benchmark:
@@ -17,7 +20,8 @@ rule figures:
         "../../envs/analysis.yaml"
     params:
         lineage=lineage_json,
-        out_dir=lambda wildcards, output: Path(output.pdf).parent,
+        tables_dir=lambda wildcards, input: Path(input[0]).parent,
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "divtrace figures --table {input} --lineage {params.lineage:q} "
+        "divtrace figures --tables-dir {params.tables_dir} --lineage {params.lineage:q} "
         "--out-dir {params.out_dir} > {log} 2>&1"

@@ -19,6 +19,12 @@ Columns of the summary (in this order):
     as in the diversity contract.
 ``value``
     ``per_input``: mean of the per-prompt values; ``across_input``: the single value.
+``ci_low``, ``ci_high``
+    ``per_input``: the 95 % percentile bootstrap interval of the mean over prompts
+    (:mod:`divtrace.analysis.bootstrap`; seeded, ``n_boot`` resamples of the prompts, one resample
+    matrix shared by the metrics of a checkpoint, task, CoT mode and subset). ``across_input``:
+    NaN, since the set has one value per prompt set and nothing to resample (and with
+    ``n_boot = 0``).
 ``n_prompts``
     ``per_input``: number of prompts averaged; ``across_input``: number of outputs in the set, one
     per prompt (DESIGN §5), i.e. the row's ``n_outputs``.
@@ -48,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from divtrace import io
+from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
 from divtrace.lineage import Lineage
 
 BASE_LABEL = "base"
@@ -88,6 +95,8 @@ def summary_columns(with_dropped: bool = False) -> list[str]:
         "subset",
         "metric",
         "value",
+        "ci_low",
+        "ci_high",
         "n_prompts",
         "n_outputs",
         *(["n_dropped"] if with_dropped else []),
@@ -176,9 +185,40 @@ def _validate(diversity: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
     return frame
 
 
-def summarize_diversity(diversity: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
+def _intervals(
+    frame: pd.DataFrame, n_boot: int, seed: int, level: float
+) -> dict[tuple[str, str, str, str, str], tuple[float, float]]:
+    """Bootstrap interval of each per_input mean, keyed by (model, task, cot, subset, metric)."""
+    from divtrace.analysis.common import DiversityData
+
+    out: dict[tuple[str, str, str, str, str], tuple[float, float]] = {}
+    if n_boot <= 0:
+        return out
+    data = DiversityData(frame)
+    for (model, task, cot, subset), block in data.per_input.items():
+        result = bootstrap_mean(
+            block.to_numpy(dtype=float),
+            n_boot=n_boot,
+            seed=seed,
+            key=("diversity", model, task, cot, subset),
+        )
+        low, high = result.interval(level)
+        for j, metric in enumerate(block.columns):
+            out[(model, task, cot, subset, str(metric))] = (float(low[j]), float(high[j]))
+    return out
+
+
+def summarize_diversity(
+    diversity: pd.DataFrame,
+    lineage: Lineage,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> pd.DataFrame:
     """Aggregate diversity rows of many checkpoints into the summary table (module docstring).
 
+    ``n_boot``, ``seed`` and ``level`` set the bootstrap intervals (``n_boot = 0``: none, NaN).
     Raises :class:`ValueError` naming the column for a missing column or bad values, and naming the
     model for a model that is not in ``lineage``.
     """
@@ -231,6 +271,24 @@ def summarize_diversity(diversity: pd.DataFrame, lineage: Lineage) -> pd.DataFra
 
     table["ratio_to_base"] = _ratio(table["value"], table["value_base"])
     table["ratio_to_parent"] = _ratio(table["value"], table["value_parent"])
+
+    intervals = _intervals(frame, n_boot, seed, level)
+    bounds = [
+        intervals.get((m, t, c, s, x), (np.nan, np.nan))
+        if scope == "per_input"
+        else (np.nan, np.nan)
+        for m, t, c, scope, s, x in zip(
+            table["model"],
+            table["task"],
+            table["cot"],
+            table["scope"],
+            table["subset"],
+            table["metric"],
+            strict=True,
+        )
+    ]
+    table["ci_low"] = np.array([b[0] for b in bounds], dtype=float)
+    table["ci_high"] = np.array([b[1] for b in bounds], dtype=float)
 
     ranks = lineage_rank(lineage)
     table["_k_lineage"] = [ranks.get(label, len(ranks)) for label in table["lineage"]]

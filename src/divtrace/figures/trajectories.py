@@ -26,6 +26,8 @@ METRIC_LABELS = {"ead": "EAD", "sbert": "SBERT", "vendi": "Vendi", "nli": "NLI"}
 ALL_TASKS = "all tasks (mean)"
 
 Values = dict[tuple[str, str, str, str], float]  # (task, model, cot, metric) -> value
+Bounds = dict[tuple[str, str, str, str], tuple[float, float]]  # same key -> (ci_low, ci_high)
+DODGE = 0.06  # x offset between the series of a panel, so that their error bars do not overlap
 
 
 def _order_metrics(metrics: Sequence[str]) -> list[str]:
@@ -52,6 +54,57 @@ def _values(selection: pd.DataFrame, tasks: list[str]) -> Values:
     return values
 
 
+def _bounds(selection: pd.DataFrame) -> Bounds:
+    """Interval lookup from ``ci_low``/``ci_high`` (empty if the table has no such columns)."""
+    if "ci_low" not in selection.columns or "ci_high" not in selection.columns:
+        return {}
+    bounds: Bounds = {}
+    for row in selection.to_dict("records"):
+        low, high = float(row["ci_low"]), float(row["ci_high"])
+        if np.isfinite(low) and np.isfinite(high):
+            key = (str(row["task"]), str(row["model"]), str(row["cot"]), str(row["metric"]))
+            bounds[key] = (low, high)
+    return bounds
+
+
+def _offsets(paths: dict[str, list[str]], values: Values) -> dict[tuple[str, str], float]:
+    """x offset of each (lineage, cot) series: centred, :data:`DODGE` apart."""
+    series = [
+        (label, cot)
+        for label, path in paths.items()
+        for cot in ("on", "off")
+        if any((model, cot) == (m, c) for (_t, m, c, _x) in values for model in path[1:])
+    ]
+    step = min(DODGE, 0.4 / max(len(series), 1))
+    return {key: (i - (len(series) - 1) / 2) * step for i, key in enumerate(series)}
+
+
+def _errorbars(
+    ax: Axes,
+    points: list[tuple[float, float, tuple[float, float] | None]],
+    colour: str,
+    zorder: float,
+) -> None:
+    drawn = [(x, y, b) for x, y, b in points if b is not None]
+    if not drawn:
+        return
+    xs = [x for x, _y, _b in drawn]
+    ys = [y for _x, y, _b in drawn]
+    low = [max(y - b[0], 0.0) for _x, y, b in drawn]
+    high = [max(b[1] - y, 0.0) for _x, y, b in drawn]
+    ax.errorbar(
+        xs,
+        ys,
+        yerr=[low, high],
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.7,
+        capsize=1.5,
+        capthick=0.7,
+        zorder=zorder,
+    )
+
+
 def _stage_ticks(paths: dict[str, list[str]], lineage: Lineage) -> list[str]:
     width = max(len(path) for path in paths.values())
     ticks: list[str] = []
@@ -74,12 +127,27 @@ def _plot_panel(
     values: Values,
     handles: dict[str, Line2D],
     root: str,
+    bounds: Bounds | None = None,
+    styles: dict[str, tuple[str, str]] | None = None,
 ) -> None:
+    bounds = bounds or {}
+    offsets = _offsets(paths, values) if bounds else {}
     # Every lineage starts at the root: one neutral marker there instead of a pile of coloured ones.
     for i, (label, path) in enumerate(paths.items()):
-        colour, marker = style.color(i), style.marker(i)
+        colour, marker = (styles or {}).get(label, (style.color(i), style.marker(i)))
+        dx_on, dx_off = offsets.get((label, "on"), 0.0), offsets.get((label, "off"), 0.0)
         on = [(x, values.get((task, model, "on", metric))) for x, model in enumerate(path)]
-        on_points = [(x, v) for x, v in on if v is not None]
+        on_points = [(x + (dx_on if x else 0.0), v) for x, v in on if v is not None]
+        _errorbars(
+            ax,
+            [
+                (x + dx_on, v, bounds.get((task, path[x], "on", metric)))
+                for x, v in on
+                if v is not None and path[x] != root
+            ],
+            colour,
+            2.5,
+        )
         if on_points:
             xs, ys = zip(*on_points, strict=True)
             (line,) = ax.plot(
@@ -87,7 +155,7 @@ def _plot_panel(
                 ys,
                 color=colour,
                 marker=marker,
-                markevery=[j for j, x in enumerate(xs) if path[x] != root],
+                markevery=[j for j, x in enumerate(xs) if path[round(x)] != root],
                 label=label,
                 zorder=3,
             )
@@ -100,7 +168,16 @@ def _plot_panel(
         # run, as in ratio_to_parent); that anchor gets no hollow marker of its own.
         first = off_points[0][0]
         anchor = on[first - 1][1] if first > 0 else None
-        points = ([(first - 1, anchor)] if anchor is not None else []) + off_points
+        anchor_x = first - 1 + (dx_on if first > 1 else 0.0)
+        points = ([(anchor_x, anchor)] if anchor is not None else []) + [
+            (x + dx_off, v) for x, v in off_points
+        ]
+        _errorbars(
+            ax,
+            [(x + dx_off, v, bounds.get((task, path[x], "off", metric))) for x, v in off_points],
+            colour,
+            2.2,
+        )
         xs, ys = zip(*points, strict=True)
         start = 1 if anchor is not None else 0
         off_label = f"{label} (CoT off)"
@@ -119,6 +196,7 @@ def _plot_panel(
         handles.setdefault(off_label, line)
     base = values.get((task, root, "on", metric))
     if base is not None:
+        _errorbars(ax, [(0.0, base, bounds.get((task, root, "on", metric)))], "black", 3.5)
         (point,) = ax.plot(
             [0], [base], color="black", marker="o", linestyle="none", label=BASE_LABEL, zorder=4
         )
@@ -142,7 +220,10 @@ def plot_lineage_trajectories(
     solid line with its own colour and marker, all leaving from one black "base" marker at x = 0.
     CoT-off runs of reasoning checkpoints are the same
     colour, dashed with hollow markers, labelled "<lineage> (CoT off)". The y axis is the raw
-    diversity value of the ``scope``/``subset`` rows of ``table``.
+    diversity value of the ``scope``/``subset`` rows of ``table``. Where the table has ``ci_low``
+    and ``ci_high`` (bootstrap intervals over prompts) they are drawn as error bars, and the series
+    of a panel are moved a little apart on the x axis so that the bars stay readable; the
+    all-tasks row has no intervals.
     """
     missing = [name for name in REQUIRED_COLUMNS if name not in table.columns]
     if missing:
@@ -162,6 +243,7 @@ def plot_lineage_trajectories(
     metrics = _order_metrics(sorted(set(selection["metric"].astype(str))))
     tasks = sorted(set(selection["task"].astype(str)))
     values = _values(selection, tasks)
+    bounds = _bounds(selection)
     rows = [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks
     # Lineages with no data beyond the shared root would only repeat the base point.
     modelled = {model for (_t, model, _c, _m) in values}
@@ -171,6 +253,10 @@ def plot_lineage_trajectories(
         if any(model in modelled for model in path[1:])
     } or lineage.lineages()
     ticks = _stage_ticks(paths, lineage)
+    # Colours and markers follow the lineage's place in Lineage.lineages(), as in every figure.
+    styles = {
+        label: (style.color(i), style.marker(i)) for i, label in enumerate(lineage.lineages())
+    }
 
     with style.style_context():
         figure = style.new_figure(
@@ -181,7 +267,7 @@ def plot_lineage_trajectories(
         for r, task in enumerate(rows):
             for c, metric in enumerate(metrics):
                 ax = axes[r][c]
-                _plot_panel(ax, task, metric, paths, values, handles, lineage.root)
+                _plot_panel(ax, task, metric, paths, values, handles, lineage.root, bounds, styles)
                 ax.set_xticks(range(len(ticks)), ticks)
                 ax.set_xlim(-0.3, len(ticks) - 0.7)
                 if r == 0:

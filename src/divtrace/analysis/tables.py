@@ -1,0 +1,93 @@
+"""Entry points: every table under ``results/tables/`` from the per-prompt contracts, in one call.
+
+>>> tables = build_tables(diversity, quality, lineage, n_boot=1000, seed=0)
+>>> write_tables(tables, "results/tables", metadata={"n_boot": 1000, "seed": 0})
+
+``build_tables`` returns ``{name: DataFrame}`` for :data:`TABLE_NAMES` (``quality`` only when a
+quality table is given); ``write_tables`` writes ``{out_dir}/{name}.parquet`` and ``.csv``
+atomically; ``read_tables`` reads them back (what the figures step needs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from divtrace import io
+from divtrace.analysis.aggregate import summarize_diversity
+from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
+from divtrace.analysis.cot import cot_table, quality_per_prompt
+from divtrace.analysis.decomposition import decomposition_table
+from divtrace.analysis.quality import quality_table
+from divtrace.analysis.retention import retention_table
+from divtrace.analysis.stages import stage_table
+from divtrace.lineage import Lineage
+
+TABLE_NAMES = ("diversity", "retention", "stages", "cot", "decomposition", "quality")
+"""Every table :func:`build_tables` can return, in order (``quality`` needs quality data)."""
+
+
+def build_tables(
+    diversity: pd.DataFrame,
+    quality: pd.DataFrame | None,
+    lineage: Lineage,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, pd.DataFrame]:
+    """All analysis tables from the diversity contract and (optionally) the quality contract.
+
+    ``diversity``: rows of the DESIGN §3 diversity contract for many checkpoints (the per-model
+    files concatenated). ``quality``: the quality contract (one row per sample), or None.
+    A lineage is whatever the ``parent`` links of ``lineage`` say.
+    """
+    options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
+    prompts = quality_per_prompt(quality, lineage) if quality is not None else None
+    tables = {
+        "diversity": summarize_diversity(diversity, lineage, **options),
+        "retention": retention_table(diversity, lineage, **options),
+        "stages": stage_table(diversity, lineage, **options),
+        "cot": cot_table(diversity, lineage, prompts, **options),
+        "decomposition": decomposition_table(diversity, lineage, **options),
+    }
+    if prompts is not None:
+        tables["quality"] = quality_table(prompts, lineage, **options)
+    return tables
+
+
+def table_paths(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
+    """``({out_dir}/{name}.parquet, {out_dir}/{name}.csv)``."""
+    return Path(out_dir) / f"{name}.parquet", Path(out_dir) / f"{name}.csv"
+
+
+def write_tables(
+    tables: Mapping[str, pd.DataFrame],
+    out_dir: str | os.PathLike[str],
+    metadata: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Write each table as ``{out_dir}/{name}.parquet`` (metadata ``{"table": name, **metadata}``)
+    and ``{out_dir}/{name}.csv``, each atomically. Returns the paths written."""
+    written: list[Path] = []
+    for name, table in tables.items():
+        parquet, csv = table_paths(out_dir, name)
+        written.extend(
+            io.write_table_pair(table, parquet, csv, {"table": name, **(metadata or {})})
+        )
+    return written
+
+
+def read_tables(
+    out_dir: str | os.PathLike[str], names: Iterable[str] = TABLE_NAMES
+) -> dict[str, pd.DataFrame]:
+    """Read the Parquet tables that exist among ``names`` from ``out_dir``."""
+    tables: dict[str, pd.DataFrame] = {}
+    for name in names:
+        parquet, _csv = table_paths(out_dir, name)
+        if parquet.exists():
+            tables[name] = io.read_table(parquet)
+    return tables

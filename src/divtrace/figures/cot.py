@@ -1,0 +1,165 @@
+"""CoT on vs off: paired points per task for each reasoning checkpoint, diversity and accuracy.
+
+Reads only the CoT table (:func:`divtrace.analysis.cot.cot_table`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from divtrace.figures import style
+from divtrace.figures.common import (
+    empty_figure,
+    has_columns,
+    metric_label,
+    metric_order,
+    note,
+    order_runs,
+    run_colour,
+    run_marker,
+    task_order,
+)
+from divtrace.lineage import Lineage
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+REQUIRED = ("model", "task", "kind", "scope", "subset", "metric", "value_on", "value_off")
+TITLE = "CoT on vs off"
+QUALITY_METRIC = "pass_at_1"
+FALLBACK_QUALITY_METRIC = "accuracy_at_1"
+
+
+def plot_cot_on_off(
+    cot: pd.DataFrame | None,
+    lineage: Lineage,
+    out_pdf: str | os.PathLike[str],
+    out_png: str | os.PathLike[str],
+    scope: str = "per_input",
+    subset: str = "all",
+) -> None:
+    """One panel per diversity metric and one for accuracy (pass@1, the mean correctness).
+
+    Tasks are rows; each reasoning checkpoint is a pair of points, filled = CoT on, hollow = CoT
+    off, joined by a solid line where the paired 95 % interval of the difference excludes 0 and a
+    dotted line where it does not.
+    """
+    if not has_columns(cot, REQUIRED):
+        empty_figure(TITLE, "no CoT table", out_pdf, out_png)
+        return
+    assert cot is not None
+    diversity = cot[
+        (cot["kind"] == "diversity") & (cot["scope"] == scope) & (cot["subset"] == subset)
+    ]
+    quality = cot[cot["kind"] == "quality"]
+    quality_metric = (
+        QUALITY_METRIC if (quality["metric"] == QUALITY_METRIC).any() else FALLBACK_QUALITY_METRIC
+    )
+    quality = quality[quality["metric"] == quality_metric]
+    if diversity.empty and quality.empty:
+        empty_figure(TITLE, "no reasoning checkpoint with runs in both CoT modes", out_pdf, out_png)
+        return
+    panels = [("diversity", m) for m in metric_order(diversity["metric"].unique())]
+    panels.append(("quality", quality_metric))
+    both = pd.concat([diversity, quality])
+    tasks = task_order(both["task"].unique())
+    models = [m for m, _c in order_runs(lineage, ((m, "on") for m in both["model"].unique()))]
+    step = 0.7 / max(len(models), 1)
+    offsets = {m: (i - (len(models) - 1) / 2) * step for i, m in enumerate(models)}
+    with style.style_context():
+        figure = style.new_figure(
+            style.PANEL_WIDTH_IN * len(panels) + 0.8, max(1.6, 0.42 * len(tasks) + 1.0)
+        )
+        axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+        handles: dict[str, Artist] = {}
+        for ax, (kind, metric) in zip(axes, panels, strict=True):
+            rows = diversity if kind == "diversity" else quality
+            rows = rows[rows["metric"] == metric]
+            _panel(ax, rows, tasks, offsets, lineage, handles)
+            title = metric_label(metric)
+            ax.set_title(title if kind == "diversity" else "accuracy", fontweight="bold")
+            if kind == "quality":
+                ax.set_xlabel(title)
+        axes[0].set_yticks(range(len(tasks)), tasks)
+        axes[0].set_ylim(len(tasks) - 0.5, -0.5)
+        _legend(figure, handles)
+        figure.supxlabel(
+            f"diversity ({scope.replace('_', ' ')}, {subset} outputs) or accuracy; "
+            "solid line: 95% CI of on − off excludes 0"
+        )
+        style.save_figure(figure, out_pdf, out_png)
+
+
+def _panel(
+    ax: Axes,
+    rows: pd.DataFrame,
+    tasks: list[str],
+    offsets: dict[str, float],
+    lineage: Lineage,
+    handles: dict[str, Artist],
+) -> None:
+    ax.grid(axis="y", visible=False)
+    drawn = False
+    for record in rows.to_dict("records"):
+        model, task = str(record["model"]), str(record["task"])
+        if task not in tasks or model not in offsets:
+            continue
+        on, off = float(record["value_on"]), float(record["value_off"])
+        y = tasks.index(task) + offsets[model]
+        colour, marker = run_colour(lineage, model), run_marker(lineage, model)
+        significant = record.get("significant")
+        solid = bool(significant) if significant is not None and not pd.isna(significant) else False
+        if np.isfinite(on) and np.isfinite(off):
+            ax.plot(
+                [off, on],
+                [y, y],
+                color=colour,
+                linewidth=1.2 if solid else 0.8,
+                linestyle="-" if solid else ":",
+                zorder=2,
+            )
+        # The hollow CoT-off marker is larger and underneath, so equal values show as a ringed dot.
+        if np.isfinite(off):
+            ax.plot(
+                off,
+                y,
+                marker=marker,
+                color=colour,
+                markerfacecolor="white",
+                markersize=6.5,
+                linestyle="none",
+                zorder=3,
+            )
+            drawn = True
+        if np.isfinite(on):
+            (point,) = ax.plot(on, y, marker=marker, color=colour, linestyle="none", zorder=4)
+            handles.setdefault(model, point)
+            drawn = True
+    if not drawn:
+        note(ax)
+
+
+def _legend(figure: Figure, handles: dict[str, Artist]) -> None:
+    from matplotlib.lines import Line2D
+
+    entries = list(handles.items())
+    entries.append(("CoT on", Line2D([], [], marker="o", color="0.3", linestyle="none")))
+    entries.append(
+        (
+            "CoT off",
+            Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="none"),
+        )
+    )
+    figure.legend(
+        [h for _l, h in entries],
+        [label for label, _h in entries],
+        loc="outside upper center",
+        ncols=min(len(entries), 6),
+        frameon=False,
+    )
