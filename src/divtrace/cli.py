@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], None]
@@ -153,18 +152,6 @@ def cmd_score(args: argparse.Namespace) -> None:
     _log(f"{args.task}: {n_correct}/{len(quality)} correct → {args.out}")
 
 
-def cmd_summarize_quality(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from divtrace import io
-    from divtrace.quality.metrics import quality_summary
-
-    quality = pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
-    table = quality_summary(quality)
-    io.write_table_pair(table, args.out_parquet, args.out_csv, metadata={"table": "quality"})
-    _log(f"{len(table)} quality rows → {args.out_parquet}, {args.out_csv}")
-
-
 # --------------------------------------------------------------------------- diversity
 def cmd_diversity(args: argparse.Namespace) -> None:
     import pandas as pd
@@ -208,31 +195,45 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from divtrace import io
-    from divtrace.analysis.aggregate import summarize_diversity, write_summary
+    from divtrace.analysis.tables import TABLE_NAMES, build_tables, write_tables
     from divtrace.lineage import Lineage
 
     lineage = Lineage.from_dict(args.lineage)
     diversity = pd.concat(
         [io.read_table(p, "diversity") for p in args.diversity], ignore_index=True
     )
-    table = summarize_diversity(diversity, lineage)
-    write_summary(table, args.out_parquet, args.out_csv)
-    _log(f"{len(table)} summary rows → {args.out_parquet}, {args.out_csv}")
+    quality = (
+        pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
+        if args.quality
+        else None
+    )
+    tables = build_tables(diversity, quality, lineage, n_boot=args.n_boot, seed=args.seed)
+    for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
+        tables.setdefault(name, pd.DataFrame())
+    write_tables(tables, args.out_dir, metadata={"n_boot": args.n_boot, "seed": args.seed})
+    sizes = ", ".join(f"{name} {len(table)}" for name, table in tables.items())
+    _log(f"tables → {args.out_dir} ({sizes} rows)")
 
 
 # --------------------------------------------------------------------------- figures
 def cmd_figures(args: argparse.Namespace) -> None:
-    from divtrace import io
-    from divtrace.figures.trajectories import plot_lineage_trajectories
+    from divtrace.analysis.tables import read_tables
+    from divtrace.figures import draw_figures
     from divtrace.lineage import Lineage
 
-    table = io.read_table(args.table)
     lineage = Lineage.from_dict(args.lineage)
-    out_dir = Path(args.out_dir)
-    plot_lineage_trajectories(
-        table, lineage, out_dir / "lineage_trajectories.pdf", out_dir / "lineage_trajectories.png"
-    )
-    _log(f"figures → {out_dir}")
+    written = draw_figures(read_tables(args.tables_dir), lineage, args.out_dir)
+    _log(f"{len(written)} figure files → {args.out_dir}")
+
+
+# --------------------------------------------------------------------------- plan
+def cmd_plan(args: argparse.Namespace) -> None:
+    from divtrace.config import load_config
+    from divtrace.plan import format_plan, plan
+
+    config = load_config(args.configfile)
+    result = plan(config, tokens_per_second=args.tokens_per_second, fill=args.fill)
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
 
 
 # --------------------------------------------------------------------------- parser
@@ -304,12 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output quality Parquet file")
     p.set_defaults(handler=cmd_score)
 
-    p = sub.add_parser("summarize-quality", help="accuracy@1, majority@K, pass@k per model/task")
-    p.add_argument("--quality", nargs="+", required=True, help="quality Parquet files")
-    p.add_argument("--out-parquet", required=True)
-    p.add_argument("--out-csv", required=True)
-    p.set_defaults(handler=cmd_summarize_quality)
-
     p = sub.add_parser("diversity", help="diversity metrics per input and across inputs")
     p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
     p.add_argument("--out", required=True, help="output diversity Parquet file")
@@ -322,18 +317,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.set_defaults(handler=cmd_diversity)
 
-    p = sub.add_parser("summarize", help="diversity table with lineage labels and ratios")
+    p = sub.add_parser("summarize", help="every analysis table, with lineage labels and intervals")
     p.add_argument("--diversity", nargs="+", required=True, help="diversity Parquet files")
+    p.add_argument("--quality", nargs="*", default=[], help="quality Parquet files")
     p.add_argument("--lineage", required=True, type=_json_arg, help="lineage tree (JSON)")
-    p.add_argument("--out-parquet", required=True)
-    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-dir", required=True, help="directory of {table}.parquet and .csv")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of prompts")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.set_defaults(handler=cmd_summarize)
 
-    p = sub.add_parser("figures", help="draw the figures from the summary tables")
-    p.add_argument("--table", required=True, help="results/tables/diversity.parquet")
+    p = sub.add_parser("figures", help="draw every figure from the analysis tables")
+    p.add_argument("--tables-dir", required=True, help="results/tables")
     p.add_argument("--lineage", required=True, type=_json_arg, help="lineage tree (JSON)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(handler=cmd_figures)
+    p = sub.add_parser("plan", help="jobs per rule and the GPU-hours a config will cost")
+    p.add_argument("--configfile", default="config/config.yaml", help="workflow config (YAML)")
+    p.add_argument(
+        "--tokens-per-second", type=float, default=2500.0, help="generation throughput per GPU"
+    )
+    p.add_argument(
+        "--fill", type=float, default=0.5, help="expected fraction of max_tokens a sample uses"
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(handler=cmd_plan)
     return parser
 
 

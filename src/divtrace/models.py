@@ -83,6 +83,45 @@ def build_toy(
     return manifest
 
 
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_cache_dir() -> Path | None:
+    """The Hugging Face hub cache, read from the environment when the fetch runs.
+
+    ``HF_HUB_CACHE`` wins, then ``HF_HOME``/hub; ``None`` leaves the choice to huggingface_hub
+    (``~/.cache/huggingface/hub``). Read here rather than from ``huggingface_hub.constants``, which
+    freezes the environment of the moment the library was first imported.
+    """
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.path.expanduser(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        return Path(os.path.expanduser(os.environ["HF_HOME"])) / "hub"
+    return None
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set: use the cache, never the network."""
+    return any(
+        os.environ.get(var, "").strip().lower() in _TRUE
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _permanent_errors() -> tuple[type[BaseException], ...]:
+    """Errors that another try cannot fix: a missing/gated repo or revision, a bad repo id."""
+    from huggingface_hub import errors
+
+    names = (
+        "RepositoryNotFoundError",  # also GatedRepoError
+        "RevisionNotFoundError",
+        "DisabledRepoError",
+        "HFValidationError",
+        "LocalEntryNotFoundError",  # offline and not in the cache
+    )
+    return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
+
+
 def fetch_hf(
     name: str,
     spec: Mapping[str, Any],
@@ -90,37 +129,57 @@ def fetch_hf(
     *,
     retries: int = 5,
     backoff_seconds: float = 10.0,
-    local_files_only: bool = False,
+    local_files_only: bool | None = None,
 ) -> dict[str, Any]:
-    """Download a pinned snapshot into the Hugging Face cache (``HF_HOME``) and write a manifest.
+    """Download a pinned snapshot into the Hugging Face cache and write a manifest.
 
-    The weights stay in the cache; the manifest points at the snapshot directory and records the
-    resolved commit, so a branch name in the config is pinned in the manifest.
+    The weights stay in the hub cache (``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else the
+    library's default), so a shared ``HF_HOME`` on a cluster is filled once. The manifest points at
+    the snapshot directory and records the resolved commit, so a branch name in the config is
+    pinned in the manifest, and every file with its size.
+
+    ``local_files_only`` (default: on when ``HF_HUB_OFFLINE`` is set) resolves the revision in the
+    cache without any network access. Network errors are retried ``retries`` times with
+    exponential backoff; errors another try cannot fix (no such repo or revision, gated, offline
+    cache miss) fail at once. Every failure is a :class:`FetchError` naming ``models.<name>``.
     """
     from huggingface_hub import snapshot_download
 
     repo, revision = spec["repo"], spec.get("revision", "main")
-    last_error: Exception | None = None
+    offline = hub_offline() if local_files_only is None else local_files_only
+    cache_dir = hub_cache_dir()
+    permanent = _permanent_errors()
+    where = f"models.{name}: cannot fetch {repo}@{revision}"
     for attempt in range(1, retries + 1):
         try:
             snapshot = Path(
                 snapshot_download(
                     repo_id=repo,
                     revision=revision,
+                    cache_dir=cache_dir,
                     allow_patterns=HF_ALLOW_PATTERNS,
-                    local_files_only=local_files_only,
+                    local_files_only=offline,
                 )
             )
             break
-        except Exception as err:  # network errors come in many types; retry them all
-            last_error = err
-            if attempt == retries or local_files_only:
-                raise FetchError(f"models.{name}: cannot fetch {repo}@{revision}: {err}") from err
+        except Exception as err:  # network errors come in many types; retry the transient ones
+            if offline or isinstance(err, permanent):
+                mode = " from the local cache (offline)" if offline else ""
+                raise FetchError(f"{where}{mode}: {type(err).__name__}: {err}") from err
+            if attempt == retries:
+                raise FetchError(
+                    f"{where} after {retries} attempts: {type(err).__name__}: {err}"
+                ) from err
             time.sleep(backoff_seconds * 2 ** (attempt - 1))
-    else:  # pragma: no cover - loop always breaks or raises
-        raise FetchError(f"models.{name}: {last_error}")
+    else:  # retries < 1
+        raise FetchError(f"{where}: retries must be at least 1 (got {retries})")
     if not (snapshot / "config.json").is_file():
         raise FetchError(f"models.{name}: snapshot {snapshot} of {repo} has no config.json")
+    files = _file_list(snapshot)
+    if not any(f["path"].endswith(".safetensors") for f in files):
+        raise FetchError(
+            f"models.{name}: snapshot {snapshot} of {repo}@{revision} has no *.safetensors weights"
+        )
     manifest = {
         "name": name,
         "source": "hf",
@@ -129,7 +188,11 @@ def fetch_hf(
         "revision": revision,
         "commit": snapshot.name,  # snapshot directories are named by the resolved commit
         "parent": spec.get("parent"),
-        "files": _file_list(snapshot),
+        "cache_dir": str(cache_dir) if cache_dir is not None else None,
+        "offline": offline,
+        "allow_patterns": HF_ALLOW_PATTERNS,
+        "total_bytes": sum(f["bytes"] for f in files),
+        "files": files,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     from divtrace.io import write_text

@@ -57,17 +57,26 @@ def diversity_file(model, task, cot):
     return f"{RESULTS}/diversity/{model}/{task}/cot-{cot}.parquet"
 
 
+# Names as divtrace.analysis.TABLE_NAMES and divtrace.figures.FIGURE_NAMES (a test checks they
+# agree; importing them here would load pandas at parse time).
+TABLE_NAMES = ["diversity", "retention", "stages", "cot", "decomposition", "quality"]
+FIGURE_NAMES = [
+    "lineage_trajectories",
+    "retention_heatmap",
+    "stage_attribution",
+    "cot_on_off",
+    "decomposition",
+    "quality_by_stage",
+]
 TABLES = {
-    "parquet": f"{RESULTS}/tables/diversity.parquet",
-    "csv": f"{RESULTS}/tables/diversity.csv",
-}
-QUALITY_TABLES = {
-    "parquet": f"{RESULTS}/tables/quality.parquet",
-    "csv": f"{RESULTS}/tables/quality.csv",
+    (name, ext): f"{RESULTS}/tables/{name}.{ext}"
+    for name in TABLE_NAMES
+    for ext in ("parquet", "csv")
 }
 FIGURES = {
-    "pdf": f"{RESULTS}/figures/lineage_trajectories.pdf",
-    "png": f"{RESULTS}/figures/lineage_trajectories.png",
+    (name, ext): f"{RESULTS}/figures/{name}.{ext}"
+    for name in FIGURE_NAMES
+    for ext in ("pdf", "png")
 }
 
 
@@ -82,10 +91,7 @@ def all_shards():
 def all_targets():
     """Tables and figures, plus every shard: the raw generations are a deliverable too, and
     naming them here means a deleted shard is regenerated (with what depends on it)."""
-    targets = list(TABLES.values()) + list(FIGURES.values()) + all_shards()
-    if verified_runs():
-        targets += list(QUALITY_TABLES.values())
-    return targets
+    return list(TABLES.values()) + list(FIGURES.values()) + all_shards()
 
 
 # ---------------------------------------------------------------- input functions and params

