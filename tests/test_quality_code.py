@@ -43,7 +43,8 @@ def he_refs(he_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _sandbox_processes() -> list[tuple[int, int, str]]:
-    """Live processes the sandbox could have left: sandbox uids, or descendants of this process."""
+    """Live processes this test run's sandboxes could have left: processes running under a uid
+    this process issued (other test runs on the machine use other uids), or descendants of it."""
     entries = code._proc_entries()
     parent = {}
     for pid, *_ in entries:
@@ -64,11 +65,10 @@ def _sandbox_processes() -> list[tuple[int, int, str]]:
                 return True
         return False
 
-    low, high = code._UID_RANGE
     return [
         (pid, uid, state)
         for pid, uid, state, _pgrp, _sid in entries
-        if state not in ("Z", "X") and (low <= uid < high or descends(pid))
+        if state not in ("Z", "X") and (uid in code.ISSUED_UIDS or descends(pid))
     ]
 
 

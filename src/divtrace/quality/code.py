@@ -332,6 +332,10 @@ def _environment(workdir: str) -> dict[str, str]:
     }
 
 
+# Every uid this process handed to a sandbox (lets a caller audit its own sandboxes only).
+ISSUED_UIDS: set[int] = set()
+
+
 def _fresh_uid() -> int:
     """A random uid (also used as gid) that no account and no running process uses."""
     while True:
@@ -339,6 +343,7 @@ def _fresh_uid() -> int:
         try:
             pwd.getpwuid(uid)
         except KeyError:
+            ISSUED_UIDS.add(uid)
             return uid
 
 
