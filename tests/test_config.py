@@ -93,7 +93,7 @@ def test_config_import_is_cheap():
     import sys
 
     code = (
-        "import sys, divtrace.config; "
+        "import sys, divtrace.config, divtrace.plan; "
         "heavy = [m for m in ('torch', 'transformers', 'pandas', 'vllm') if m in sys.modules]; "
         "print(heavy)"
     )

@@ -264,6 +264,14 @@ def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
 
 
 @pytest.mark.slow
+def test_report_bundles_every_figure(demo_run):
+    snakemake(demo_run, "--report", "report.html")
+    html = (demo_run / "report.html").read_text(encoding="utf-8", errors="replace")
+    for name in FIGURE_NAMES:
+        assert f"{name}.png" in html
+
+
+@pytest.mark.slow
 def test_backend_switches_with_one_config_key(demo_run):
     """`sampling.backend: vllm` resamples with vLLM (run last: it leaves the demo out of date)."""
     if not os.environ.get("DIVTRACE_REQUIRE_VLLM"):

@@ -174,6 +174,7 @@ def cmd_diversity(args: argparse.Namespace) -> None:
         ead_vocab_size=args.ead_vocab_size,
         quality=quality,
         nli_model=args.nli_model,
+        device=None if args.device == "auto" else args.device,
     )
     io.write_table(
         table,
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nli-model", default="FacebookAI/roberta-large-mnli", help="MNLI classifier: name or path"
     )
+    p.add_argument("--device", default="auto", help="device of the SBERT/NLI models")
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.set_defaults(handler=cmd_diversity)
 

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from divtrace.config import Study, validate_config  # noqa: E402
+from divtrace.plan import metrics_gpus, sampling_gpus  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 # Our validator first: it fills nested defaults and names the offending key; then Snakemake's.

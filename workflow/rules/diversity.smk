@@ -1,6 +1,3 @@
-from divtrace.plan import metrics_gpus
-
-
 rule diversity:
     """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
     input:
@@ -22,9 +19,10 @@ rule diversity:
         sbert_model=METRICS["sbert_model"],
         ead_vocab_size=METRICS["ead_vocab_size"],
         nli_model=METRICS["nli_model"],
+        device=METRICS["device"],
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} --nli-model {params.nli_model:q} "
-        "> {log} 2>&1"
+        "--device {params.device} > {log} 2>&1"

@@ -1,5 +1,3 @@
-from divtrace.plan import sampling_gpus
-
 # GPUs per sampling job: vLLM's tensor-parallel size, 1 for transformers on cuda, 0 on the CPU.
 # Partitions, accounts and GPU models are cluster matters: they live in profiles/, not here.
 SAMPLE_GPUS = sampling_gpus(config)

@@ -246,10 +246,12 @@ def compute_diversity(
     nli_model: str = DEFAULT_NLI_MODEL,
     nli_scorer: PairScorer | None = None,
     nli_stats: dict[str, int] | None = None,
+    device: str | None = None,
 ) -> pd.DataFrame:
     """Diversity rows (DIVERSITY contract plus ``n_dropped``) for a generations table.
 
-    See the module docstring for the semantics. ``embedder`` (anything with
+    See the module docstring for the semantics. ``device`` (None/"auto": CUDA when available)
+    places the default SBERT and NLI models. ``embedder`` (anything with
     ``embed(texts) -> ndarray``) overrides the default :class:`Embedder` built from
     ``sbert_model``; it is only used when "sbert" or "vendi" is requested. Likewise
     ``nli_scorer`` (anything with ``score(premises, hypotheses) -> (n, 2) ndarray``) overrides
@@ -276,7 +278,7 @@ def compute_diversity(
         used_codes, uniques = pd.factorize(answers[used])
         codes[used] = used_codes
         if embedder is None:
-            embedder = Embedder(sbert_model)
+            embedder = Embedder(sbert_model, device=device, show_progress_bar=True)
         emb = np.asarray(embedder.embed([str(t) for t in uniques]), dtype=np.float64)
         if emb.ndim != 2 or emb.shape[0] != len(uniques):
             raise ValueError(
@@ -289,7 +291,7 @@ def compute_diversity(
             values["vendi"] = vendi_many(matrices)
     if "nli" in names:
         if nli_scorer is None:
-            nli_scorer = HFNLIScorer(nli_model)
+            nli_scorer = HFNLIScorer(nli_model, device=device)
         values["nli"] = nli_many(
             [answers[s["rows"]].tolist() for s in sets],
             [nli_seed(s) for s in sets],
