@@ -31,7 +31,8 @@ DEMO = Path(__file__).resolve().parents[1] / "resources" / "tasks" / "demo"
 def demo_prompts() -> set[str]:
     """The user-facing prompt of every demo record (question / prompt field)."""
     prompts = set()
-    for path in sorted(DEMO.glob("*.jsonl")):
+    # The demo config's tasks, which the toy corpus imitates (the other miniatures are unrelated).
+    for path in (DEMO / f"{task}.jsonl" for task in ("gsm8k", "ifeval", "writingprompts")):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             prompts.add(str(record.get("question") or record["prompt"]).strip())
