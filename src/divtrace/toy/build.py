@@ -3,8 +3,9 @@
 A recipe is a function ``(spec, out_dir, parent_dir) -> facts`` registered under a name with
 :func:`register_recipe`, together with its default training settings, the spec keys it accepts
 beyond the common ones and whether it starts from a parent checkpoint. :func:`build_toy_model`
-validates the spec, runs the recipe and returns its facts. New stages (DPO, RL) plug in by
-registering a recipe here or in a module imported by this one.
+validates the spec, runs the recipe and returns its facts. New stages plug in by registering a
+recipe here or in a module that the package imports: :mod:`divtrace.toy.dpo` (``dpo``) and
+:mod:`divtrace.toy.rl` (``rl``, ``rlzero-math``) do.
 
 Every checkpoint is an ``Olmo3ForCausalLM`` (hidden 128, 2 layers, 2 heads of dim 64, all full
 attention) saved as safetensors with its tokenizer, ChatML chat template and a generation config
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,11 @@ MAX_POSITIONS = 512
 
 PRETRAIN_DOCUMENTS = 8000
 SFT_EXAMPLES = 3000
+#: torch threads while a recipe runs. One: the toy model's matrices are too small to gain much
+#: from a second thread (about 1.4× on an idle machine), while on a shared machine a busy second
+#: core stalls every operation (5-10× slower, with the CPU time burnt spinning). It also makes
+#: the bytes of a build independent of the caller's thread settings.
+BUILD_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ def register_recipe(
     return decorate
 
 
-def _check_int(spec: Spec, key: str, low: int, high: int | None = None) -> int | None:
+def check_int(spec: Spec, key: str, low: int, high: int | None = None) -> int | None:
     """``spec[key]`` as an int in ``[low, high]``, or None when absent."""
     if key not in spec:
         return None
@@ -100,10 +107,10 @@ def _check_int(spec: Spec, key: str, low: int, high: int | None = None) -> int |
 
 def train_config(spec: Spec, defaults: TrainConfig) -> TrainConfig:
     """The training settings of ``spec``, falling back to the recipe's ``defaults``."""
-    seed = _check_int(spec, "seed", 0)
-    steps = _check_int(spec, "steps", 1)
-    batch_size = _check_int(spec, "batch_size", 1)
-    seq_len = _check_int(spec, "seq_len", 16, MAX_POSITIONS)
+    seed = check_int(spec, "seed", 0)
+    steps = check_int(spec, "steps", 1)
+    batch_size = check_int(spec, "batch_size", 1)
+    seq_len = check_int(spec, "seq_len", 16, MAX_POSITIONS)
     lr = spec.get("lr", defaults.lr)
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 1:
         raise ValueError(f"toy.lr: expected a number in (0, 1), got {lr!r}")
@@ -120,11 +127,14 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
     """Build the checkpoint described by ``spec`` into ``out_dir``; return facts about the run.
 
     ``spec`` is the config's ``toy:`` block, e.g. ``{"recipe": "pretrain", "seed": 0}`` or
-    ``{"recipe": "sft", "style": "think", "seed": 1, "steps": 150}``; optional keys are ``lr``,
-    ``batch_size`` and ``seq_len``. Recipes that post-train read the parent checkpoint (model and
-    tokenizer) from ``parent_dir``. Raises ValueError naming the offending key for an unknown
-    recipe, style or key, a bad value, or a missing parent. The facts are the recipe, its
-    settings, ``n_params``, ``final_loss``, ``seconds`` and ``steps``.
+    ``{"recipe": "sft", "style": "think", "seed": 1, "steps": 150}``; optional keys of every
+    recipe are ``lr``, ``batch_size`` and ``seq_len``, and a recipe adds its own (``dpo``:
+    ``style``, ``beta``; ``rl``: ``style``, ``rounds``, ``samples_per_prompt``, ``prompts``;
+    ``rlzero-math``: the same but ``style``). Recipes that post-train read the parent checkpoint
+    (model and tokenizer) from ``parent_dir``. The recipe runs on :data:`BUILD_THREADS` torch
+    threads. Raises ValueError naming the offending key for an unknown recipe, style or key, a
+    bad value, or a missing parent. The facts are the recipe, its settings, ``n_params``,
+    ``final_loss``, ``seconds`` and ``steps``.
     """
     if not isinstance(spec, Mapping):
         raise ValueError(f"toy: expected a mapping, got {type(spec).__name__}")
@@ -144,7 +154,10 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
         if not (Path(parent_dir) / "config.json").is_file():
             raise ValueError(f"toy.recipe: parent checkpoint {parent_dir} has no config.json")
     start = time.perf_counter()
-    facts = recipe.fn(spec, cfg, Path(out_dir), None if parent_dir is None else Path(parent_dir))
+    with torch_threads(BUILD_THREADS):
+        facts = recipe.fn(
+            spec, cfg, Path(out_dir), None if parent_dir is None else Path(parent_dir)
+        )
     return {
         "recipe": name,
         "seed": cfg.seed,
@@ -155,6 +168,19 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
         **facts,
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, restoring the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +247,30 @@ def _portable_tokenizer_config(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _facts(model: PreTrainedModel, result: TrainResult, **extra: Any) -> dict[str, Any]:
+def load_parent(
+    parent_dir: Path | None, recipe: str, *, chat: bool = True
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The parent checkpoint's model (float32) and tokenizer, for post-training.
+
+    With ``chat`` the tokenizer's and model's eos become ``<|im_end|>`` (a no-op for a parent that
+    is already a chat model); otherwise the parent's eos is kept.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from divtrace.toy.tokenizer import IM_END, token_id, use_chat_eos
+
+    if parent_dir is None:
+        raise ValueError(f"toy.recipe: {recipe!r} needs a parent checkpoint (parent_dir is None)")
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+    if chat:
+        use_chat_eos(tokenizer)
+        model.config.eos_token_id = token_id(tokenizer, IM_END)
+    return model, tokenizer
+
+
+def train_facts(model: PreTrainedModel, result: TrainResult, **extra: Any) -> dict[str, Any]:
     """Facts common to every recipe."""
     return {
         "n_params": n_params(model),
@@ -261,7 +310,7 @@ def pretrain(
     model = Olmo3ForCausalLM(model_config(tokenizer))
     result = train_causal_lm(model, rows, cfg, label="pretrain")
     save_checkpoint(model, tokenizer, out_dir)
-    return _facts(model, result, vocab_size=len(tokenizer), documents=len(documents))
+    return train_facts(model, result, vocab_size=len(tokenizer), documents=len(documents))
 
 
 def check_style(spec: Spec) -> None:
@@ -285,22 +334,13 @@ def sft(spec: Spec, cfg: TrainConfig, out_dir: Path, parent_dir: Path | None) ->
     The tokenizer and model come from the parent; eos becomes ``<|im_end|>``. Loss is on the
     assistant turn only.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from divtrace.toy.corpus import chat_examples
-    from divtrace.toy.tokenizer import IM_END, token_id, use_chat_eos
     from divtrace.toy.train import encode_chat_examples, train_causal_lm
 
     style = str(spec["style"])
-    if parent_dir is None:
-        raise ValueError("toy.recipe: 'sft' needs a parent checkpoint (parent_dir is None)")
-    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
-    use_chat_eos(tokenizer)
-    model.config.eos_token_id = token_id(tokenizer, IM_END)
+    model, tokenizer = load_parent(parent_dir, "sft")
     examples = chat_examples(style, cfg.seed, SFT_EXAMPLES)
     rows = encode_chat_examples(tokenizer, examples, cfg.seq_len)
     result = train_causal_lm(model, rows, cfg, label=f"sft-{style}")
     save_checkpoint(model, tokenizer, out_dir)
-    return _facts(model, result, style=style, examples=len(examples))
+    return train_facts(model, result, style=style, examples=len(examples))

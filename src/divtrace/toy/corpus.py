@@ -7,10 +7,16 @@ Each family samples a *prompt* and renders a response in one of two registers:
 - ``broad``: many phrasings and solution styles (pretraining documents and instruct SFT);
 - ``narrow``: one fixed phrasing per problem type (think SFT; post-training collapses diversity).
 
+A narrow response is a function of the prompt alone: every slot that the broad register fills at
+random (a story's names, place and time; the order of an answer's sentences) takes one canonical
+value, so a model trained on it has nothing left to vary but its own mistakes.
+
 Public entry points: :func:`pretraining_documents` (plain text in the completion formats the
-workflow uses for base models) and :func:`chat_examples` (``(user, reasoning | None, answer)``
-triples for SFT). Both are pure functions of their arguments and never emit a prompt held out in
-``resources/tasks/demo/*.jsonl`` (:data:`HELD_OUT_PROMPTS`).
+workflow uses for base models), :func:`chat_examples` (``(user, reasoning | None, answer)``
+triples for SFT), :func:`preference_pairs` (chosen/rejected assistant turns for DPO) and
+:func:`math_problems` (questions with their gold answers for RL). All are pure functions of their
+arguments and never emit a prompt held out in ``resources/tasks/demo/*.jsonl``
+(:data:`HELD_OUT_PROMPTS`).
 """
 
 from __future__ import annotations
@@ -93,12 +99,24 @@ class ChatExample:
 
 
 @dataclass(frozen=True)
+class PreferencePair:
+    """One DPO example: the user turn and two assistant turns (full content, think tags included)."""
+
+    family: Family
+    user: str
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
 class Sample:
-    """A family-specific prompt plus the three ways of answering it.
+    """A family-specific prompt plus the ways of answering it.
 
     ``user`` is the chat user turn (question, ``[ WP ] premise`` or instruction); ``document``
     renders a completion-format pretraining text (broad style); ``think`` returns the narrow
-    ``(reasoning, answer)``; ``instruct`` a broad direct answer.
+    ``(reasoning, answer)``; ``instruct`` a broad direct answer; ``canonical`` the one canonical
+    direct answer (the narrow register without reasoning); ``gold`` the final answer of a math
+    problem (None for the other families).
     """
 
     family: Family
@@ -106,6 +124,8 @@ class Sample:
     document: Callable[[random.Random], str]
     think: Callable[[], tuple[str, str]]
     instruct: Callable[[random.Random], str]
+    canonical: Callable[[], str]
+    gold: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +245,12 @@ MATH_SOLUTIONS: dict[str, tuple[str, ...]] = {
         "{a} * {b} is {c}, so the answer is {c} {items}.",
     ),
 }
+# Canonical direct solution (instruct DPO's chosen style): one phrasing per operation.
+MATH_CANONICAL: dict[str, str] = {
+    "+": MATH_SOLUTIONS["+"][2],
+    "-": MATH_SOLUTIONS["-"][2],
+    "*": MATH_SOLUTIONS["*"][1],
+}
 # Narrow (think) reasoning: one fixed phrasing per operation.
 MATH_THINK: dict[str, str] = {
     "+": "We start with {a} and add {b}. {a} + {b} = {c}.",
@@ -290,7 +316,11 @@ def math_sample(rng: random.Random) -> Sample:
     def instruct(r: random.Random) -> str:
         return f"{solution(r, False)}\n#### {c}"
 
-    return Sample("math", question, document, think, instruct)
+    def canonical() -> str:
+        expr = f"{a} {op} {b} = {c}"
+        return f"{MATH_CANONICAL[op].format(expr=expr, **nums)}\n#### {c}"
+
+    return Sample("math", question, document, think, instruct, canonical, gold=str(c))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +371,9 @@ PREMISES = (
     "{A_hero} {event}.",
     "{A_hero} {place} {event}.",
     "{Place}, {a_hero} {event}.",
+    "One {time}, {a_hero} {event}.",
+    "Nobody believes {a_hero} who {event}.",
+    "The {hero} {event} and tells nobody.",
 )
 STORY_PARTS: dict[str, tuple[str, ...]] = {
     "opening": (
@@ -407,6 +440,9 @@ STORY_THINK_PARTS = (
     ("ending", 0),
 )
 STORY_THINK = "The story is about {a_hero}. I will write a short story with a clear beginning, a middle and a warm ending."
+# Narrow story slots: one name per pronoun, and the place of the premise or else a fixed one.
+STORY_NARROW_NAMES = {"she": "Anna", "he": "Tom", "it": "Pip"}
+STORY_NARROW_FILL = {"time": "morning", "lesson": STORY_FILL["lesson"][0], "place": PLACES[0]}
 
 
 def story_sample(rng: random.Random) -> Sample:
@@ -432,6 +468,12 @@ def story_sample(rng: random.Random) -> Sample:
     }
     premise = rng.choice(PREMISES).format(**{**fields, "event": event_now.format(**pronouns)})
     user = f"[ WP ] {premise}"
+    narrow_fields = {
+        **fields,
+        **STORY_NARROW_FILL,
+        "Name": STORY_NARROW_NAMES[pron],
+        "place": place if place in premise.lower() else STORY_NARROW_FILL["place"],
+    }
 
     def broad(r: random.Random) -> str:
         middles = r.sample(STORY_PARTS["middle"], r.randint(1, 3))
@@ -447,11 +489,13 @@ def story_sample(rng: random.Random) -> Sample:
     def document(r: random.Random) -> str:
         return f"Writing prompt: {user}\n\nStory: {broad(r)}"
 
-    def think() -> tuple[str, str]:
-        story = " ".join(STORY_PARTS[k][i].format(**fields) for k, i in STORY_THINK_PARTS)
-        return STORY_THINK.format(**fields), story
+    def narrow() -> str:
+        return " ".join(STORY_PARTS[k][i].format(**narrow_fields) for k, i in STORY_THINK_PARTS)
 
-    return Sample("story", user, document, think, broad)
+    def think() -> tuple[str, str]:
+        return STORY_THINK.format(**fields), narrow()
+
+    return Sample("story", user, document, think, broad, narrow)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -680,7 +724,10 @@ def instruction_sample(rng: random.Random) -> Sample:
     def instruct(r: random.Random) -> str:
         return _respond(ins, r, narrow=False)
 
-    return Sample("instruction", text, document, think, instruct)
+    def canonical() -> str:
+        return _respond(ins, random.Random(0), narrow=True)
+
+    return Sample("instruction", text, document, think, instruct, canonical)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,4 +773,51 @@ def chat_examples(style: str, seed: int, n: int) -> list[ChatExample]:
             out.append(ChatExample(s.family, s.user, reasoning, answer))
         else:
             out.append(ChatExample(s.family, s.user, None, s.instruct(rng)))
+    return out
+
+
+def preference_pairs(style: str, seed: int, n: int) -> list[PreferencePair]:
+    """``n`` DPO pairs whose preference narrows ``style``; every pair's two turns differ.
+
+    ``think``: chosen is the narrow think turn (:func:`chat_examples`' format); rejected keeps the
+    ``<think>…</think>`` format but answers in the broad register (math: a broad solution as the
+    reasoning too). ``instruct``: chosen is the family's canonical direct answer (one phrasing per
+    operation, the fixed story, the fixed sentence order), rejected a broad direct answer.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style: unknown style {style!r} (expected one of {list(STYLES)})")
+    rng = random.Random(f"pairs-{style}-{seed}")
+    out: list[PreferencePair] = []
+    draw = 0
+    while len(out) < n:
+        batch = samples(seed * 1_000 + draw, n)  # more prompts when ties were skipped
+        draw += 1
+        for s in batch:
+            broad = s.instruct(rng)
+            if style == "think":
+                reasoning, answer = s.think()
+                chosen = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{answer}"
+                if s.family == "math":
+                    reasoning = s.instruct(rng).rsplit("\n####", 1)[0]
+                rejected = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{broad}"
+            else:
+                chosen, rejected = s.canonical(), broad
+            if chosen != rejected:
+                out.append(PreferencePair(s.family, s.user, chosen, rejected))
+            if len(out) == n:
+                break
+    return out
+
+
+def math_problems(seed: int, n: int) -> list[tuple[str, str]]:
+    """``n`` arithmetic word problems ``(question, gold answer)`` for RL, seeded.
+
+    Drawn from their own random stream (not :func:`samples`'); demo questions are skipped.
+    """
+    rng = random.Random(f"math-problems-{seed}")
+    out: list[tuple[str, str]] = []
+    while len(out) < n:
+        sample = math_sample(rng)
+        if sample.user not in HELD_OUT_PROMPTS and sample.gold is not None:
+            out.append((sample.user, sample.gold))
     return out

@@ -2,10 +2,12 @@
 
 Data arrive as :class:`Rows`: fixed-width token rows with labels (``-100`` where no loss is
 taken) and an attention mask. :func:`document_rows` builds them for pretraining (one document per
-row, closed by ``<|endoftext|>``), :func:`encode_chat_examples` for SFT (one chat per row, loss on
-the assistant turn only). :func:`train_causal_lm` runs AdamW with linear warmup and cosine decay
-on length-bucketed batches from seeded permutations, with deterministic torch algorithms, so a
-run is a pure function of its inputs on one machine (at a fixed thread count).
+row, closed by ``<|endoftext|>``), :func:`encode_chat_examples` / :func:`encode_turns` for SFT and
+DPO (one chat per row, loss on the assistant turn only). :func:`train_loop` runs AdamW with linear
+warmup and cosine decay on length-bucketed batches from seeded permutations, with deterministic
+torch algorithms, so a run is a pure function of its inputs on one machine (at a fixed thread
+count); :func:`train_causal_lm` is that loop with the next-token loss, and post-training recipes
+(DPO, RL) plug their own loss into it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,7 +81,7 @@ class Rows:
         }
 
 
-def _rows(sequences: Sequence[tuple[list[int], list[int]]], seq_len: int, pad_id: int) -> Rows:
+def pad_rows(sequences: Sequence[tuple[list[int], list[int]]], seq_len: int, pad_id: int) -> Rows:
     """Right-pad ``(ids, labels)`` pairs to ``seq_len`` and stack them into :class:`Rows`."""
     import torch
 
@@ -108,7 +110,7 @@ def document_rows(
     for doc in documents:
         tokens = [*doc, eot_id][:seq_len]
         sequences.append((tokens, list(tokens)))
-    return _rows(sequences, seq_len, pad_id)
+    return pad_rows(sequences, seq_len, pad_id)
 
 
 def encode_chat_examples(
@@ -120,15 +122,22 @@ def encode_chat_examples(
     ``<|im_start|>assistant\\n`` header and the template's trailing newline are masked). Examples
     longer than ``seq_len`` are cut.
     """
+    return encode_turns(tokenizer, [(ex.user, ex.assistant_content()) for ex in examples], seq_len)
+
+
+def encode_turns(
+    tokenizer: PreTrainedTokenizerBase, turns: Sequence[tuple[str, str]], seq_len: int
+) -> Rows:
+    """One row per ``(user, assistant content)`` turn pair, as :func:`encode_chat_examples`."""
     from divtrace.toy.tokenizer import IM_END, PAD, token_id
 
     im_end = token_id(tokenizer, IM_END)
     sequences = []
-    for ex in examples:
-        user = [{"role": "user", "content": ex.user}]
+    for user_text, content in turns:
+        user = [{"role": "user", "content": user_text}]
         prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
-            [*user, {"role": "assistant", "content": ex.assistant_content()}], tokenize=False
+            [*user, {"role": "assistant", "content": content}], tokenize=False
         )
         if not isinstance(prompt, str) or not isinstance(full, str) or not full.startswith(prompt):
             raise ValueError("chat template: the rendered prompt is not a prefix of the chat")
@@ -140,7 +149,7 @@ def encode_chat_examples(
             for i, (tok, (start, _)) in enumerate(zip(ids, encoded["offset_mapping"], strict=True))
         ]
         sequences.append((ids[:seq_len], labels[:seq_len]))
-    return _rows(sequences, seq_len, token_id(tokenizer, PAD))
+    return pad_rows(sequences, seq_len, token_id(tokenizer, PAD))
 
 
 @contextmanager
@@ -187,7 +196,7 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _optimizer(model: PreTrainedModel, cfg: TrainConfig) -> Any:
+def make_optimizer(model: PreTrainedModel, cfg: TrainConfig) -> Any:
     """AdamW with weight decay on matrices only (not on norms or biases)."""
     import torch
 
@@ -199,36 +208,63 @@ def _optimizer(model: PreTrainedModel, cfg: TrainConfig) -> Any:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def train_causal_lm(
-    model: PreTrainedModel, rows: Rows, cfg: TrainConfig, label: str = "train"
-) -> TrainResult:
-    """Train ``model`` in place for ``cfg.steps`` steps on ``rows``; log to stderr.
+def sequence_logps(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per row, the summed log-probability of its labelled tokens (``[N]``, float32).
 
-    The final loss is the mean over the last ten steps (or all of them when fewer).
+    ``labels`` are aligned with ``input_ids`` as for the model's own loss: the token at position
+    ``t`` is predicted from positions ``< t``; ``-100`` positions add nothing.
+    """
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    nll = F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2),
+        labels,
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    return -nll.sum(dim=1)
+
+
+#: A training step's loss on the rows at an index: ``index -> (loss, supervised tokens)``.
+StepLoss = Callable[["torch.Tensor"], tuple["torch.Tensor", int]]
+
+
+def train_loop(
+    model: PreTrainedModel,
+    lengths: torch.Tensor,
+    step_loss: StepLoss,
+    cfg: TrainConfig,
+    label: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` steps of ``step_loss``; log to stderr.
+
+    Batches are row indices from :func:`_batches` over ``lengths`` (one per training row); the
+    final loss is the mean over the last ten steps (or all of them when fewer).
     """
     import torch
 
-    if len(rows) == 0:
+    if int(lengths.shape[0]) == 0:
         raise ValueError(f"{label}: no training rows")
     torch.manual_seed(cfg.seed)
-    optimizer = _optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    batches = _batches(rows.attention_mask.sum(dim=1), cfg.batch_size, cfg.seed)
+    batches = _batches(lengths, cfg.batch_size, cfg.seed)
     losses: list[float] = []
     tokens = 0
     start = time.perf_counter()
     model.train()
     with deterministic():
         for step in range(cfg.steps):
-            batch = rows.batch(next(batches))
-            loss = model(**batch).loss
+            loss, n_tokens = step_loss(next(batches))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
-            tokens += int((batch["labels"] != IGNORE_INDEX).sum())
+            tokens += n_tokens
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
                 elapsed = time.perf_counter() - start
                 print(
@@ -246,3 +282,17 @@ def train_causal_lm(
         tokens=tokens,
         losses=losses,
     )
+
+
+def train_causal_lm(
+    model: PreTrainedModel, rows: Rows, cfg: TrainConfig, label: str = "train"
+) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` steps of next-token loss on ``rows``."""
+
+    def step_loss(index: torch.Tensor) -> tuple[torch.Tensor, int]:
+        batch = rows.batch(index)
+        return model(**batch).loss, int((batch["labels"] != IGNORE_INDEX).sum())
+
+    if len(rows) == 0:
+        raise ValueError(f"{label}: no training rows")
+    return train_loop(model, rows.attention_mask.sum(dim=1), step_loss, cfg, label)
