@@ -76,9 +76,12 @@ def test_study_enumerates_the_job_space(demo_config):
     assert study.n_shards("gsm8k") == 2  # 8 prompts, 4 per shard
     assert study.shards("gsm8k") == ["0000", "0001"]
     runs = study.runs()
-    assert len(runs) == (1 + 2 + 1) * 3
+    # base, rlzero-math and three instruct checkpoints once; three think ones with CoT on and off.
+    assert len(runs) == (1 + 1 + 3 + 3 * 2) * 3
     assert ("think-sft", "ifeval", "off") in runs
+    assert ("think-rl", "ifeval", "off") in runs
     assert ("instruct-sft", "ifeval", "off") not in runs
+    assert ("rlzero-math", "gsm8k", "off") not in runs
 
 
 def test_shard_count_rounds_up(demo_config):

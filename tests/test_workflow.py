@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from divtrace import io
+from divtrace.analysis.common import ALL_TASKS
 
 from .conftest import REPO
 
@@ -31,6 +32,17 @@ FIGURE_NAMES = [
     "decomposition",
     "quality_by_stage",
 ]
+DEMO_MODELS = [
+    "base",
+    "think-sft",
+    "think-dpo",
+    "think-rl",
+    "instruct-sft",
+    "instruct-dpo",
+    "instruct-rl",
+    "rlzero-math",
+]
+RUNS = 11  # sampling runs per task: the three think models twice (CoT on and off), the rest once
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "envs", "resources/tasks", "src"]
 
 
@@ -110,21 +122,23 @@ def test_dry_run_lists_every_job(tmp_path):
     workdir = copy_workflow(tmp_path)
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml")
     counts = job_counts(result.stdout)
-    # 3 models; runs: base(on) + think-sft(on, off) + instruct-sft(on) = 4 per task, 3 tasks;
-    # 8 prompts per task at 4 per shard = 2 shards.
+    # 8 models; runs per task: base, rlzero-math and the three instruct models once, the three
+    # think models with CoT on and off = 11; 3 tasks; 8 prompts per task at 4 per shard = 2 shards.
     assert counts == {
-        "fetch_model": 3,
+        "fetch_model": 8,
         "prepare_prompts": 3,
-        "sample_shard": 4 * 3 * 2,
-        "score_quality": 4 * 2,  # gsm8k and ifeval are verifiable
-        "diversity": 4 * 3,
+        "sample_shard": RUNS * 3 * 2,
+        "score_quality": RUNS * 2,  # gsm8k and ifeval are verifiable
+        "diversity": RUNS * 3,
         "summarize": 1,
         "figures": 1,
         "all": 1,
     }
     outputs = scheduled_outputs(result.stdout)
     assert "results/generations/think-sft/gsm8k/cot-off/shard-0001.parquet" in outputs
+    assert "results/generations/think-rl/gsm8k/cot-off/shard-0001.parquet" in outputs
     assert not any("instruct-sft/gsm8k/cot-off" in o for o in outputs)
+    assert not any("rlzero-math/gsm8k/cot-off" in o for o in outputs)
 
 
 def test_lint_passes():
@@ -171,7 +185,7 @@ def test_demo_produces_tables_and_figures(demo_run):
     table = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
     csv = pd.read_csv(demo_run / "results/tables/diversity.csv")
     assert len(table) == len(csv) > 0
-    assert set(table["model"]) == {"base", "think-sft", "instruct-sft"}
+    assert set(table["model"]) == set(DEMO_MODELS)
     assert set(table["metric"]) == {"ead", "sbert", "vendi"}
     assert set(table["scope"]) == {"per_input", "across_input"}
     assert {"lineage", "stage", "ratio_to_base"} <= set(table.columns)
@@ -189,13 +203,42 @@ def test_demo_produces_tables_and_figures(demo_run):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _per_input(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-input diversity over all outputs, CoT on (the think models' default)."""
+    return table[
+        (table["scope"] == "per_input") & (table["subset"] == "all") & (table["cot"] == "on")
+    ]
+
+
+@pytest.mark.slow
+def test_demo_shows_collapse_after_sft(demo_run):
+    """think-sft's per-input SBERT and EAD are below base's on most demo tasks (issue 8)."""
+    table = _per_input(pd.read_parquet(demo_run / "results/tables/diversity.parquet"))
+    value = table.set_index(["model", "task", "metric"])["value"]
+    tasks = sorted(set(table["task"]) - {ALL_TASKS})
+    assert tasks == ["gsm8k", "ifeval", "writingprompts"]
+    for metric in ("sbert", "ead"):
+        lower = [t for t in tasks if value["think-sft", t, metric] < value["base", t, metric]]
+        assert len(lower) > len(tasks) / 2, (metric, lower, value.xs(metric, level="metric"))
+
+
+@pytest.mark.slow
+def test_demo_rlzero_retains_more_than_think_rl(demo_run):
+    """RL on the base model keeps more of its diversity than the end of the Think lineage."""
+    table = _per_input(pd.read_csv(demo_run / "results/tables/retention.csv"))
+    table = table[table["task"] == ALL_TASKS]  # the ratio of the means over the tasks
+    assert set(table["metric"]) == {"ead", "sbert", "vendi"}
+    mean = table.groupby("model")["ratio_to_base"].mean()  # over the three metrics
+    assert mean["rlzero-math"] > mean["think-rl"], mean.to_dict()
+
+
 @pytest.mark.slow
 def test_demo_shards_follow_the_contract(demo_run):
     shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
-    assert len(shards) == 24
+    assert len(shards) == RUNS * 3 * 2
     frames = [io.read_table(p, "generations") for p in shards]
     generations = pd.concat(frames, ignore_index=True)
-    assert len(generations) == 4 * 3 * 8 * 4  # runs × tasks × prompts × K
+    assert len(generations) == RUNS * 3 * 8 * 4  # runs × tasks × prompts × K
     per_prompt = generations.groupby(["model", "task", "cot", "prompt_id"])["sample"].agg(sorted)
     assert all(samples == [0, 1, 2, 3] for samples in per_prompt)
     think = generations[generations["model"] == "think-sft"]
@@ -211,7 +254,7 @@ def test_demo_shards_follow_the_contract(demo_run):
 @pytest.mark.slow
 def test_demo_diversity_files_carry_every_metric(demo_run):
     files = sorted((demo_run / "results/diversity").rglob("*.parquet"))
-    assert len(files) == 12
+    assert len(files) == RUNS * 3
     for path in files:
         frame = io.read_table(path, "diversity")
         assert set(frame["metric"]) == {"ead", "sbert", "vendi"}
@@ -222,7 +265,7 @@ def test_demo_diversity_files_carry_every_metric(demo_run):
 @pytest.mark.slow
 def test_demo_scores_its_verifiable_tasks(demo_run):
     files = sorted((demo_run / "results/quality").rglob("*.parquet"))
-    assert len(files) == 8
+    assert len(files) == RUNS * 2
     for path in files:
         quality = io.read_table(path, "quality")
         assert len(quality) == 8 * 4

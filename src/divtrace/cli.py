@@ -41,7 +41,8 @@ def cmd_fetch_model(args: argparse.Namespace) -> None:
     if args.spec.get("source") == "toy":
         import torch
 
-        torch.set_num_threads(args.threads)  # the rule's threads: training must not oversubscribe
+        # The rule's threads for loading and saving; the recipes train on BUILD_THREADS (one).
+        torch.set_num_threads(args.threads)
     manifest = fetch_model(args.name, args.spec, args.out_dir, args.parent_manifest)
     _log(f"model {args.name}: {manifest['path']} ({len(manifest['files'])} files)")
 

@@ -11,7 +11,7 @@ rule fetch_model:
     localrule: True
     conda:
         "../../envs/sampling.yaml"
-    threads: 2
+    threads: 1  # toy recipes train on one thread (divtrace.toy.build.BUILD_THREADS)
     params:
         spec=model_spec_json,
         parent_arg=lambda wildcards, input: (
