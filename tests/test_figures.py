@@ -193,3 +193,22 @@ def test_unknown_figure_name_is_named(study_tables, tmp_path: Path):
     tables, lineage = study_tables
     with pytest.raises(ValueError, match="nope"):
         draw_figures(tables, lineage, tmp_path, names=("nope",))
+
+
+def test_stage_segments_stack_losses_right_and_gains_left():
+    from divtrace.figures.stages import stage_segments
+
+    segments, net = stage_segments(np.array([0.2, -0.1, 0.05, np.nan, -0.05]), 0.5)
+    assert segments == [
+        (0, 0.0, pytest.approx(0.4)),
+        (1, 0.0, pytest.approx(-0.2)),
+        (2, pytest.approx(0.4), pytest.approx(0.1)),
+        (4, pytest.approx(-0.2), pytest.approx(-0.1)),
+    ]
+    assert net == pytest.approx(0.2)
+    # A near-zero net change keeps every segment on the base scale (shares would explode).
+    segments, net = stage_segments(np.array([0.16, -0.159]), 1.0)
+    assert [w for _, _, w in segments] == [pytest.approx(0.16), pytest.approx(-0.159)]
+    assert net == pytest.approx(0.001)
+    assert stage_segments(np.array([0.1]), 0.0) == ([], pytest.approx(float("nan"), nan_ok=True))
+    assert stage_segments(np.array([np.nan]), 1.0)[0] == []
