@@ -43,6 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from divtrace.metrics.api import compute_diversity, nli_seed
 from divtrace.metrics.embeddings import Embedder
 from divtrace.metrics.nli import HFNLIScorer, nli_many
+from divtrace.metrics.testing import word_level_pair_tokenizer
 
 PAPER_PROMPTS, PAPER_K = 500, 16
 
@@ -180,32 +181,6 @@ def synthesise(
 # ----------------------------------------------------------------------------------- models
 
 
-def build_tokenizer(texts: list[str], directory: Path) -> Any:
-    """A word-level tokenizer (BERT-style pair template) trained on the workload."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-    )
-    fast.save_pretrained(directory)
-    return fast
-
-
 LABELS = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}  # roberta-large-mnli's order
 
 
@@ -214,7 +189,7 @@ def build_tiny_nli(texts: list[str], directory: Path) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    tok = build_tokenizer(texts, directory)
+    tok = word_level_pair_tokenizer(texts, directory)
     config = BertConfig(
         vocab_size=len(tok),
         hidden_size=64,
@@ -235,7 +210,7 @@ def large_probe_scorer(texts: list[str], directory: Path) -> HFNLIScorer:
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    tok = build_tokenizer(texts, directory)
+    tok = word_level_pair_tokenizer(texts, directory)
     config = RobertaConfig(
         vocab_size=50265,
         hidden_size=1024,

@@ -55,6 +55,7 @@ import pandas as pd
 
 from divtrace import io
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
+from divtrace.analysis.common import LINEAGE_COLUMNS
 from divtrace.lineage import Lineage
 
 BASE_LABEL = "base"
@@ -84,11 +85,7 @@ REF_KEY = ["task", "scope", "subset", "metric"]
 def summary_columns(with_dropped: bool = False) -> list[str]:
     """Column names of the summary table, in order."""
     return [
-        "model",
-        "lineage",
-        "stage",
-        "parent",
-        "depth",
+        *LINEAGE_COLUMNS,
         "task",
         "cot",
         "scope",

@@ -20,6 +20,9 @@ METRIC_ORDER = ("ead", "sbert", "nli", "vendi")
 
 Arm = tuple[str, str]  # (model, cot)
 
+#: The leading columns of the per-checkpoint tables: the checkpoint and its place in the lineage.
+LINEAGE_COLUMNS = ("model", "lineage", "stage", "parent", "depth")
+
 
 def lineage_columns(lineage: Lineage, model: str) -> dict[str, object]:
     """The ``lineage``, ``stage``, ``parent`` and ``depth`` columns for one checkpoint."""

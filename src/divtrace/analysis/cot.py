@@ -27,16 +27,12 @@ import pandas as pd
 
 from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, paired_bootstrap
-from divtrace.analysis.common import DiversityData, finish, lineage_columns
+from divtrace.analysis.common import LINEAGE_COLUMNS, DiversityData, finish, lineage_columns
 from divtrace.lineage import Lineage
 
 QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
 COLUMNS = [
-    "model",
-    "lineage",
-    "stage",
-    "parent",
-    "depth",
+    *LINEAGE_COLUMNS,
     "task",
     "kind",
     "scope",

@@ -39,7 +39,13 @@ import pandas as pd
 
 from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, interval, paired_means
-from divtrace.analysis.common import REFERENCES, DiversityData, finish, lineage_columns
+from divtrace.analysis.common import (
+    LINEAGE_COLUMNS,
+    REFERENCES,
+    DiversityData,
+    finish,
+    lineage_columns,
+)
 from divtrace.analysis.stages import shares
 from divtrace.lineage import Lineage
 
@@ -47,11 +53,7 @@ DECOMPOSITION_METRICS = ("sbert", "vendi")
 COMPONENTS = ("total", "residual", "quality")
 
 COLUMNS = [
-    "model",
-    "lineage",
-    "stage",
-    "parent",
-    "depth",
+    *LINEAGE_COLUMNS,
     "task",
     "cot",
     "metric",

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
-from divtrace.analysis.common import finish, lineage_columns
+from divtrace.analysis.common import LINEAGE_COLUMNS, finish, lineage_columns
 from divtrace.analysis.cot import quality_per_prompt
 from divtrace.lineage import Lineage
 
@@ -80,11 +80,7 @@ def quality_table(
     interval_metrics = ["accuracy_at_1", "majority_at_k", *(f"pass_at_{k}" for k in ks)]
     plain = [m for m in METRIC_COLUMNS if m not in interval_metrics]
     columns = [
-        "model",
-        "lineage",
-        "stage",
-        "parent",
-        "depth",
+        *LINEAGE_COLUMNS,
         "task",
         "cot",
         "n_prompts",

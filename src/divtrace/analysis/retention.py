@@ -45,15 +45,18 @@ from divtrace.analysis.bootstrap import (
     paired_means,
     safe_ratio,
 )
-from divtrace.analysis.common import ALL_TASKS, REFERENCES, DiversityData, finish, lineage_columns
+from divtrace.analysis.common import (
+    ALL_TASKS,
+    LINEAGE_COLUMNS,
+    REFERENCES,
+    DiversityData,
+    finish,
+    lineage_columns,
+)
 from divtrace.lineage import Lineage
 
 COLUMNS = [
-    "model",
-    "lineage",
-    "stage",
-    "parent",
-    "depth",
+    *LINEAGE_COLUMNS,
     "task",
     "cot",
     "scope",

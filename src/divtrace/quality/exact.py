@@ -27,7 +27,7 @@ import ast
 import json
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,29 +51,8 @@ class Extraction:
     method: str
 
 
-def _strip_comment(text: str) -> str:
-    """Drop a trailing ``# comment`` that is not inside a string literal."""
-    quote: str | None = None
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 2
-                continue
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "#":
-            return text[:i].rstrip()
-        i += 1
-    return text.strip()
-
-
-def _close_paren(text: str, start: int) -> int | None:
-    """Index just past the parenthesis closing the one at ``text[start - 1]`` (string aware)."""
-    depth = 1
+def _code_chars(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """Index and character of each character of ``text[start:]`` outside string literals."""
     quote: str | None = None
     i = start
     while i < len(text):
@@ -86,13 +65,29 @@ def _close_paren(text: str, start: int) -> int | None:
                 quote = None
         elif char in "'\"":
             quote = char
-        elif char in "([{":
+        else:
+            yield i, char
+        i += 1
+
+
+def _strip_comment(text: str) -> str:
+    """Drop a trailing ``# comment`` that is not inside a string literal."""
+    for i, char in _code_chars(text):
+        if char == "#":
+            return text[:i].rstrip()
+    return text.strip()
+
+
+def _close_paren(text: str, start: int) -> int | None:
+    """Index just past the parenthesis closing the one at ``text[start - 1]`` (string aware)."""
+    depth = 1
+    for i, char in _code_chars(text, start):
+        if char in "([{":
             depth += 1
         elif char in ")]}":
             depth -= 1
             if depth == 0:
                 return i + 1
-        i += 1
     return None
 
 
