@@ -57,6 +57,7 @@ RUNS_PER_TASK = len(MODELS) + len(THINK)  # CoT on for every model, CoT off for 
 
 STUDY_JOBS = {
     "fetch_model": 13,
+    "fetch_metric_model": 2,  # all-mpnet-base-v2 (SBERT, Vendi) and roberta-large-mnli (NLI)
     "prepare_prompts": 15,
     "sample_shard": RUNS_PER_TASK * sum(SHARDS.values()),  # 16 × 72 = 1152
     "score_quality": RUNS_PER_TASK * len(VERIFIABLE),  # 128
@@ -145,7 +146,7 @@ def test_the_gpu_rules_request_gpus_only_where_the_config_puts_work_on_one():
 def test_the_plan_estimates_the_gpu_hours_of_sampling():
     result = plan(load_config(REPO / OLMO3))
     assert result["jobs"] == STUDY_JOBS
-    assert result["total_jobs"] == sum(STUDY_JOBS.values()) == 1551
+    assert result["total_jobs"] == sum(STUDY_JOBS.values()) == 1553
     totals = result["totals"]
     assert totals["runs"] == 240 and totals["samples"] == 1_828_608
     # Σ n_prompts × max_tokens over tasks: 5·500·4096 (math, code, WildBench)

@@ -126,6 +126,7 @@ def test_dry_run_lists_every_job(tmp_path):
     # think models with CoT on and off = 11; 3 tasks; 8 prompts per task at 4 per shard = 2 shards.
     assert counts == {
         "fetch_model": 8,
+        "fetch_metric_model": 1,  # the SBERT model (SBERT and Vendi); no NLI in the demo
         "prepare_prompts": 3,
         "sample_shard": RUNS * 3 * 2,
         "score_quality": RUNS * 2,  # gsm8k and ifeval are verifiable

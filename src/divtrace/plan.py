@@ -108,6 +108,7 @@ def plan(
 
     jobs = {
         "fetch_model": len(study.models),
+        "fetch_metric_model": len(study.metric_models()),
         "prepare_prompts": len(study.tasks),
         "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
         "score_quality": len(verified),

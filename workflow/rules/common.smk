@@ -24,6 +24,7 @@ STUDY = Study(config)
 RESULTS = STUDY.results
 SAMPLING = config["sampling"]
 METRICS = config["metrics"]
+METRIC_MODELS = STUDY.metric_models()  # role (sbert, nli) → (model, revision)
 
 
 def _alternatives(names):
@@ -35,11 +36,21 @@ wildcard_constraints:
     task=_alternatives(STUDY.tasks),
     cot="on|off",
     shard=r"\d{4}",
+    role="sbert|nli",
 
 
 # ---------------------------------------------------------------- paths
 def model_manifest(model):
     return f"resources/models/{model}/manifest.json"
+
+
+def metric_model_manifest(role):
+    return f"resources/metric_models/{role}/manifest.json"
+
+
+def metric_model_manifests():
+    """Manifests of the models the configured metrics load (none for EAD alone)."""
+    return [metric_model_manifest(role) for role in METRIC_MODELS]
 
 
 def prompts_file(task):

@@ -3,6 +3,7 @@ rule diversity:
     input:
         shards=shards_of,
         quality=quality_of,
+        models=metric_model_manifests(),
     output:
         diversity_file("{model}", "{task}", "{cot}"),
     log:
@@ -25,4 +26,4 @@ rule diversity:
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} --nli-model {params.nli_model:q} "
-        "--device {params.device} > {log} 2>&1"
+        "--device {params.device} --model-manifests {input.models} > {log} 2>&1"

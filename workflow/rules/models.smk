@@ -21,3 +21,23 @@ rule fetch_model:
     shell:
         "divtrace fetch-model --name {wildcards.model} --spec {params.spec:q} "
         "--out-dir {params.out_dir} {params.parent_arg} --threads {threads} > {log} 2>&1"
+
+
+rule fetch_metric_model:
+    """Make the SBERT or NLI model available offline (hub snapshot or local copy; local rule)."""
+    output:
+        manifest="resources/metric_models/{role}/manifest.json",
+    log:
+        f"{RESULTS}/logs/fetch_metric_model/{{role}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_metric_model/{{role}}.tsv"
+    localrule: True
+    conda:
+        "../../envs/metrics.yaml"
+    params:
+        model=lambda wildcards: METRIC_MODELS[wildcards.role][0],
+        revision=lambda wildcards: METRIC_MODELS[wildcards.role][1],
+        out_dir=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "divtrace fetch-metric-model --role {wildcards.role} --model {params.model:q} "
+        "--revision {params.revision:q} --out-dir {params.out_dir} > {log} 2>&1"
