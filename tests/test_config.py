@@ -104,3 +104,25 @@ def test_config_import_is_cheap():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_cot_off_false_samples_a_reasoning_model_with_cot_on_only(demo_config):
+    demo_config["models"]["think-sft"]["cot_off"] = False
+    study = Study(validate_config(demo_config))
+    assert study.cot_modes("think-sft") == ["on"]
+    assert study.cot_modes("think-dpo") == ["on", "off"]
+    assert ("think-sft", "gsm8k", "off") not in study.runs()
+
+
+def test_cot_off_applies_to_reasoning_models_only(demo_config):
+    demo_config["models"]["instruct-sft"]["cot_off"] = False
+    with pytest.raises(ConfigError, match=r"models\.instruct-sft\.cot_off"):
+        validate_config(demo_config)
+
+
+def test_a_completion_format_reasoning_model_needs_cot_off_false(demo_config):
+    demo_config["models"]["rlzero-math"]["reasoning"] = True
+    with pytest.raises(ConfigError, match=r"models\.rlzero-math: .*cot_off: false"):
+        validate_config(demo_config)
+    demo_config["models"]["rlzero-math"]["cot_off"] = False
+    assert Study(validate_config(demo_config)).cot_modes("rlzero-math") == ["on"]

@@ -357,6 +357,28 @@ def test_a_new_temperature_resamples_every_shard(done_study):
     assert counts == expected | AGGREGATES
 
 
+def test_a_relabelled_stage_rebuilds_no_model_and_resamples_nothing(done_study):
+    """Only the keys that decide the weights reach fetch_model; labels reach the analysis."""
+    workdir, _ = done_study
+    override = write_config(workdir, "label.yaml", {"models": {"think-sft": {"stage": "sft-v2"}}})
+    assert rerun(workdir, configs=(override,)) == AGGREGATES
+
+
+def test_reasoning_without_cot_off_resamples_its_model_on_only(done_study):
+    """An RL-Zero model marked reasoning with cot_off false: its think block is split off the
+    answer (its shards resample), no CoT-off run appears and its weights are not refetched."""
+    workdir, _ = done_study
+    override = write_config(
+        workdir, "think.yaml", {"models": {"rlzero-math": {"reasoning": True, "cot_off": False}}}
+    )
+    own = {
+        "sample_shard": sum(SHARDS.values()),
+        "score_quality": len(VERIFIABLE),
+        "diversity": 15,
+    }
+    assert rerun(workdir, configs=(override,)) == own | AGGREGATES
+
+
 def test_figures_rerun_alone(done_study):
     workdir, _ = done_study
     assert rerun(workdir, "--forcerun", "figures") == {"figures": 1, "all": 1}

@@ -78,10 +78,16 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
     except LineageError as err:
         raise ConfigError(str(err)) from err
     for name, spec in config["models"].items():
-        if spec["format"] == "completion" and spec.get("reasoning"):
+        cot_off = spec.get("cot_off", True)
+        if not spec.get("reasoning") and "cot_off" in spec and cot_off is False:
             raise ConfigError(
-                f"config key models.{name}: a reasoning model needs format 'chat' "
-                "(CoT suppression prefills the assistant turn)"
+                f"config key models.{name}.cot_off: applies to reasoning models only "
+                "(set reasoning: true, or drop cot_off)"
+            )
+        if spec["format"] == "completion" and spec.get("reasoning") and cot_off:
+            raise ConfigError(
+                f"config key models.{name}: a reasoning model sampled with CoT off needs format "
+                "'chat' (CoT suppression prefills the assistant turn; or set cot_off: false)"
             )
     for name, spec in config["tasks"].items():
         family = spec.get("family", name)
@@ -160,8 +166,9 @@ class Study:
         }
 
     def cot_modes(self, model: str) -> list[str]:
-        """``on`` for every model, plus ``off`` for reasoning models."""
-        return ["on", "off"] if self.model(model).get("reasoning") else ["on"]
+        """``on`` for every model, plus ``off`` for reasoning models (unless ``cot_off: false``)."""
+        spec = self.model(model)
+        return ["on", "off"] if spec.get("reasoning") and spec.get("cot_off", True) else ["on"]
 
     def n_shards(self, task: str) -> int:
         per_shard = int(self.config["sampling"]["prompts_per_shard"])

@@ -115,8 +115,14 @@ def parent_manifest(wildcards):
     return []
 
 
+# The keys of a model entry that decide its weights. Only these reach fetch_model, so editing a
+# label (stage, lineage) or how a model is sampled (format, reasoning) rebuilds nothing.
+FETCH_KEYS = ("source", "repo", "revision", "parent", "toy")
+
+
 def model_spec_json(wildcards):
-    return json.dumps(STUDY.model(wildcards.model), sort_keys=True)
+    spec = STUDY.model(wildcards.model)
+    return json.dumps({k: spec[k] for k in FETCH_KEYS if k in spec}, sort_keys=True)
 
 
 def task_source(wildcards):
