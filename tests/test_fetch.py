@@ -8,15 +8,15 @@ cache does it (``models--org--name/{blobs,refs,snapshots}``, snapshot files link
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from divtrace import models
 from divtrace.models import FetchError, fetch_hf, fetch_model
+
+from .hubcache import populate_hub_cache
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "allenai-test/Olmo-3-tiny"
@@ -45,27 +45,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return out
 
 
-def populate_hub_cache(hf_home: Path, repo: str, commit: str, files: Path) -> Path:
-    """Lay ``files`` out as revision ``main`` = ``commit`` of ``repo`` in ``{hf_home}/hub``."""
-    storage = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
-    snapshot = storage / "snapshots" / commit
-    (storage / "blobs").mkdir(parents=True)
-    (storage / "refs").mkdir()
-    snapshot.mkdir(parents=True)
-    (storage / "refs" / "main").write_text(commit)
-    for source in sorted(files.iterdir()):
-        data = source.read_bytes()
-        blob = storage / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / source.name).symlink_to(os.path.relpath(blob, snapshot))
-    return snapshot
-
-
 @pytest.fixture
 def hf_home(tmp_path, monkeypatch, tiny_checkpoint) -> Path:
     """An offline HF_HOME whose hub cache holds the tiny checkpoint at COMMIT."""
     home = tmp_path / "hf-home"
-    populate_hub_cache(home, REPO, COMMIT, tiny_checkpoint)
+    populate_hub_cache(home / "hub", REPO, COMMIT, tiny_checkpoint)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
@@ -143,7 +127,7 @@ def test_a_snapshot_without_weights_is_refused(tmp_path, monkeypatch, tiny_check
     files.mkdir()
     (files / "config.json").write_bytes((tiny_checkpoint / "config.json").read_bytes())
     home = tmp_path / "hf-home"
-    populate_hub_cache(home, REPO, COMMIT, files)
+    populate_hub_cache(home / "hub", REPO, COMMIT, files)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     with pytest.raises(FetchError, match=r"models\.tiny: .*no \*\.safetensors weights"):
@@ -173,7 +157,7 @@ def online(monkeypatch, tmp_path, tiny_checkpoint):
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    snapshot = populate_hub_cache(tmp_path / "hf-home", REPO, COMMIT, tiny_checkpoint)
+    snapshot = populate_hub_cache(tmp_path / "hf-home" / "hub", REPO, COMMIT, tiny_checkpoint)
     sleeps: list[float] = []
     monkeypatch.setattr(models.time, "sleep", sleeps.append)
 

