@@ -85,6 +85,22 @@ def order_runs(lineage: Lineage, runs: Iterable[tuple[str, str]]) -> list[tuple[
     return sorted(unique, key=key)
 
 
+def stage_ticks(paths: dict[str, list[str]], lineage: Lineage) -> list[str]:
+    """x tick labels of lineage plots: at each position along the paths (base = 0), the distinct
+    stage labels of the checkpoints there, one per line (e.g. ``"sft\nrlzero"``)."""
+    width = max((len(path) for path in paths.values()), default=0)
+    ticks: list[str] = []
+    for position in range(width):
+        stages: list[str] = []
+        for path in paths.values():
+            if position < len(path):
+                stage = lineage.checkpoints[path[position]].stage
+                if stage not in stages:
+                    stages.append(stage)
+        ticks.append("\n".join(stages))
+    return ticks
+
+
 def stage_colours(stages: Sequence[str]) -> dict[str, str]:
     """Stage label → colour: conventional stages (SFT, DPO, RL, RL-Zero) first, in that order."""
     known = [s for s in STAGE_ORDER if s != "base"]

@@ -24,6 +24,7 @@ from divtrace.figures.common import (
     run_colour,
     run_label,
     run_marker,
+    stage_ticks,
     task_order,
 )
 from divtrace.lineage import Lineage
@@ -80,7 +81,7 @@ def plot_quality_by_stage(
             rows = table[table["task"] == task]
             _stage_panel(ax, rows, paths, offsets, lineage, line_handles)
             ax.set_title(task, fontweight="bold")
-            ax.set_xticks(range(width), _ticks(paths, lineage, width))
+            ax.set_xticks(range(width), stage_ticks(paths, lineage))
             ax.set_xlim(-0.3, width - 0.7)
         top_axes[0].set_ylabel("accuracy@1")
         for ax, task in zip(bottom_axes, tasks, strict=True):
@@ -102,19 +103,6 @@ def plot_quality_by_stage(
             frameon=False,
         )
         style.save_figure(figure, out_pdf, out_png)
-
-
-def _ticks(paths: dict[str, list[str]], lineage: Lineage, width: int) -> list[str]:
-    ticks = []
-    for position in range(width):
-        stages: list[str] = []
-        for path in paths.values():
-            if position < len(path):
-                stage = lineage.checkpoints[path[position]].stage
-                if stage not in stages:
-                    stages.append(stage)
-        ticks.append("\n".join(stages))
-    return ticks
 
 
 def _series_offsets(

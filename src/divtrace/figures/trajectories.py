@@ -14,6 +14,7 @@ import pandas as pd
 
 from divtrace.analysis.aggregate import BASE_LABEL
 from divtrace.figures import style
+from divtrace.figures.common import stage_ticks
 from divtrace.lineage import Lineage
 
 if TYPE_CHECKING:
@@ -103,20 +104,6 @@ def _errorbars(
         capthick=0.7,
         zorder=zorder,
     )
-
-
-def _stage_ticks(paths: dict[str, list[str]], lineage: Lineage) -> list[str]:
-    width = max(len(path) for path in paths.values())
-    ticks: list[str] = []
-    for position in range(width):
-        stages: list[str] = []
-        for path in paths.values():
-            if position < len(path):
-                stage = lineage.checkpoints[path[position]].stage
-                if stage not in stages:
-                    stages.append(stage)
-        ticks.append("\n".join(stages))
-    return ticks
 
 
 def _plot_panel(
@@ -252,7 +239,7 @@ def plot_lineage_trajectories(
         for label, path in lineage.lineages().items()
         if any(model in modelled for model in path[1:])
     } or lineage.lineages()
-    ticks = _stage_ticks(paths, lineage)
+    ticks = stage_ticks(paths, lineage)
     # Colours and markers follow the lineage's place in Lineage.lineages(), as in every figure.
     styles = {
         label: (style.color(i), style.marker(i)) for i, label in enumerate(lineage.lineages())
