@@ -60,17 +60,7 @@ from divtrace.lineage import Lineage
 
 BASE_LABEL = "base"
 
-INPUT_COLUMNS = (
-    "model",
-    "task",
-    "cot",
-    "scope",
-    "subset",
-    "prompt_id",
-    "metric",
-    "value",
-    "n_outputs",
-)
+INPUT_COLUMNS = tuple(io.DIVERSITY.names)  # the diversity contract (DESIGN §3)
 ALLOWED = {
     "cot": ("on", "off"),
     "scope": ("per_input", "across_input"),

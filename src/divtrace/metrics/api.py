@@ -35,6 +35,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from divtrace import io
 from divtrace.metrics.ead import DEFAULT_VOCAB_SIZE, ead_many
 from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
 from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli_many, set_seed
@@ -47,18 +48,8 @@ NOT_YET_AVAILABLE: dict[str, str] = {}
 GROUP_KEYS = ["model", "task", "cot"]
 SAMPLE_KEYS = [*GROUP_KEYS, "prompt_id", "sample"]
 REQUIRED_COLUMNS = [*SAMPLE_KEYS, "answer"]
-OUTPUT_COLUMNS = [
-    "model",
-    "task",
-    "cot",
-    "scope",
-    "subset",
-    "prompt_id",
-    "metric",
-    "value",
-    "n_outputs",
-    "n_dropped",
-]
+# The diversity contract (DESIGN §3), plus how many outputs each row dropped.
+OUTPUT_COLUMNS = [*io.DIVERSITY.names, "n_dropped"]
 MIN_SET_SIZE = {"all": 1, "correct": 2}
 
 
