@@ -316,3 +316,13 @@ def test_quality_summary_groups_and_k1() -> None:
 def test_quality_summary_empty() -> None:
     summary = quality_summary(_quality([]))
     assert summary.empty and list(summary.columns) == SUMMARY_COLUMNS
+
+
+def test_batch_judges_refuse_answers_without_their_prompts():
+    from divtrace.quality.exact import judge_cruxeval
+    from divtrace.quality.ifeval import judge_ifeval
+    from divtrace.quality.math import judge_math
+
+    for judge in (judge_math, judge_cruxeval, judge_ifeval):
+        with pytest.raises(ValueError, match="2 answers, 1 references and 1 prompts"):
+            judge(["a", "b"], [{}], [{}])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,3 +37,34 @@ class BatchJudge(Protocol):
         references: Sequence[Mapping[str, Any]],
         prompts: Sequence[Mapping[str, Any]],
     ) -> list[Judgement]: ...
+
+
+#: Judge one answer: ``(answer, reference, prompt) -> Judgement`` (arguments as in BatchJudge).
+SampleJudge = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Judgement]
+
+
+def per_sample(judge: SampleJudge) -> BatchJudge:
+    """A :class:`BatchJudge` that judges each answer on its own with ``judge`` (None → "")."""
+
+    def judge_batch(
+        answers: Sequence[str],
+        references: Sequence[Mapping[str, Any]],
+        prompts: Sequence[Mapping[str, Any]],
+    ) -> list[Judgement]:
+        if not len(answers) == len(references) == len(prompts):
+            raise ValueError(
+                f"{len(answers)} answers, {len(references)} references and {len(prompts)} "
+                "prompts: each answer needs its reference and prompt"
+            )
+        return [
+            judge(answer or "", reference, prompt)
+            for answer, reference, prompt in zip(answers, references, prompts, strict=True)
+        ]
+
+    judge_batch.__doc__ = judge.__doc__
+    return judge_batch
+
+
+def prompt_error(prompt: Mapping[str, Any], problem: str) -> ValueError:
+    """The error for a prompt whose reference is unusable, naming the prompt."""
+    return ValueError(f"prompt {prompt.get('prompt_id')!r}: {problem}")

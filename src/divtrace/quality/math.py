@@ -40,12 +40,12 @@ import contextlib
 import re
 import signal
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from divtrace.quality.base import Judgement
+from divtrace.quality.base import Judgement, per_sample, prompt_error
 
 TIME_LIMIT_S = 5.0
 MAX_ANSWER_CHARS = 1000
@@ -324,16 +324,12 @@ def judge_text(text: str, gold: str) -> Judgement:
     return Judgement(correct, float(correct), found.answer, f"{found.method}; {how}")
 
 
-def judge_math(
-    answers: Sequence[str],
-    references: Sequence[Mapping[str, Any]],
-    prompts: Sequence[Mapping[str, Any]],
-) -> list[Judgement]:
+def _judge_math(answer: str, reference: Mapping[str, Any], prompt: Mapping[str, Any]) -> Judgement:
     """BatchJudge for GSM8K and MATH: the reference's ``answer`` is the gold."""
-    judgements: list[Judgement] = []
-    for answer, reference, prompt in zip(answers, references, prompts, strict=True):
-        gold = reference.get("answer")
-        if gold is None or str(gold).strip() == "":
-            raise ValueError(f"prompt {prompt.get('prompt_id')!r}: reference has no 'answer'")
-        judgements.append(judge_text(answer or "", str(gold)))
-    return judgements
+    gold = reference.get("answer")
+    if gold is None or str(gold).strip() == "":
+        raise prompt_error(prompt, "reference has no 'answer'")
+    return judge_text(answer, str(gold))
+
+
+judge_math = per_sample(_judge_math)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from divtrace.quality.base import Judgement
+from divtrace.quality.base import Judgement, per_sample
 from divtrace.quality.ifeval.instructions import CHECKERS, Instruction
 
 __all__ = ["REGISTRY", "build_instruction", "evaluate", "judge_ifeval", "loose_variants"]
@@ -87,11 +87,9 @@ def evaluate(
     }
 
 
-def judge_ifeval(
-    answers: Sequence[str],
-    references: Sequence[Mapping[str, Any]],
-    prompts: Sequence[Mapping[str, Any]],
-) -> list[Judgement]:
+def _judge_ifeval(
+    answer: str, reference: Mapping[str, Any], prompt: Mapping[str, Any]
+) -> Judgement:
     """IFEval batch judge.
 
     ``correct``: every instruction followed (strict, prompt level); ``score``: fraction of the
@@ -99,31 +97,27 @@ def judge_ifeval(
     blank); ``detail``: JSON with per-instruction strict/loose verdicts and the loose prompt-level
     verdict.
     """
-    if not len(answers) == len(references) == len(prompts):
-        raise ValueError("answers, references and prompts must have the same length")
-    judgements: list[Judgement] = []
-    for answer, reference, prompt in zip(answers, references, prompts, strict=True):
-        ids = reference.get("instruction_id_list")
-        if not isinstance(ids, list | tuple):
-            raise ValueError(f"ifeval reference without an instruction_id_list: {reference!r}")
-        text = prompt.get("text") if isinstance(prompt, Mapping) else None
-        result = evaluate(answer, ids, reference.get("kwargs"), text)
-        n = len(result["strict"])
-        detail = {
-            "instructions": [
-                {"id": i, "strict": s, "loose": lo}
-                for i, s, lo in zip(ids, result["strict"], result["loose"], strict=True)
-            ],
-            "follow_all_strict": result["follow_all_strict"],
-            "follow_all_loose": result["follow_all_loose"],
-        }
-        stripped = answer.strip()
-        judgements.append(
-            Judgement(
-                correct=result["follow_all_strict"],
-                score=sum(result["strict"]) / n if n else 1.0,
-                extracted=stripped[:_EXTRACTED_CHARS] if stripped else None,
-                detail=json.dumps(detail, ensure_ascii=False),
-            )
-        )
-    return judgements
+    ids = reference.get("instruction_id_list")
+    if not isinstance(ids, list | tuple):
+        raise ValueError(f"ifeval reference without an instruction_id_list: {reference!r}")
+    text = prompt.get("text") if isinstance(prompt, Mapping) else None
+    result = evaluate(answer, ids, reference.get("kwargs"), text)
+    n = len(result["strict"])
+    detail = {
+        "instructions": [
+            {"id": i, "strict": s, "loose": lo}
+            for i, s, lo in zip(ids, result["strict"], result["loose"], strict=True)
+        ],
+        "follow_all_strict": result["follow_all_strict"],
+        "follow_all_loose": result["follow_all_loose"],
+    }
+    stripped = answer.strip()
+    return Judgement(
+        correct=result["follow_all_strict"],
+        score=sum(result["strict"]) / n if n else 1.0,
+        extracted=stripped[:_EXTRACTED_CHARS] if stripped else None,
+        detail=json.dumps(detail, ensure_ascii=False),
+    )
+
+
+judge_ifeval = per_sample(_judge_ifeval)
