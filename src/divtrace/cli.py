@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], None]
@@ -55,17 +54,6 @@ def cmd_fetch_metric_model(args: argparse.Namespace) -> None:
     _log(f"{args.role} model {args.model}: {manifest['path']} ({len(manifest['files'])} files)")
 
 
-def _read_json_file(path: str, what: str) -> dict[str, object]:
-    """A JSON object from ``path``; ValueError naming the file when it is not one."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the {what}: {err}") from err
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: the {what} is not a JSON object")
-    return value
-
-
 # --------------------------------------------------------------------------- prompts
 def cmd_prompts(args: argparse.Namespace) -> None:
     from divtrace import io
@@ -99,12 +87,8 @@ def cmd_prompts(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.generation.backend import SamplingParams
-    from divtrace.generation.sample import (
-        ShardSpec,
-        make_backend,
-        read_manifest,
-        sample_shard,
-    )
+    from divtrace.generation.sample import ShardSpec, make_backend, sample_shard
+    from divtrace.models import read_manifest
     from divtrace.tasks import get_family
 
     manifest = read_manifest(args.manifest)
@@ -182,6 +166,7 @@ def cmd_diversity(args: argparse.Namespace) -> None:
 
     from divtrace import io
     from divtrace.metrics.api import compute_diversity
+    from divtrace.models import read_manifest
 
     generations = pd.concat(
         [io.read_table(p, "generations") for p in args.generations], ignore_index=True
@@ -195,10 +180,10 @@ def cmd_diversity(args: argparse.Namespace) -> None:
     load = {"sbert": args.sbert_model, "nli": args.nli_model}
     fetched: dict[str, dict[str, object]] = {}
     for path in args.model_manifests:
-        manifest = _read_json_file(path, "metric model manifest")
+        manifest = read_manifest(path, "metric model manifest", "fetch_metric_model")
         role = manifest.get("role")
-        if role not in load or not isinstance(manifest.get("path"), str):
-            raise ValueError(f"{path}: not a metric model manifest (role {role!r}, no path)")
+        if role not in load:
+            raise ValueError(f"{path}: not a metric model manifest (role {role!r})")
         load[role] = manifest["path"]
         fetched[role] = {k: manifest.get(k) for k in ("model", "source", "revision", "commit")}
     table = compute_diversity(

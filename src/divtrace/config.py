@@ -79,7 +79,7 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
         raise ConfigError(str(err)) from err
     for name, spec in config["models"].items():
         cot_off = spec.get("cot_off", True)
-        if not spec.get("reasoning") and "cot_off" in spec and cot_off is False:
+        if not spec.get("reasoning") and cot_off is False:
             raise ConfigError(
                 f"config key models.{name}.cot_off: applies to reasoning models only "
                 "(set reasoning: true, or drop cot_off)"

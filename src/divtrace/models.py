@@ -49,6 +49,22 @@ def _replace_dir(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def read_manifest(
+    path: str | Path, what: str = "model manifest", rule: str = "fetch_model"
+) -> dict[str, Any]:
+    """A manifest written by ``rule`` (a JSON object with a ``path``); names the file when it is
+    unusable."""
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FetchError(f"{path}: {what} not found (run {rule} first)") from None
+    except json.JSONDecodeError as err:
+        raise FetchError(f"{path}: {what} is not valid JSON ({err.msg})") from err
+    if not isinstance(manifest, dict) or "path" not in manifest:
+        raise FetchError(f"{path}: {what} lacks 'path'")
+    return manifest
+
+
 def build_toy(
     name: str, spec: Mapping[str, Any], out_dir: Path, parent_manifest: Path | None
 ) -> dict[str, Any]:
@@ -57,7 +73,7 @@ def build_toy(
 
     parent_dir = None
     if parent_manifest is not None:
-        parent_dir = Path(json.loads(parent_manifest.read_text(encoding="utf-8"))["path"])
+        parent_dir = Path(read_manifest(parent_manifest)["path"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:

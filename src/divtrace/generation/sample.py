@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Mapping
@@ -153,16 +152,3 @@ def sample_shard(
         "tokens_per_second": round(n_tokens / elapsed, 2) if elapsed > 0 else None,
     }
     return frame, metadata
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """A model manifest written by ``fetch-model``; names the file when it is unusable."""
-    try:
-        manifest: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ShardError(f"{path}: model manifest not found (run fetch_model first)") from None
-    except json.JSONDecodeError as err:
-        raise ShardError(f"{path}: model manifest is not valid JSON ({err.msg})") from err
-    if "path" not in manifest:
-        raise ShardError(f"{path}: model manifest lacks 'path'")
-    return manifest
