@@ -50,9 +50,6 @@ if TYPE_CHECKING:
 
 ROLLOUT_TEMPERATURE = 1.0
 ROLLOUT_MAX_TOKENS = 48
-#: Sampling runs on one thread: small decode steps gain nothing from a second one, and a
-#: busy second core stalls every step (builds run on one thread anyway, see BUILD_THREADS).
-ROLLOUT_THREADS = 1
 #: Rows per ``generate`` call when sampling rollouts.
 ROLLOUT_BATCH_ROWS = 512
 DEFAULT_ROUNDS = 2
@@ -146,34 +143,16 @@ def sample_rollouts(
 
     Tokens run through the first eos (included; ``finished``) or ``max_new_tokens``. Prompts are
     left-padded in batches of whole prompts; torch's generator is seeded with ``seed`` first and
-    sampling runs on :data:`ROLLOUT_THREADS` threads, so the rollouts are a pure function of the
-    weights, prompts and seed on one machine.
+    recipes run on :data:`divtrace.toy.build.BUILD_THREADS` threads, so the rollouts are a pure
+    function of the weights, prompts and seed on one machine.
     """
-    import torch
-
-    from divtrace.toy.build import torch_threads
-
-    policy: Any = model  # transformers' generate() is not typed for mypy
-    torch.manual_seed(seed)
-    policy.eval()
-    with torch_threads(ROLLOUT_THREADS):
-        return _generate(policy, prompts, n, eos_ids, pad_id, max_new_tokens, temperature)
-
-
-def _generate(
-    policy: Any,
-    prompts: Sequence[Sequence[int]],
-    n: int,
-    eos_ids: Sequence[int],
-    pad_id: int,
-    max_new_tokens: int,
-    temperature: float,
-) -> list[tuple[int, list[int], bool]]:
-    """The batched sampling of :func:`sample_rollouts` (seed and threads already set)."""
     import torch
 
     from divtrace.toy.train import deterministic
 
+    policy: Any = model  # transformers' generate() is not typed for mypy
+    torch.manual_seed(seed)
+    policy.eval()
     per_batch = max(1, ROLLOUT_BATCH_ROWS // n)
     eos = set(eos_ids)
     out: list[tuple[int, list[int], bool]] = []
