@@ -38,11 +38,6 @@ def _log(message: str) -> None:
 def cmd_fetch_model(args: argparse.Namespace) -> None:
     from divtrace.models import fetch_model
 
-    if args.spec.get("source") == "toy":
-        import torch
-
-        # The rule's threads for loading and saving; the recipes train on BUILD_THREADS (one).
-        torch.set_num_threads(args.threads)
     manifest = fetch_model(args.name, args.spec, args.out_dir, args.parent_manifest)
     _log(f"model {args.name}: {manifest['path']} ({len(manifest['files'])} files)")
 
@@ -270,7 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", required=True, type=_json_arg, help="the model's config entry (JSON)")
     p.add_argument("--out-dir", required=True, help="directory that receives manifest.json")
     p.add_argument("--parent-manifest", help="manifest of the parent (toy post-training recipes)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for a toy build")
     p.set_defaults(handler=cmd_fetch_model)
 
     p = sub.add_parser("prompts", help="prepare one task's prompts table")

@@ -20,7 +20,7 @@ rule fetch_model:
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "divtrace fetch-model --name {wildcards.model} --spec {params.spec:q} "
-        "--out-dir {params.out_dir} {params.parent_arg} --threads {threads} > {log} 2>&1"
+        "--out-dir {params.out_dir} {params.parent_arg} > {log} 2>&1"
 
 
 rule fetch_metric_model:
