@@ -24,3 +24,11 @@ def demo_config() -> dict:
 
     with open(REPO / "config" / "config.yaml", encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+@pytest.fixture
+def shared_real() -> Path:
+    """``../shared/data/real`` (the real benchmark subsets); the test skips when it is absent."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real benchmark data absent: {SHARED_REAL}")
+    return SHARED_REAL

@@ -370,7 +370,9 @@ def test_prism_demo_drops_two_and_reports_it():
 
 
 def test_a_filter_that_drops_everything_is_an_error():
-    with pytest.raises(TaskDataError, match="record filter dropped all 2 records"):
+    with pytest.raises(
+        TaskDataError, match=r"record filter \(instructed style\) dropped all 2 records"
+    ):
         build_prompts(
             "prism",
             FAMILIES["prism"],
@@ -400,7 +402,13 @@ def test_families_without_filter_keep_the_plain_seeded_order():
     records = demo("gsm8k")
     chosen, report = select_records("gsm8k", family, records, n=8, seed=1234, source="d")
     assert chosen == select(len(records), 8, 1234, "gsm8k")
-    assert report == {"n_records": 10, "n_kept": 10, "n_dropped_by_filter": 0}
+    assert report == {
+        "prompt_style": "instructed",
+        "selection_seed": 1234,
+        "n_records": 10,
+        "n_kept": 10,
+        "n_dropped_by_filter": 0,
+    }
     balanced = TaskFamily(
         name="toy",
         hf_id="x",

@@ -71,6 +71,18 @@ def render_user(record: Record) -> str:
     return f"{instruction}\n\n{context}" if context else instruction
 
 
+def paper_query(record: Record) -> str:
+    """The paper's Alpaca query: the same template on the raw fields, ``### Input:`` whenever
+    ``input`` is non-empty (not stripped first)."""
+    instruction, context = record["instruction"], record.get("input", "")
+    if context:
+        return (
+            f"{PREAMBLE_INPUT}### Instruction:\n{instruction}\n\n"
+            f"### Input:\n{context}\n\n### Response:\n"
+        )
+    return f"{PREAMBLE_NO_INPUT}### Instruction:\n{instruction}\n\n### Response:\n"
+
+
 def _reference(record: Record) -> dict[str, Any]:
     output = record["output"]
     if not isinstance(output, str):
@@ -87,4 +99,6 @@ FAMILY = TaskFamily(
     render_user=render_user,
     reference=_reference,
     stop=("\n### Instruction:", "\n### Input:", "\n### Response:", "\nBelow is an instruction"),
+    paper_query=paper_query,
+    paper_stop=("\n\n###", "\n\n##"),
 )

@@ -1,4 +1,10 @@
-"""What a task family is: where its prompts come from and how a record becomes a prompt."""
+"""What a task family is: where its prompts come from and how a record becomes a prompt.
+
+A family renders a record in two prompt styles (see :mod:`divtrace.tasks.styles`): ``instructed``,
+divtrace's own prompts (``render_text`` / ``render_user`` / ``stop``, the filter ``keep`` and the
+balanced selection ``balance_by``), and ``paper``, the prompts the paper's code sent
+(``paper_query``, ``paper_stop``, ``paper_keep``; the budget ``paper_max_tokens``).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +47,10 @@ class TaskFamily:
     meta_fields: tuple[str, ...] = field(default_factory=tuple)
     keep: Callable[[Record], bool] | None = None
     balance_by: str | None = None
+    paper_query: Callable[[Record], str] | None = None
+    paper_stop: tuple[str, ...] = ()
+    paper_keep: Callable[[Record], bool] | None = None
+    paper_max_tokens: int = 32768
 
     def record_id(self, record: Record, row_number: int) -> tuple[str | None, Any]:
         """(field the id came from, id) of a record; (None, row number) without an id field."""

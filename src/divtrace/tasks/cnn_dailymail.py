@@ -17,4 +17,5 @@ FAMILY = news_summary_family(
     article_field="article",
     reference_field="highlights",
     instruction=INSTRUCTION,
+    paper_stop=("\n\n",),
 )

@@ -35,6 +35,14 @@ def render_text(record: Record) -> str:
     )
 
 
+def paper_query(record: Record) -> str:
+    """The paper's CRUXEval-O query: the function, the call, ``Answer:``."""
+    return (
+        f"Given the following Python function:\n\n```python\n{record['code']}\n```\n\n"
+        f"What is the output of `f({record['input']})`?\n\nAnswer:"
+    )
+
+
 def _reference(record: Record) -> dict[str, Any]:
     return {"output": record["output"], "input": record["input"]}
 
@@ -50,4 +58,7 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n```", "\n\n"),
     verifiable=True,
+    paper_query=paper_query,
+    paper_stop=("\nGiven", "\n\nGiven"),
+    paper_max_tokens=2048,
 )

@@ -33,4 +33,6 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n\nQuestion:", "\n\n\n"),
     verifiable=True,
+    paper_query=lambda r: f"Question: {r['question']}\n\nAnswer:",
+    paper_stop=("\nQuestion:", "\n\nQuestion"),
 )

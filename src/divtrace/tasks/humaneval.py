@@ -52,4 +52,6 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=STOP,
     verifiable=True,
+    paper_query=lambda r: str(r["prompt"]),
+    paper_stop=("\nclass ", "\ndef ", "\n#", "\nif __name__"),
 )

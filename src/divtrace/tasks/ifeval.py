@@ -32,4 +32,5 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n\nInstruction:",),
     verifiable=True,
+    paper_query=lambda r: str(r["prompt"]),
 )

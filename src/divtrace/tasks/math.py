@@ -50,6 +50,8 @@ def _family(name: str, config: str) -> TaskFamily:
         verifiable=True,
         id_fields=("unique_id",),  # MATH500-style records; the hub copy has none
         meta_fields=("level", "type", "subject", "unique_id"),
+        paper_query=lambda r: f"Problem: {r['problem']}\n\nSolution:",
+        paper_stop=("\nProblem:", "\n\nProblem"),
     )
 
 

@@ -66,4 +66,6 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n```",),
     verifiable=True,
+    paper_query=lambda r: f'"""\n{r["text"]}\n"""\n',  # the task text only, no tests
+    paper_stop=("\nclass ", "\n#", "\nif __name__"),
 )

@@ -21,6 +21,7 @@ def news_summary_family(
     article_field: str,
     reference_field: str,
     instruction: str,
+    paper_stop: tuple[str, ...],
     hf_config: str | None = None,
     split: str = "test",
 ) -> TaskFamily:
@@ -46,4 +47,6 @@ def news_summary_family(
         render_user=lambda r: f"{instruction}\n\n{text(r, article_field)}",
         reference=reference,
         stop=("\n\n", "\nTL;DR:"),
+        paper_query=lambda r: f"ARTICLE: {r[article_field]}\nTL;DR:",
+        paper_stop=paper_stop,
     )

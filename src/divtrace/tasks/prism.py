@@ -31,6 +31,11 @@ The subset ("English, balanced"), in the order :mod:`divtrace.tasks.prompts` app
    round-robin over the conversation types, in sorted order (controversy guided, unguided,
    values guided), so the first n prompts hold n/3 of each type (±1) as long as every type has
    prompts left, and a larger n extends the same order.
+
+The ``paper`` prompt style uses the paper's filter instead (:func:`paper_keep`, its
+``_is_prism_valid``: the balanced subset only, a record without the field dropped; no empty
+opening prompt; no bare greeting; at most 20% non-ASCII characters), no balancing, and the
+opening prompt as the query.
 """
 
 from __future__ import annotations
@@ -98,6 +103,25 @@ def keep(record: Record) -> bool:
     return is_english(_opening(record))
 
 
+#: The openers the paper's filter drops (compared after lower-casing and stripping ``.!?,``).
+PAPER_GREETINGS = frozenset(
+    {"hello", "hi", "hey", "hola", "hello!", "hi!", "hey!", "hello.", "hi."}
+)
+
+
+def paper_keep(record: Record) -> bool:
+    """The paper's PRISM filter (``_is_prism_valid``), condition by condition, in its order."""
+    if not record.get("included_in_balanced_subset", False):
+        return False
+    prompt = str(record.get("opening_prompt") or "").strip()
+    if not prompt:
+        return False
+    if prompt.lower().rstrip(".!?,") in PAPER_GREETINGS:
+        return False
+    non_ascii = sum(1 for c in prompt if ord(c) > 127)
+    return non_ascii / len(prompt) <= 0.2
+
+
 def _reference(record: Record) -> dict[str, Any]:
     return {}
 
@@ -121,4 +145,6 @@ FAMILY = TaskFamily(
     ),
     keep=keep,
     balance_by="conversation_type",
+    paper_query=lambda r: str(r["opening_prompt"]).strip(),
+    paper_keep=paper_keep,
 )

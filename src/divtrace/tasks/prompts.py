@@ -1,7 +1,9 @@
 """Load a task's dataset and turn it into the prompts table (DESIGN §3).
 
-Prompts are chosen by a seeded shuffle of the dataset (after the family's record filter, if it
-has one, and round-robin over a field's values, if it balances one); each keeps a stable
+Prompts are rendered and chosen in one of the prompt styles of :mod:`divtrace.tasks.styles`:
+``instructed`` draws them by a shuffle seeded with the study's seed (after the family's record
+filter, if it has one, and round-robin over a field's values, if it balances one); ``paper``
+takes the paper's filter and lighteval's seed-42 shuffle. Either way each prompt keeps a stable
 ``prompt_id`` (the record's own id field, else its row number in the source) and its gold
 reference, so nothing is ever re-matched later by text.
 """
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from divtrace.tasks import styles
 from divtrace.tasks.base import Record, TaskDataError, TaskFamily
 
 
@@ -96,47 +99,60 @@ def select_records(
     n: int | None,
     seed: int,
     source: str,
+    style: str = styles.DEFAULT_PROMPT_STYLE,
 ) -> tuple[list[int], dict[str, Any]]:
     """Row numbers of the chosen prompts, in order, and a report of how they were chosen.
 
-    Without ``family.keep`` and ``family.balance_by`` this is :func:`select`. With ``keep``, every
-    record is checked and those ``keep`` rejects are dropped first; the seeded shuffle then runs
-    over the kept rows (which keep their source row numbers). With ``balance_by``, the shuffled
-    rows are taken round-robin over the values of that field (see :func:`_round_robin`), so every
-    prefix is balanced as far as the groups allow. Truncation to ``n`` comes last, so a larger
+    The style's record filter (:func:`divtrace.tasks.styles.record_filter`), if any, runs first:
+    every record is checked and those it rejects are dropped (the kept rows keep their source row
+    numbers). The kept rows are then shuffled: ``instructed`` by :func:`select` (seeded with
+    ``seed`` and the task name), taken round-robin over the values of the family's ``balance_by``
+    field where it has one (see :func:`_round_robin`), so every prefix is balanced as far as the
+    groups allow; ``paper`` by lighteval's ``random.Random(42).shuffle``
+    (:func:`divtrace.tasks.styles.paper_order`). Truncation to ``n`` comes last, so a larger
     ``n`` extends the same order.
     """
     rows = list(range(len(records)))
-    if family.keep is not None:
+    keep = styles.record_filter(family, style)
+    if keep is not None:
         kept = []
         for row in rows:
             where = f"{source} record {row}"
             family.check_record(records[row], where)
             try:
-                if family.keep(records[row]):
+                if keep(records[row]):
                     kept.append(row)
             except TaskDataError as err:
                 raise TaskDataError(f"{where}: {err}") from err
         rows = kept
         if not rows:
             raise TaskDataError(
-                f"{source}: the {family.name} record filter dropped all {len(records)} records"
+                f"{source}: the {family.name} record filter ({style} style) dropped all "
+                f"{len(records)} records"
             )
-    order = [rows[i] for i in select(len(rows), None, seed, task)]
-    if family.balance_by is not None:
-        order = _round_robin(order, records, family.balance_by)
+    if style == styles.PAPER:
+        order = [rows[i] for i in styles.paper_order(len(rows))]
+        selection_seed = styles.PAPER_SELECTION_SEED
+    else:
+        order = [rows[i] for i in select(len(rows), None, seed, task)]
+        selection_seed = seed
+    balance_by = styles.balance_field(family, style)
+    if balance_by is not None:
+        order = _round_robin(order, records, balance_by)
     chosen = order if n is None else order[:n]
     report: dict[str, Any] = {
+        "prompt_style": style,
+        "selection_seed": selection_seed,
         "n_records": len(records),
         "n_kept": len(rows),
         "n_dropped_by_filter": len(records) - len(rows),
     }
-    if family.balance_by is not None:
+    if balance_by is not None:
         counts: dict[str, int] = {}
         for row in chosen:
-            key = str(records[row].get(family.balance_by))
+            key = str(records[row].get(balance_by))
             counts[key] = counts.get(key, 0) + 1
-        report["balance_by"] = family.balance_by
+        report["balance_by"] = balance_by
         report["selected_per_group"] = dict(sorted(counts.items()))
     return chosen, report
 
@@ -149,15 +165,21 @@ def build_prompts(
     n: int | None,
     seed: int,
     source: str,
+    style: str = styles.DEFAULT_PROMPT_STYLE,
 ) -> pd.DataFrame:
-    """The prompts table of ``task``: ``n`` records (all if fewer) in seeded-shuffle order.
+    """The prompts table of ``task`` in prompt ``style``: ``n`` records (all if fewer), in the
+    order of the style's selection.
 
-    ``table.attrs["selection"]`` reports the selection (:func:`select_records`): how many records
-    the family's filter dropped and, for a balanced family, how many prompts each group got.
+    ``table.attrs["selection"]`` reports the selection (:func:`select_records`): the style and
+    the seed of its shuffle, how many records the filter dropped and, for a balanced family, how
+    many prompts each group got.
     """
     if not records:
         raise TaskDataError(f"{source}: the dataset has no records for task {task!r}")
-    chosen, report = select_records(task, family, records, n=n, seed=seed, source=source)
+    styles.check_style(style)
+    chosen, report = select_records(
+        task, family, records, n=n, seed=seed, source=source, style=style
+    )
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, row_number in enumerate(chosen):
@@ -171,6 +193,7 @@ def build_prompts(
         seen.add(prompt_id)
         try:
             reference = family.reference(record)
+            rendered = styles.render(family, record, style)
         except TaskDataError as err:
             raise TaskDataError(f"{where}: {err}") from err
         rows.append(
@@ -178,14 +201,15 @@ def build_prompts(
                 "task": task,
                 "prompt_id": prompt_id,
                 "index": index,
-                "text": family.render_text(record),
-                "messages": json.dumps([{"role": "user", "content": family.render_user(record)}]),
+                "text": rendered.text,
+                "messages": json.dumps([{"role": "user", "content": rendered.user}]),
                 "reference": json.dumps(reference, sort_keys=True),
                 "meta": json.dumps(
                     {
                         "source": source,
                         "row": row_number,
                         "family": family.name,
+                        "prompt_style": style,
                         **{f: record[f] for f in family.meta_fields if f in record},
                     },
                     sort_keys=True,

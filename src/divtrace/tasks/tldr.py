@@ -37,6 +37,14 @@ def render_post(record: Record) -> str:
     )
 
 
+def paper_query(record: Record) -> str:
+    """The paper's TL;DR query: the raw fields (``subreddit`` as the dataset spells it)."""
+    return (
+        f"SUBREDDIT: {record['subreddit']}\nTITLE: {record['title']}\n"
+        f"POST: {record['post']}\nTL;DR:"
+    )
+
+
 def _reference(record: Record) -> dict[str, Any]:
     return {"reference": _text(record, "summary")}
 
@@ -52,4 +60,6 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\nSUBREDDIT:", "\n\n"),
     meta_fields=("subreddit",),
+    paper_query=paper_query,
+    paper_stop=("\n\n",),
 )

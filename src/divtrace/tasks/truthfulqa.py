@@ -37,4 +37,7 @@ FAMILY = TaskFamily(
     stop=("\nQ:", "\n\n"),
     verifiable=True,
     meta_fields=("type", "category", "source"),
+    paper_query=lambda r: f"Q: {r['question']}\nA:",
+    paper_stop=("\nQ:", "\n\n"),
+    paper_max_tokens=512,
 )

@@ -53,6 +53,17 @@ def first_user_turn(record: Record) -> str:
     return users[0].strip()
 
 
+def paper_query(record: Record) -> str:
+    """The paper's WildBench query: the content of the first turn of ``conversation_input``
+    (whatever its role), stripped; a turn that is not a mapping is taken as text."""
+    turns = _turns(record)
+    if not turns:
+        return ""
+    first = turns[0]
+    query = first.get("content", "") if isinstance(first, dict) else str(first)
+    return str(query or "").strip()
+
+
 def _reference(record: Record) -> dict[str, Any]:
     single = len(_user_turns(record)) == 1
     reference: dict[str, Any] = {"single_turn": single}
@@ -82,4 +93,5 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\nUser:", "\nAssistant:"),
     meta_fields=("id", "length", "intent", "primary_tag", "secondary_tags"),
+    paper_query=paper_query,
 )

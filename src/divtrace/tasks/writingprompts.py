@@ -13,4 +13,5 @@ FAMILY = TaskFamily(
     render_user=lambda r: str(r["prompt"]).strip(),
     reference=lambda r: {},
     stop=("\n\nWriting prompt:",),
+    paper_query=lambda r: f"{str(r['prompt']).strip()}\n\n",  # keeps the [ WP ] tags
 )

@@ -16,4 +16,5 @@ FAMILY = news_summary_family(
     article_field="document",
     reference_field="summary",
     instruction=INSTRUCTION,
+    paper_stop=("\n",),
 )
