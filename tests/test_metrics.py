@@ -334,6 +334,21 @@ def test_compute_diversity_rows_and_dropping() -> None:
     assert counts.set_index("prompt_id")["n_dropped"].to_dict() == {"p1": 0, "p2": 1, "p3": 4}
 
 
+def test_samples_whose_prompt_did_not_fit_are_left_out() -> None:
+    gen = generations()
+    gen["finish_reason"] = "stop"
+    too_long = gen["prompt_id"] == "p2"
+    gen.loc[too_long, ["answer", "finish_reason"]] = ["", "prompt_too_long"]
+    gen["think_closed"] = pd.array([None if t else True for t in too_long], dtype="boolean")
+    out = compute_diversity(gen, ["ead"])
+    per = out[out["scope"] == "per_input"]
+    assert sorted(per["prompt_id"]) == ["p1", "p3"]
+    across = out[out["scope"] == "across_input"]
+    assert across["n_outputs"].item() == 2 and across["n_dropped"].item() == 1
+    counts = count_dropped(gen).set_index("prompt_id")["n_dropped"].to_dict()
+    assert counts == {"p1": 0, "p2": 4, "p3": 0}
+
+
 def test_across_input_uses_first_surviving_sample() -> None:
     gen = generations()
     out = compute_diversity(gen, ["ead"])

@@ -156,11 +156,22 @@ def test_max_tokens_bounds_every_sample(think_backend, prompts):
     assert set(frame["finish_reason"]) <= {"stop", "length"}
 
 
-def test_prompt_longer_than_the_context_is_named(think_backend, prompts):
+def test_a_prompt_longer_than_the_context_is_recorded_not_fatal(think_backend, prompts):
     long = prompts.copy()
-    long["messages"] = json.dumps([{"role": "user", "content": "apples " * 2000}])
-    with pytest.raises(SamplingError, match="does not fit the model's context"):
-        sample_shard(long, spec(), PARAMS, think_backend, {})
+    too_long = long["prompt_id"].iloc[[1, 4]]
+    long.loc[too_long.index, "messages"] = json.dumps(
+        [{"role": "user", "content": "apples " * 2000}]
+    )
+    frame, meta = sample_shard(long, spec(k=2), PARAMS, think_backend, {})
+    assert len(frame) == 6 * 2  # every prompt keeps its K rows
+    skipped = frame[frame["prompt_id"].isin(too_long)]
+    assert len(skipped) == 4 and (skipped["finish_reason"] == "prompt_too_long").all()
+    assert (skipped["raw"] == "").all() and (skipped["answer"] == "").all()
+    assert (skipped["n_tokens"] == 0).all() and skipped["think_closed"].isna().all()
+    others = frame[~frame["prompt_id"].isin(too_long)]
+    assert set(others["finish_reason"]) <= {"stop", "length"}
+    assert meta["prompts"]["prompt_too_long"] == too_long.tolist()  # in shard order
+    assert meta["prompts"]["prompt_tokens_max"] >= think_backend.max_context
 
 
 def test_bad_inputs_are_named(checkpoints, prompts, tmp_path):
@@ -195,6 +206,66 @@ def test_sample_command_writes_an_atomic_shard(checkpoints, prompts, tmp_path):
     assert frame["think_closed"].isna().all()
     assert io.read_metadata(out)["sampling"]["stop"] == list(FAMILIES["gsm8k"].stop)
     assert [p.name for p in out.parent.iterdir()] == ["shard-0000.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stop"), [("completion", ["\nQuestion:", "\n\nQuestion"]), ("chat", [])]
+)
+def test_sample_command_takes_the_prompt_style_of_its_prompts_file(
+    checkpoints, tmp_path, fmt, stop
+):
+    """Paper-style prompts: the paper's stop sequences for completion models only, and special
+    tokens added to every prompt, as lighteval did; both recorded in the shard."""
+    records = read_jsonl(DEMO / "gsm8k.jsonl")
+    paper = build_prompts(
+        "gsm8k", FAMILIES["gsm8k"], records, n=4, seed=7, source="demo", style="paper"
+    )
+    prompts_path = io.write_table(
+        paper, tmp_path / "p.parquet", "prompts", metadata={"prompt_style": "paper"}
+    )
+    model = "base" if fmt == "completion" else "think"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"name": model, "path": str(checkpoints[model])}))
+    out = tmp_path / "shard.parquet"
+    args = [
+        "sample", "--prompts", str(prompts_path), "--manifest", str(manifest), "--model", model,
+        "--task", "gsm8k", "--shard", "0", "--prompts-per-shard", "4", "--k", "2",
+        "--seed", "1", "--format", fmt, "--temperature", "0.7", "--max-tokens", "6",
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    meta = io.read_metadata(out)
+    assert meta["sampling"]["stop"] == stop
+    assert meta["shard"]["prompt_style"] == meta["prompts"]["prompt_style"] == "paper"
+    assert meta["prompts"]["add_special_tokens"] is True
+    assert isinstance(meta["prompts"]["special_tokens_added"], int)
+    frame = io.read_table(out, "generations")
+    if fmt == "completion":
+        assert frame["prompt_text"].str.startswith("\n\nQuestion: ").all()
+        assert frame["prompt_text"].str.endswith("\n\nAnswer:").all()
+
+
+def test_cot_off_on_a_template_that_opens_the_think_block(think_backend, prompts, monkeypatch):
+    """A toy checkpoint given an Olmo-3-Think-like template: one opening and one closing tag in
+    every CoT-off prompt, what was appended in the shard's metadata, CoT-on outputs split."""
+    from .test_generation import OLMO3_THINK_LIKE
+
+    monkeypatch.setattr(think_backend.tokenizer(), "chat_template", OLMO3_THINK_LIKE)
+    frame, meta = sample_shard(prompts, spec(cot="off", k=2), PARAMS, think_backend, {})
+    for text in frame["prompt_text"]:
+        turn = text[text.rindex("<|im_start|>assistant\n") :]
+        assert turn == "<|im_start|>assistant\n<think></think>"
+    assert meta["prompts"]["appended"] == ["</think>"]
+    assert meta["prompts"]["template_opened_think"] == 6
+    assert frame["think_closed"].all() and frame["reasoning"].eq("").all()
+    on, meta_on = sample_shard(prompts, spec(cot="on", k=2), PARAMS, think_backend, {})
+    assert meta_on["prompts"]["appended"] == [""]
+    assert on["prompt_text"].str.endswith("<|im_start|>assistant\n<think>").all()
+    # Every output starts inside the block the template opened: closed or flagged, never
+    # "no think block".
+    assert on["think_closed"].notna().all()
+    unclosed = on[on["think_closed"] == False]  # noqa: E712
+    assert (unclosed["answer"] == "").all()
 
 
 def test_sample_command_reports_a_missing_manifest(tmp_path, capsys, prompts):

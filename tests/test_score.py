@@ -141,6 +141,24 @@ def test_unclosed_reasoning_is_incorrect_and_not_judged(monkeypatch: pytest.Monk
     assert quality["correct"].tolist() == [True, False, True]
 
 
+def test_samples_whose_prompt_did_not_fit_get_no_quality_row() -> None:
+    prompts = _prompts({"gsm8k/0": "18", "gsm8k/1": "3"})
+    generations = _generations(
+        [
+            ("gsm8k/0", 0, "#### 18", None),
+            ("gsm8k/0", 1, "#### 17", None),
+            ("gsm8k/1", 0, "", None),
+            ("gsm8k/1", 1, "", None),
+        ]
+    )
+    generations.loc[generations["prompt_id"] == "gsm8k/1", "finish_reason"] = "prompt_too_long"
+    quality = score_generations("gsm8k", prompts, generations)
+    assert list(zip(quality["prompt_id"], quality["correct"], strict=True)) == [
+        ("gsm8k/0", True),
+        ("gsm8k/0", False),
+    ]
+
+
 def test_all_unclosed_needs_no_judge() -> None:
     prompts = _prompts({"p/0": "1"})
     generations = _generations([("p/0", 0, "...", False)])

@@ -13,7 +13,6 @@ import pytest
 
 from divtrace import io
 from divtrace.generation.backend import Request, SamplingParams
-from divtrace.generation.hf import SamplingError
 from divtrace.generation.sample import ShardSpec, sample_shard
 from divtrace.tasks import FAMILIES
 from divtrace.tasks.prompts import build_prompts, read_jsonl
@@ -120,10 +119,15 @@ def test_cot_off_prefill_and_split(backend, prompts):
     assert frame["think_closed"].all()
 
 
-def test_prompt_longer_than_max_model_len_is_named(backend):
+def test_a_prompt_longer_than_max_model_len_is_recorded_and_the_others_sampled(backend):
+    prompt = "<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n<|im_start|>assistant\n"
     long = "apples " * 2000
-    with pytest.raises(SamplingError, match="does not fit max_model_len=512"):
-        backend.generate([Request(long, (1,))], PARAMS)
+    short, too_long = backend.generate([Request(prompt, (7, 8)), Request(long, (9, 10))], PARAMS)
+    assert [c.finish_reason for c in too_long] == ["prompt_too_long"] * 2
+    assert [(c.text, c.n_tokens) for c in too_long] == [("", 0)] * 2
+    assert too_long[0].prompt_tokens >= 512
+    assert all(c.finish_reason in ("stop", "length") and c.n_tokens > 0 for c in short)
+    assert short[0].text == backend.generate([Request(prompt, (7,))], PARAMS)[0][0].text
 
 
 def test_sample_command_with_the_vllm_backend(checkpoint, prompts, tmp_path):

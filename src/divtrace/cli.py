@@ -26,6 +26,16 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {err.msg}") from err
 
 
+def _mode_tokens(text: str) -> tuple[str, int]:
+    mode, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return mode.strip(), int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MODE=N, got {text!r}") from None
+
+
 def _csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -52,14 +62,22 @@ def cmd_fetch_metric_model(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- prompts
 def cmd_prompts(args: argparse.Namespace) -> None:
     from divtrace import io
-    from divtrace.tasks import get_family
+    from divtrace.tasks import get_family, styles
     from divtrace.tasks.prompts import build_prompts, load_records
 
     family = get_family(args.family or args.task)
     records = load_records(
         args.source, family, hf_config=args.hf_config, split=args.split, revision=args.revision
     )
-    table = build_prompts(args.task, family, records, n=args.n, seed=args.seed, source=args.source)
+    table = build_prompts(
+        args.task,
+        family,
+        records,
+        n=args.n,
+        seed=args.seed,
+        source=args.source,
+        style=args.prompt_style,
+    )
     io.write_table(
         table,
         args.out,
@@ -73,9 +91,14 @@ def cmd_prompts(args: argparse.Namespace) -> None:
             "n_available": len(records),
             "selection": table.attrs.get("selection"),
             "seed": args.seed,
+            "prompt_style": args.prompt_style,
+            "completion_stop": list(styles.completion_stop(family, args.prompt_style)),
         },
     )
-    _log(f"{args.task}: {len(table)} prompts of {len(records)} records → {args.out}")
+    _log(
+        f"{args.task}: {len(table)} prompts ({args.prompt_style} style) of {len(records)} "
+        f"records → {args.out}"
+    )
 
 
 # --------------------------------------------------------------------------- sample
@@ -84,12 +107,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from divtrace.generation.backend import SamplingParams
     from divtrace.generation.sample import ShardSpec, make_backend, sample_shard
     from divtrace.models import read_manifest
-    from divtrace.tasks import get_family
+    from divtrace.tasks import get_family, styles
 
     manifest = read_manifest(args.manifest)
     prompts = io.read_table(args.prompts, "prompts")
+    # The prompts file says in which style it was written; the style decides the stop sequences.
+    style = io.read_metadata(args.prompts).get("prompt_style", styles.DEFAULT_PROMPT_STYLE)
     family = get_family(args.family or args.task)
-    stop = tuple(args.stop) if args.stop is not None else family.stop
+    stop = tuple(args.stop) if args.stop is not None else styles.completion_stop(family, style)
     spec = ShardSpec(
         model=args.model,
         task=args.task,
@@ -101,6 +126,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         prompt_format=args.format,
         reasoning=args.reasoning,
         prefill=args.prefill,
+        prompt_style=style,
     )
     params = SamplingParams(
         temperature=args.temperature,
@@ -212,6 +238,7 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
     from divtrace import io
     from divtrace.analysis.tables import TABLE_NAMES, build_tables, write_tables
+    from divtrace.analysis.truncation import INPUT_COLUMNS as TRUNCATION_INPUT
     from divtrace.lineage import Lineage
 
     lineage = Lineage.from_dict(args.lineage)
@@ -223,7 +250,22 @@ def cmd_summarize(args: argparse.Namespace) -> None:
         if args.quality
         else None
     )
-    tables = build_tables(diversity, quality, lineage, n_boot=args.n_boot, seed=args.seed)
+    generations = (
+        pd.concat(
+            [io.read_table(p, "generations", columns=TRUNCATION_INPUT) for p in args.generations],
+            ignore_index=True,
+        )
+        if args.generations
+        else None
+    )
+    tables = build_tables(
+        diversity,
+        quality,
+        lineage,
+        generations=generations,
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
     for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
         tables.setdefault(name, pd.DataFrame())
     write_tables(tables, args.out_dir, metadata={"n_boot": args.n_boot, "seed": args.seed})
@@ -248,12 +290,25 @@ def cmd_plan(args: argparse.Namespace) -> None:
     from divtrace.plan import format_plan, plan
 
     config = load_config(args.configfile)
-    result = plan(config, tokens_per_second=args.tokens_per_second, fill=args.fill)
+    result = plan(
+        config,
+        tokens_per_second=args.tokens_per_second,
+        mean_tokens=dict(args.mean_tokens or []),
+        load_seconds=args.load_seconds,
+    )
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
 
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from divtrace.plan import (
+        DEFAULT_LOAD_SECONDS,
+        DEFAULT_MEAN_TOKENS,
+        DEFAULT_TOKENS_PER_SECOND,
+        MODES,
+    )
+    from divtrace.tasks.styles import DEFAULT_PROMPT_STYLE, PROMPT_STYLES
+
     parser = argparse.ArgumentParser(
         prog="divtrace",
         description="Measure where output diversity collapses along a post-training lineage.",
@@ -277,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hf-config", help="dataset configuration (HF sources)")
     p.add_argument("--split", help="dataset split (HF sources)")
     p.add_argument("--revision", help="dataset revision (HF sources)")
+    p.add_argument(
+        "--prompt-style",
+        choices=PROMPT_STYLES,
+        default=DEFAULT_PROMPT_STYLE,
+        help="paper: the paper's prompts and selection; instructed: divtrace's own",
+    )
     p.set_defaults(handler=cmd_prompts)
 
     p = sub.add_parser("sample", help="sample K outputs for the prompts of one shard")
@@ -352,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summarize", help="every analysis table, with lineage labels and intervals")
     p.add_argument("--diversity", nargs="+", required=True, help="diversity Parquet files")
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet files")
+    p.add_argument(
+        "--generations",
+        nargs="*",
+        default=[],
+        help="generation shards (the truncation table; only their accounting columns are read)",
+    )
     p.add_argument("--lineage", required=True, type=_json_arg, help="lineage tree (JSON)")
     p.add_argument("--out-dir", required=True, help="directory of {table}.parquet and .csv")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of prompts")
@@ -364,12 +431,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(handler=cmd_figures)
     p = sub.add_parser("plan", help="jobs per rule and the GPU-hours a config will cost")
-    p.add_argument("--configfile", default="config/config.yaml", help="workflow config (YAML)")
     p.add_argument(
-        "--tokens-per-second", type=float, default=2500.0, help="generation throughput per GPU"
+        "--configfile",
+        nargs="+",
+        default=["config/config.yaml"],
+        help="workflow config (YAML); several are merged in order, as by snakemake --configfile",
     )
     p.add_argument(
-        "--fill", type=float, default=0.5, help="expected fraction of max_tokens a sample uses"
+        "--tokens-per-second",
+        type=float,
+        default=DEFAULT_TOKENS_PER_SECOND,
+        help="generation throughput per GPU",
+    )
+    p.add_argument(
+        "--mean-tokens",
+        type=_mode_tokens,
+        action="append",
+        metavar="MODE=N",
+        help=f"expected new tokens per sample of a mode ({', '.join(MODES)}; defaults "
+        + ", ".join(f"{m}={n}" for m, n in DEFAULT_MEAN_TOKENS.items())
+        + "); repeatable",
+    )
+    p.add_argument(
+        "--load-seconds",
+        type=float,
+        default=DEFAULT_LOAD_SECONDS,
+        help="start-up of one sampling job (engine start, weight load)",
     )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(handler=cmd_plan)

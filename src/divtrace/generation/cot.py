@@ -1,4 +1,18 @@
-"""Split a reasoning model's output into its reasoning and its answer (DESIGN §4)."""
+"""Split a reasoning model's output into its reasoning and its answer (DESIGN §4).
+
+The split reads the assistant turn as the model wrote it: the part of the turn the prompt already
+held (``turn_prefix``: an opening tag the chat template left open, a CoT-off prefill) followed by
+the sampled text. Three cases:
+
+* the turn holds a closing ``</think>``: the answer is the text after the last one
+  (``think_closed`` True), the reasoning what precedes it, without its opening tag;
+* the turn opened a think block that never closes (the template opened it, or the model wrote
+  ``<think>``): a truncated trace, flagged ``think_closed`` False with an empty answer, never
+  scored as if it were one;
+* the turn has no think block at all (a reasoning model that answered directly, e.g. an RL-Zero
+  checkpoint whose template does not open one): the whole text is the answer and
+  ``think_closed`` is None, as for a model that does not reason.
+"""
 
 from __future__ import annotations
 
@@ -15,26 +29,24 @@ class Split:
     think_closed: bool | None
 
 
-def split_reasoning(text: str, *, reasoning_model: bool, prefill: str = "") -> Split:
-    """Reasoning and answer of ``prefill + text``.
+def split_reasoning(text: str, *, reasoning_model: bool, turn_prefix: str = "") -> Split:
+    """Reasoning and answer of the assistant turn ``turn_prefix + text`` (see module docstring).
 
-    For a reasoning model the answer is the text after the last ``</think>``; the closing tag is
-    looked for even when no opening tag was emitted (templates that open the block in the prompt).
-    A trace that never closes has ``think_closed=False`` and an empty answer: it is never scored
-    as if it were an answer. Non-reasoning models keep the whole text as the answer
-    (``think_closed`` is None).
+    Non-reasoning models keep the whole text as the answer (``think_closed`` None).
     """
     if not reasoning_model:
         return Split(reasoning=None, answer=text.strip(), think_closed=None)
-    full = prefill + text
+    full = turn_prefix + text
     cut = full.rfind(THINK_CLOSE)
-    if cut < 0:
+    if cut >= 0:
+        return Split(
+            reasoning=_strip_open(full[:cut]),
+            answer=full[cut + len(THINK_CLOSE) :].strip(),
+            think_closed=True,
+        )
+    if THINK_OPEN in full:
         return Split(reasoning=_strip_open(full), answer="", think_closed=False)
-    return Split(
-        reasoning=_strip_open(full[:cut]),
-        answer=full[cut + len(THINK_CLOSE) :].strip(),
-        think_closed=True,
-    )
+    return Split(reasoning=None, answer=text.strip(), think_closed=None)
 
 
 def _strip_open(text: str) -> str:

@@ -17,7 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from divtrace.generation.backend import BackendInfo, Completion, Request, SamplingParams
+from divtrace.generation.backend import (
+    LENGTH,
+    STOP,
+    BackendInfo,
+    Completion,
+    Request,
+    SamplingParams,
+    too_long,
+)
 
 CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 
@@ -185,9 +193,15 @@ class TransformersBackend:
         # Replace the checkpoint's defaults wholesale (see module docstring).
         self.model.generation_config = self._generation_config(params)
         encoded = [self._encode(r.prompt, add_special_tokens) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: (-len(encoded[i]), i))
         results: list[list[Completion]] = [[] for _ in requests]
-        progress = tqdm(total=len(requests), desc="prompts", unit="prompt", mininterval=5)
+        fits = []
+        for i, ids in enumerate(encoded):
+            if self.max_context and len(ids) >= self.max_context:
+                results[i] = too_long(len(requests[i].seeds), len(ids))
+            else:
+                fits.append(i)
+        order = sorted(fits, key=lambda i: (-len(encoded[i]), i))
+        progress = tqdm(total=len(fits), desc="prompts", unit="prompt", mininterval=5)
         for batch in self._batches(order, requests):
             width = max(len(encoded[i]) for i in batch)
             rows, masks, seeds = [], [], []
@@ -212,7 +226,7 @@ class TransformersBackend:
             for i in batch:
                 k = len(requests[i].seeds)
                 results[i] = [
-                    self._completion(tokens, params_here)
+                    self._completion(tokens, params_here, len(encoded[i]))
                     for tokens in generated[cursor : cursor + k]
                 ]
                 cursor += k
@@ -222,11 +236,6 @@ class TransformersBackend:
 
     def _encode(self, prompt: str, add_special_tokens: bool) -> list[int]:
         ids: list[int] = self._tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-        if self.max_context and len(ids) >= self.max_context:
-            raise SamplingError(
-                f"prompt of {len(ids)} tokens does not fit the model's context of "
-                f"{self.max_context} tokens: {prompt[:80]!r}"
-            )
         return ids
 
     def _batches(self, order: list[int], requests: Sequence[Request]) -> list[list[int]]:
@@ -245,19 +254,23 @@ class TransformersBackend:
             batches.append(current)
         return batches
 
-    def _completion(self, tokens: list[int], params: SamplingParams) -> Completion:
+    def _completion(
+        self, tokens: list[int], params: SamplingParams, prompt_tokens: int
+    ) -> Completion:
         eos_at = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)
         if eos_at is not None:
             body = tokens[:eos_at]
-            n_tokens, finish = eos_at + 1, "stop"
+            n_tokens, finish = eos_at + 1, STOP
         else:
             body = tokens
             while body and body[-1] == self.pad_id:
                 body = body[:-1]
             n_tokens = len(body)
-            finish = "length" if n_tokens >= params.max_tokens else "stop"
+            finish = LENGTH if n_tokens >= params.max_tokens else STOP
         text = str(self._tokenizer.decode(body, skip_special_tokens=False))
         cuts = [text.find(s) for s in params.stop if s in text]
         if cuts:
-            text, finish = text[: min(cuts)], "stop"
-        return Completion(text=text, n_tokens=n_tokens, finish_reason=finish)
+            text, finish = text[: min(cuts)], STOP
+        return Completion(
+            text=text, n_tokens=n_tokens, finish_reason=finish, prompt_tokens=prompt_tokens
+        )

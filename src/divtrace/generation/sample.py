@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 
 from divtrace import io
-from divtrace.generation.backend import Backend, Request, SamplingParams
+from divtrace.generation.backend import PROMPT_TOO_LONG, Backend, Request, SamplingParams
 from divtrace.generation.cot import split_reasoning
-from divtrace.generation.prompting import render_prompt
+from divtrace.generation.prompting import RenderedPrompt, render_prompt
 from divtrace.generation.seeds import sample_seeds
+from divtrace.tasks.styles import DEFAULT_PROMPT_STYLE, PAPER
 
 
 class ShardError(ValueError):
@@ -34,6 +35,18 @@ class ShardSpec:
     prompt_format: str
     reasoning: bool
     prefill: str
+    prompt_style: str = DEFAULT_PROMPT_STYLE
+
+    @property
+    def add_special_tokens(self) -> bool:
+        """Whether the tokenizer adds its special tokens to the rendered prompt.
+
+        Always for completion prompts. Chat prompts carry theirs in the template; the paper's
+        style encodes them with ``add_special_tokens=True`` all the same, as lighteval 0.12 did
+        (a tokenizer that adds a BOS then gives the template's BOS a second one; the shard's
+        metadata records how many tokens it added).
+        """
+        return self.prompt_format == "completion" or self.prompt_style == PAPER
 
     def index_range(self) -> tuple[int, int]:
         start = self.shard * self.prompts_per_shard
@@ -87,9 +100,10 @@ def sample_shard(
     rows = shard_prompts(prompts[prompts["task"] == spec.task], spec)
     tokenizer = backend.tokenizer()
     requests: list[Request] = []
+    rendered: list[RenderedPrompt] = []
     records_in = rows.to_dict("records")
     for row in records_in:
-        rendered = render_prompt(
+        prompt = render_prompt(
             tokenizer,
             text=row["text"],
             messages=row["messages"],
@@ -98,23 +112,31 @@ def sample_shard(
             prefill=spec.prefill,
         )
         seeds = sample_seeds(spec.seed, spec.task, str(row["prompt_id"]), spec.k)
-        requests.append(Request(prompt=rendered, seeds=tuple(seeds)))
+        rendered.append(prompt)
+        requests.append(Request(prompt=prompt.text, seeds=tuple(seeds)))
     started = time.time()
     completions = (
-        backend.generate(requests, params, add_special_tokens=spec.prompt_format == "completion")
+        backend.generate(requests, params, add_special_tokens=spec.add_special_tokens)
         if requests
         else []
     )
     elapsed = time.time() - started
     records: list[dict[str, Any]] = []
-    prefill = spec.prefill if spec.cot == "off" else ""
-    for row, request, outputs in zip(records_in, requests, completions, strict=True):
+    for row, request, prompt, outputs in zip(
+        records_in, requests, rendered, completions, strict=True
+    ):
         if len(outputs) != spec.k:
             raise ShardError(
                 f"backend returned {len(outputs)} samples for {row['prompt_id']}, not {spec.k}"
             )
         for j, (seed, out) in enumerate(zip(request.seeds, outputs, strict=True)):
-            split = split_reasoning(out.text, reasoning_model=spec.reasoning, prefill=prefill)
+            if out.finish_reason == PROMPT_TOO_LONG:
+                reasoning, answer, closed = None, "", None
+            else:
+                split = split_reasoning(
+                    out.text, reasoning_model=spec.reasoning, turn_prefix=prompt.turn_prefix
+                )
+                reasoning, answer, closed = split.reasoning, split.answer, split.think_closed
             records.append(
                 {
                     "model": spec.model,
@@ -125,9 +147,9 @@ def sample_shard(
                     "seed": seed,
                     "prompt_text": request.prompt,
                     "raw": out.text,
-                    "reasoning": split.reasoning,
-                    "answer": split.answer,
-                    "think_closed": split.think_closed,
+                    "reasoning": reasoning,
+                    "answer": answer,
+                    "think_closed": closed,
                     "n_tokens": out.n_tokens,
                     "finish_reason": out.finish_reason,
                     "backend": backend.info.name,
@@ -135,6 +157,12 @@ def sample_shard(
             )
     frame = pd.DataFrame(records) if records else io.empty_frame("generations")
     n_tokens = int(frame["n_tokens"].sum()) if len(frame) else 0
+    prompt_tokens = [outs[0].prompt_tokens for outs in completions if outs]
+    too_long = [
+        str(row["prompt_id"])
+        for row, outs in zip(records_in, completions, strict=True)
+        if outs and outs[0].finish_reason == PROMPT_TOO_LONG
+    ]
     metadata = {
         "shard": asdict(spec),
         "sampling": asdict(params),
@@ -146,9 +174,28 @@ def sample_shard(
         "model_manifest": {
             k: model_manifest.get(k) for k in ("name", "source", "repo", "revision", "commit")
         },
+        "prompts": {
+            "prompt_style": spec.prompt_style,
+            "add_special_tokens": spec.add_special_tokens,
+            "special_tokens_added": _special_tokens_added(tokenizer, requests),
+            "template_opened_think": sum(p.template_opened_think for p in rendered),
+            "appended": sorted({p.appended for p in rendered}),
+            "prompt_tokens_max": max((t for t in prompt_tokens if t is not None), default=None),
+            "prompt_too_long": too_long,
+        },
         "n_prompts": len(rows),
         "generated_tokens": n_tokens,
         "seconds": round(elapsed, 3),
         "tokens_per_second": round(n_tokens / elapsed, 2) if elapsed > 0 else None,
     }
     return frame, metadata
+
+
+def _special_tokens_added(tokenizer: Any, requests: list[Request]) -> int | None:
+    """How many tokens ``add_special_tokens=True`` adds to the shard's first prompt."""
+    if not requests:
+        return None
+    prompt = requests[0].prompt
+    with_special = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    without = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return len(with_special) - len(without)

@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from divtrace.generation.backend import BackendInfo, Completion, Request, SamplingParams
+from divtrace.generation.backend import (
+    LENGTH,
+    STOP,
+    BackendInfo,
+    Completion,
+    Request,
+    SamplingParams,
+    too_long,
+)
 from divtrace.generation.hf import CHAT_END_TOKENS, SamplingError
 
 # Engine settings taken from the config (``sampling.engine``) and their defaults.
@@ -94,15 +102,16 @@ class VLLMBackend:
 
         prompts: list[Any] = []
         per_prompt: list[Any] = []
-        for request in requests:
+        results: list[list[Completion]] = [[] for _ in requests]
+        submitted: list[tuple[int, int]] = []  # (request index, prompt tokens)
+        for i, request in enumerate(requests):
             ids = self._tokenizer(request.prompt, add_special_tokens=add_special_tokens)[
                 "input_ids"
             ]
             if len(ids) >= self.max_context:
-                raise SamplingError(
-                    f"prompt of {len(ids)} tokens does not fit max_model_len={self.max_context}: "
-                    f"{request.prompt[:80]!r}"
-                )
+                results[i] = too_long(len(request.seeds), len(ids))
+                continue
+            submitted.append((i, len(ids)))
             base = request.seeds[0]
             if list(request.seeds) != list(range(base, base + len(request.seeds))):
                 raise SamplingError("vLLM seeds the samples of a prompt seed, seed+1, ...")
@@ -121,21 +130,19 @@ class VLLMBackend:
                 )
             )
         if not prompts:
-            return []
+            return results
         outputs = self.llm.generate(prompts, per_prompt, use_tqdm=True)
-        results: list[list[Completion]] = []
-        for output in outputs:
+        for (i, prompt_tokens), output in zip(submitted, outputs, strict=True):
             samples = sorted(output.outputs, key=lambda o: o.index)
-            results.append(
-                [
-                    Completion(
-                        text=_strip_end_tokens(o.text),
-                        n_tokens=len(o.token_ids),
-                        finish_reason="length" if o.finish_reason == "length" else "stop",
-                    )
-                    for o in samples
-                ]
-            )
+            results[i] = [
+                Completion(
+                    text=_strip_end_tokens(o.text),
+                    n_tokens=len(o.token_ids),
+                    finish_reason=LENGTH if o.finish_reason == "length" else STOP,
+                    prompt_tokens=prompt_tokens,
+                )
+                for o in samples
+            ]
         return results
 
 

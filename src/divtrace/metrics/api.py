@@ -3,8 +3,9 @@
 Semantics of :func:`compute_diversity`:
 
 * Groups: one per (model, task, cot) in the input; a file may hold several.
-* Dropping: outputs with ``think_closed == False`` (a reasoning trace that never closed) are left
-  out; null ``think_closed`` means a non-reasoning model and the output is kept. Every row carries
+* Dropping: outputs with ``think_closed == False`` (a reasoning trace that never closed) and
+  samples with ``finish_reason == "prompt_too_long"`` (never generated: the prompt did not fit the
+  context) are left out; null ``think_closed`` means an output without a think block and is kept. Every row carries
   ``n_dropped``: per input, the outputs of that prompt dropped; across inputs, the prompts of the
   group left with no output at all (so for subset ``all``, n_outputs + n_dropped is the number of
   samples, respectively prompts).
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from divtrace import io
+from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.metrics.ead import DEFAULT_VOCAB_SIZE, ead_many
 from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
 from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli_many, set_seed
@@ -105,23 +107,29 @@ def _normalise_keys(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 
 
 def _kept(frame: pd.DataFrame) -> np.ndarray:
-    """True for outputs the metrics use: ``think_closed`` is True or null (or absent)."""
+    """True for outputs the metrics use: ``think_closed`` is True or null (or absent), and the
+    sample was generated (``finish_reason`` is not ``prompt_too_long``)."""
+    kept = np.ones(len(frame), dtype=bool)
+    if "finish_reason" in frame.columns:
+        kept &= (frame["finish_reason"] != PROMPT_TOO_LONG).to_numpy(dtype=bool)
     if "think_closed" not in frame.columns:
-        return np.ones(len(frame), dtype=bool)
+        return kept
     try:
         closed = frame["think_closed"].astype("boolean")
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"generations column 'think_closed' must be boolean or null: {err}"
         ) from err
-    return ~closed.eq(False).fillna(False).to_numpy(dtype=bool)
+    return kept & ~closed.eq(False).fillna(False).to_numpy(dtype=bool)
 
 
 def _prepare(generations: pd.DataFrame) -> pd.DataFrame:
     _require_columns(generations, SAMPLE_KEYS, "generations")
     if "answer" not in generations.columns:
         raise ValueError("generations table lacks column(s) ['answer']")
-    columns = [*REQUIRED_COLUMNS] + (["think_closed"] if "think_closed" in generations else [])
+    columns = [*REQUIRED_COLUMNS] + [
+        c for c in ("think_closed", "finish_reason") if c in generations.columns
+    ]
     frame = _normalise_keys(generations[columns], "generations")
     frame["kept"] = _kept(frame)
     bad = frame["kept"] & frame["answer"].isna()
@@ -158,7 +166,8 @@ def _attach_quality(frame: pd.DataFrame, quality: pd.DataFrame) -> pd.Series:
 
 
 def count_dropped(generations: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task, cot, prompt_id): ``n_samples`` and ``n_dropped`` (think_closed False)."""
+    """Per (model, task, cot, prompt_id): ``n_samples`` and ``n_dropped`` (unclosed think blocks
+    and samples whose prompt did not fit)."""
     frame = _prepare(generations)
     frame["dropped"] = ~frame["kept"]
     counts = frame.groupby([*GROUP_KEYS, "prompt_id"], sort=True).agg(

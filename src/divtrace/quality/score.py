@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.io import QUALITY, empty_frame
 from divtrace.quality.base import BatchJudge, Judgement
 
@@ -80,7 +81,9 @@ def score_generations(
 
     The judge sees the ``answer`` column. A row whose ``think_closed`` is False (a reasoning trace
     that never closed) is judged incorrect with detail ``"unclosed reasoning trace"`` and is not
-    passed to the judge. Rows come out in prompt-table order, then by sample.
+    passed to the judge. A sample that was never generated (``finish_reason`` ``prompt_too_long``:
+    its prompt did not fit the model's context) has no quality row: there is nothing to judge, and
+    it says nothing of the model. Rows come out in prompt-table order, then by sample.
     """
     _require(prompts, _PROMPT_COLUMNS, "prompts")
     _require(generations, _GENERATION_COLUMNS, "generations")
@@ -95,6 +98,8 @@ def score_generations(
             f"generations repeat prompt_id {first['prompt_id']!r} sample {first['sample']} "
             f"(model {first['model']!r}, task {first['task']!r}, cot {first['cot']!r})"
         )
+    if "finish_reason" in generations.columns:
+        generations = generations[generations["finish_reason"] != PROMPT_TOO_LONG]
     if generations.empty:
         return empty_frame("quality")
 
