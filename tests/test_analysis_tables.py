@@ -436,8 +436,14 @@ def test_build_write_and_read_tables(tmp_path: Path):
         quality_rows("think-sft", "on", [[True, False]] * 3)
         + quality_rows("think-sft", "off", [[False, False]] * 3)
     )
-    tables = build_tables(make_diversity(), quality, make_lineage(), n_boot=50, seed=1)
+    generations = quality[["model", "task", "cot", "prompt_id", "sample"]].assign(
+        finish_reason="stop", think_closed=True
+    )
+    tables = build_tables(
+        make_diversity(), quality, make_lineage(), generations=generations, n_boot=50, seed=1
+    )
     assert tuple(tables) == TABLE_NAMES
+    assert len(tables["truncation"]) == 2  # think-sft CoT on and off
     assert "ci_low" in tables["diversity"].columns
     written = write_tables(tables, tmp_path / "tables", metadata={"n_boot": 50})
     assert len(written) == 2 * len(TABLE_NAMES)
@@ -448,7 +454,7 @@ def test_build_write_and_read_tables(tmp_path: Path):
         assert len(back[name]) == len(table)
         assert list(pd.read_csv(tmp_path / "tables" / f"{name}.csv").columns) == list(table.columns)
     without = build_tables(make_diversity(), None, make_lineage(), n_boot=0)
-    assert "quality" not in without
+    assert "quality" not in without and "truncation" not in without
     assert without["retention"]["ratio_to_base_ci_low"].isna().all()
 
 

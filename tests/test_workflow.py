@@ -23,7 +23,15 @@ from divtrace.analysis.common import ALL_TASKS
 
 from .conftest import REPO
 
-TABLE_NAMES = ["diversity", "retention", "stages", "cot", "decomposition", "quality"]
+TABLE_NAMES = [
+    "diversity",
+    "retention",
+    "stages",
+    "cot",
+    "decomposition",
+    "quality",
+    "truncation",
+]
 FIGURE_NAMES = [
     "lineage_trajectories",
     "retention_heatmap",
@@ -115,6 +123,7 @@ def test_workflow_names_every_table_and_figure():
         assert f'"{name}"' in common
     for name in FIGURE_NAMES:
         assert (REPO / f"workflow/report/{name}.rst").is_file()
+    assert (REPO / "workflow/report/truncation_table.rst").is_file()
 
 
 # ---------------------------------------------------------------------------- dry runs
@@ -280,6 +289,28 @@ def test_demo_scores_its_verifiable_tasks(demo_run):
 
 
 @pytest.mark.slow
+def test_demo_counts_what_the_budgets_cut(demo_run):
+    table = pd.read_csv(demo_run / "results/tables/truncation.csv")
+    assert len(table) == RUNS * 3  # one row per run and task
+    assert {"lineage", "stage", "n_prompt_too_long", "length_share"} <= set(table.columns)
+    assert (table["n_prompts"] == 8).all() and (table["n_samples"] == 8 * 4).all()
+    for column in ("length_share", "unclosed_share", "short_prompt_share"):
+        assert table[column].between(0, 1).all(), column
+    # The demo's 96-token budget cuts some samples; the think models' traces close or are counted.
+    assert table["length_share"].max() > 0
+    shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
+    generations = pd.concat([io.read_table(p, "generations") for p in shards])
+    cut = (
+        generations["finish_reason"]
+        .eq("length")
+        .groupby([generations["model"], generations["task"], generations["cot"]])
+        .mean()
+    )
+    row = table.set_index(["model", "task", "cot"])["length_share"]
+    assert row.sort_index().to_numpy() == pytest.approx(cut.sort_index().to_numpy())
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(demo_run):
     result = snakemake(demo_run, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -313,6 +344,7 @@ def test_report_bundles_every_figure(demo_run):
     html = (demo_run / "report.html").read_text(encoding="utf-8", errors="replace")
     for name in FIGURE_NAMES:
         assert f"{name}.png" in html
+    assert "truncation.csv" in html
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,19 +209,35 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def read_table(path: str | os.PathLike[str], contract: str | None = None) -> pd.DataFrame:
-    """Read a Parquet file, checking it is readable and (optionally) has the contract's columns."""
+def read_table(
+    path: str | os.PathLike[str],
+    contract: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a Parquet file, checking it is readable and (optionally) has the contract's columns.
+
+    ``columns`` reads only those columns (each must exist; with a contract, each must be one of
+    its columns).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
     except (pa.ArrowInvalid, OSError) as err:
         raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
     if contract is not None:
-        missing = [n for n in CONTRACTS[contract].names if n not in table.schema.names]
+        missing = [n for n in CONTRACTS[contract].names if n not in names]
         if missing:
             raise ContractError(f"{path}: {contract} file lacks column(s) {missing}")
+    if columns is not None:
+        absent = [c for c in columns if c not in names]
+        if absent:
+            raise ContractError(f"{path}: file lacks column(s) {absent}")
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
     return table.to_pandas()
 
 

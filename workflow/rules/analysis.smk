@@ -3,8 +3,21 @@ rule summarize:
     input:
         diversity=all_diversity_files,
         quality=all_quality_files,
+        generations=all_shards(),
     output:
-        [TABLES[name, ext] for name in TABLE_NAMES for ext in ("parquet", "csv")],
+        [TABLES[name, "parquet"] for name in TABLE_NAMES],
+        [
+            (
+                report(
+                    TABLES[name, "csv"],
+                    caption=f"../report/{name}_table.rst",
+                    category="Tables",
+                )
+                if name in REPORT_TABLES
+                else TABLES[name, "csv"]
+            )
+            for name in TABLE_NAMES
+        ],
     log:
         f"{RESULTS}/logs/summarize.log",
     benchmark:
@@ -18,5 +31,6 @@ rule summarize:
         seed=config["analysis"]["seed"],
     shell:
         "divtrace summarize --diversity {input.diversity} --quality {input.quality} "
+        "--generations {input.generations} "
         "--lineage {params.lineage:q} --n-boot {params.n_boot} --seed {params.seed} "
         "--out-dir {params.out_dir} > {log} 2>&1"

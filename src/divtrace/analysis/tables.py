@@ -25,10 +25,20 @@ from divtrace.analysis.decomposition import decomposition_table
 from divtrace.analysis.quality import quality_table
 from divtrace.analysis.retention import retention_table
 from divtrace.analysis.stages import stage_table
+from divtrace.analysis.truncation import truncation_table
 from divtrace.lineage import Lineage
 
-TABLE_NAMES = ("diversity", "retention", "stages", "cot", "decomposition", "quality")
-"""Every table :func:`build_tables` can return, in order (``quality`` needs quality data)."""
+TABLE_NAMES = (
+    "diversity",
+    "retention",
+    "stages",
+    "cot",
+    "decomposition",
+    "quality",
+    "truncation",
+)
+"""Every table :func:`build_tables` can return, in order (``quality`` needs quality data,
+``truncation`` the generations)."""
 
 
 def build_tables(
@@ -36,6 +46,7 @@ def build_tables(
     quality: pd.DataFrame | None,
     lineage: Lineage,
     *,
+    generations: pd.DataFrame | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
@@ -44,6 +55,8 @@ def build_tables(
 
     ``diversity``: rows of the DESIGN §3 diversity contract for many checkpoints (the per-model
     files concatenated). ``quality``: the quality contract (one row per sample), or None.
+    ``generations``: the generations' accounting columns
+    (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None.
     A lineage is whatever the ``parent`` links of ``lineage`` say.
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
@@ -57,6 +70,8 @@ def build_tables(
     }
     if prompts is not None:
         tables["quality"] = quality_table(prompts, lineage, **options)
+    if generations is not None:
+        tables["truncation"] = truncation_table(generations, lineage)
     return tables
 
 

@@ -1,0 +1,83 @@
+"""The truncation table: what the token budgets and the context cut, counted from generations."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from divtrace.analysis.truncation import COLUMNS, truncation_table
+from divtrace.lineage import Lineage
+
+LINEAGE = Lineage.from_models(
+    {
+        "base": {"stage": "base"},
+        "think": {"parent": "base", "stage": "sft", "lineage": "think", "reasoning": True},
+    }
+)
+
+
+def rows(model: str, cot: str, prompt: str, samples: list[tuple[str, bool | None]]) -> list[dict]:
+    return [
+        {
+            "model": model,
+            "task": "gsm8k",
+            "cot": cot,
+            "prompt_id": prompt,
+            "sample": j,
+            "finish_reason": finish,
+            "think_closed": closed,
+            "answer": "a long text",  # never read
+        }
+        for j, (finish, closed) in enumerate(samples)
+    ]
+
+
+def generations() -> pd.DataFrame:
+    return pd.DataFrame(
+        # think, CoT on: p0 two closed (one cut at the budget), p1 one closed and one unclosed
+        # (left with 1 usable output), p2 too long for the context.
+        rows("think", "on", "p0", [("stop", True), ("length", True)])
+        + rows("think", "on", "p1", [("stop", True), ("length", False)])
+        + rows("think", "on", "p2", [("prompt_too_long", None), ("prompt_too_long", None)])
+        # base: no think blocks at all.
+        + rows("base", "on", "p0", [("stop", None), ("stop", None)])
+        + rows("base", "on", "p1", [("length", None), ("stop", None)])
+    )
+
+
+def test_counts_and_shares_by_hand():
+    table = truncation_table(generations(), LINEAGE)
+    assert list(table.columns) == list(COLUMNS)
+    assert list(table["model"]) == ["base", "think"]
+    think = table.set_index("model").loc["think"]
+    assert (think["n_prompts"], think["n_samples"], think["n_prompt_too_long"]) == (3, 6, 1)
+    assert think["length_share"] == pytest.approx(2 / 4)  # of the 4 generated samples
+    assert think["unclosed_share"] == pytest.approx(1 / 4)
+    # p1 has one usable output, p2 none.
+    assert think["n_short_prompts"] == 2 and think["short_prompt_share"] == pytest.approx(2 / 3)
+    assert (think["lineage"], think["stage"], think["parent"]) == ("think", "sft", "base")
+    base = table.set_index("model").loc["base"]
+    assert (base["length_share"], base["unclosed_share"], base["n_short_prompts"]) == (
+        0.25,
+        0.0,
+        0,
+    )
+
+
+def test_a_run_with_nothing_generated_has_no_shares():
+    only = pd.DataFrame(
+        rows("think", "off", "p0", [("prompt_too_long", None), ("prompt_too_long", None)])
+    )
+    row = truncation_table(only, LINEAGE).iloc[0]
+    assert math.isnan(row["length_share"]) and math.isnan(row["unclosed_share"])
+    assert row["n_short_prompts"] == 1 and row["n_prompt_too_long"] == 1
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['finish_reason'\]"):
+        truncation_table(generations().drop(columns=["finish_reason"]), LINEAGE)
+    other = generations().assign(model="ghost")
+    with pytest.raises(ValueError, match=r"model\(s\) \['ghost'\] not in the lineage"):
+        truncation_table(other, LINEAGE)
