@@ -10,6 +10,7 @@ profiles (mtime, params, input, software-env; no ``code``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from divtrace.config import load_config
-from divtrace.plan import format_plan, metrics_gpus, plan, sampling_gpus
+from divtrace.config import Study, load_config
+from divtrace.plan import format_plan, metrics_gpus, plan, sampling_gpus, shard_minutes
 
 from .conftest import REPO
 from .test_workflow import copy_workflow, job_counts, scheduled_outputs, snakemake
@@ -51,6 +52,8 @@ VERIFIABLE = [
     "truthfulqa",
 ]
 OPEN_ENDED = ["tldr", "cnn_dailymail", "xsum", "alpaca", "writingprompts", "prism", "wildbench"]
+# The tasks config/olmo3-budget.yaml gives 4096 new tokens (2048 the others; TruthfulQA 512).
+CHEAP_4096 = {"gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "wildbench"}
 # 100 prompts per shard: 500 prompts → 5 shards; MATH geometry 479 → 5; HumanEval 164 → 2.
 SHARDS = {task: 5 for task in VERIFIABLE + OPEN_ENDED} | {"humaneval": 2}
 RUNS_PER_TASK = len(MODELS) + len(THINK)  # CoT on for every model, CoT off for the Think models
@@ -97,7 +100,9 @@ def test_the_config_is_the_papers_study():
         assert {models[m]["lineage"] for m in chain} == {lineage}
     assert models["think-rl"]["repo"] == "allenai/Olmo-3-7B-Think"
     assert models["instruct-rl"]["repo"] == "allenai/Olmo-3-7B-Instruct"
-    assert [m for m in MODELS if models[m].get("reasoning")] == THINK
+    # Think and RL-Zero write think blocks (their templates open one); only Think runs CoT off.
+    assert [m for m in MODELS if models[m].get("reasoning")] == THINK + RLZERO
+    assert [m for m in MODELS if models[m].get("cot_off") is False] == RLZERO
     for name in RLZERO:
         assert models[name]["parent"] == "base" and models[name]["stage"] == "rlzero"
         assert models[name]["format"] == "chat"
@@ -109,6 +114,42 @@ def test_the_config_is_the_papers_study():
     assert config["metrics"]["names"] == ["ead", "sbert", "nli", "vendi"]
     assert config["metrics"]["sbert_model"] == "sentence-transformers/all-mpnet-base-v2"
     assert config["metrics"]["nli_model"] == "FacebookAI/roberta-large-mnli"
+    assert sampling["cot_off_prefill"] == "<think>\n</think>\n"
+
+
+def test_the_study_runs_the_papers_generation_protocol():
+    """Every task in the paper's prompt style with the paper's generation size; a context that
+    holds the longest budget and a prompt of as many tokens again (Olmo 3: 65,536)."""
+    from divtrace.tasks import get_family
+
+    config = load_config(REPO / OLMO3)
+    for name, spec in config["tasks"].items():
+        family = get_family(spec.get("family", name))
+        assert spec["prompt_style"] == "paper", name
+        assert spec["max_tokens"] == family.paper_max_tokens, name
+    budgets = {spec["max_tokens"] for spec in config["tasks"].values()}
+    assert budgets == {32768, 2048, 512}
+    assert config["sampling"]["engine"]["max_model_len"] == 65536 == 2 * max(budgets)
+
+
+def test_the_budget_variant_overrides_only_the_budgets():
+    paper = load_config(REPO / OLMO3)
+    budget = load_config([REPO / OLMO3, REPO / "config/olmo3-budget.yaml"])
+    assert budget["models"] == paper["models"]
+    assert {t: s["max_tokens"] for t, s in budget["tasks"].items()} == {
+        t: (512 if t == "truthfulqa" else 2048 if t not in CHEAP_4096 else 4096)
+        for t in paper["tasks"]
+    }
+    for task, spec in budget["tasks"].items():
+        assert {k: v for k, v in spec.items() if k != "max_tokens"} == {
+            k: v for k, v in paper["tasks"][task].items() if k != "max_tokens"
+        }
+    assert budget["sampling"]["engine"]["max_model_len"] == 8192
+    assert {k: v for k, v in budget["sampling"].items() if k != "engine"} == {
+        k: v for k, v in paper["sampling"].items() if k != "engine"
+    }
+    cheap, full = plan(budget)["totals"], plan(paper)["totals"]
+    assert cheap["gpu_hours_upper_bound"] < full["gpu_hours_upper_bound"] / 9
 
 
 def test_every_task_reads_its_familys_dataset():
@@ -143,46 +184,95 @@ def test_the_gpu_rules_request_gpus_only_where_the_config_puts_work_on_one():
 
 
 # ---------------------------------------------------------------------------- the plan
+def expected_tokens(means: dict[str, int], budgets: dict[str, int] | None = None) -> int:
+    """The plan's formula, written out: per task, n_prompts x K x the runs' capped means."""
+    config = load_config(REPO / OLMO3)
+    total = 0
+    for task, spec in config["tasks"].items():
+        budget = (budgets or {}).get(task, spec["max_tokens"])
+        per_prompt = (
+            1 * min(budget, means["completion"])  # base
+            + (len(THINK) + len(RLZERO)) * min(budget, means["reasoning"])  # CoT on
+            + (len(THINK) + len(INSTRUCT)) * min(budget, means["direct"])  # CoT off, Instruct
+        )
+        total += spec["n_prompts"] * 16 * per_prompt
+    return total
+
+
 def test_the_plan_estimates_the_gpu_hours_of_sampling():
     result = plan(load_config(REPO / OLMO3))
     assert result["jobs"] == STUDY_JOBS
     assert result["total_jobs"] == sum(STUDY_JOBS.values()) == 1553
     totals = result["totals"]
     assert totals["runs"] == 240 and totals["samples"] == 1_828_608
-    # Σ n_prompts × max_tokens over tasks: 5·500·4096 (math, code, WildBench)
-    # + 479·4096 + 164·4096 + 8·500·2048 = 21,065,728; × 16 runs × K=16 × fill 0.5.
-    assert totals["tokens"] == 21_065_728 * 16 * 16 // 2
+    means = {"reasoning": 4096, "direct": 512, "completion": 1024}
+    assert result["assumptions"]["mean_tokens"] == means
+    assert totals["tokens"] == expected_tokens(means)
     generation = totals["tokens"] / 2500 / 3600
     load = 1152 * 120 / 3600
     assert totals["generation_gpu_hours"] == pytest.approx(generation)
     assert totals["load_gpu_hours"] == pytest.approx(load)
-    assert totals["gpu_hours"] == pytest.approx(generation + load)  # ≈ 338
-    assert totals["gpu_hours_upper_bound"] == pytest.approx(2 * generation + load)
+    assert totals["gpu_hours"] == pytest.approx(generation + load)  # ≈ 513
+    # Σ n_prompts × max_tokens: 13 tasks at 32768 (two of 479 and 164 prompts), CRUXEval 2048,
+    # TruthfulQA 512; × 16 runs × K=16.
+    budget = (11 * 500 + 479 + 164) * 32768 + 500 * 2048 + 500 * 512
+    assert totals["max_tokens"] == budget * 16 * 16
+    assert totals["gpu_hours_upper_bound"] == pytest.approx(budget * 256 / 2500 / 3600 + load)
     assert sum(row["gpu_hours"] for row in result["tasks"]) == pytest.approx(totals["gpu_hours"])
     assert result["assumptions"]["gpus_per_sample_job"] == 1
+    groups = {g["group"]: g for g in result["groups"]}
+    assert groups["think CoT on"]["mode"] == "reasoning" and groups["think CoT on"]["runs"] == 45
+    assert groups["think CoT off"]["mode"] == groups["instruct CoT on"]["mode"] == "direct"
+    assert groups["base CoT on"]["mode"] == "completion"
+    assert sum(g["share"] for g in groups.values()) == pytest.approx(1.0)
+    think_on = groups["think CoT on"]["generation_gpu_hours"]
+    assert groups["think CoT on"]["share"] == pytest.approx(think_on / generation)
 
     text = format_plan(result)
     for rule, count in STUDY_JOBS.items():
         assert re.search(rf"^\s+{rule}\s+{count}$", text, re.MULTILINE), rule
-    assert "338.0" in text and "2,500 tokens/s" in text
+    assert f"{generation + load:,.1f}" in text and "2,500 tokens/s" in text
+    assert re.search(r"^\s+think CoT on\s+reasoning\s+45 ", text, re.MULTILINE)
 
 
-def test_the_plan_takes_throughput_and_fill_per_task():
+def test_the_plan_takes_throughput_and_mean_lengths():
     config = load_config(REPO / OLMO3)
     base = plan(config)["totals"]
     faster = plan(config, tokens_per_second=5000, load_seconds=0)["totals"]
     assert faster["gpu_hours"] == pytest.approx(base["generation_gpu_hours"] / 2)
-    tuned = plan(config, fill=0.25, fill_per_task={"gsm8k": 1.0})
-    gsm8k = next(row for row in tuned["tasks"] if row["task"] == "gsm8k")
-    assert gsm8k["tokens"] == 16 * 500 * 16 * 4096
-    assert tuned["assumptions"]["fill_per_task"] == {"gsm8k": 1.0}
-    assert "gsm8k 1.00" in format_plan(tuned)
-    with pytest.raises(ValueError, match="unknown task"):
-        plan(config, fill_per_task={"gsm9k": 0.5})
-    with pytest.raises(ValueError, match="fill for task 'xsum'"):
-        plan(config, fill_per_task={"xsum": 1.5})
+    means = {"reasoning": 16000, "direct": 700, "completion": 64}
+    tuned = plan(config, mean_tokens={"reasoning": 16000, "direct": 700, "completion": 64})
+    assert tuned["totals"]["tokens"] == expected_tokens(means)
+    assert "reasoning 16,000" in format_plan(tuned)
+    with pytest.raises(ValueError, match="unknown mode 'thinking'"):
+        plan(config, mean_tokens={"thinking": 5})
+    with pytest.raises(ValueError, match="at least 1"):
+        plan(config, mean_tokens={"direct": 0})
     with pytest.raises(ValueError, match="tokens_per_second"):
         plan(config, tokens_per_second=0)
+
+
+def test_the_plan_command_merges_config_files(capsys):
+    from divtrace.cli import main
+
+    assert main(["plan", "--json", "--configfile", OLMO3, "config/olmo3-budget.yaml"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    budget = load_config([REPO / OLMO3, REPO / "config/olmo3-budget.yaml"])
+    assert result["totals"] == plan(budget)["totals"]
+    args = ["plan", "--json", "--configfile", OLMO3, "--mean-tokens", "reasoning=8192"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["assumptions"]["mean_tokens"]["reasoning"] == 8192
+
+
+def test_a_sampling_job_may_run_as_long_as_its_shard_needs():
+    config = load_config(REPO / OLMO3)
+    # A reasoning shard: 100 prompts x 16 x 4096 tokens at 2500/s, plus the load: 45.7 min.
+    assert shard_minutes(config, "think-rl", "gsm8k", "on") == 92
+    assert shard_minutes(config, "instruct-rl", "gsm8k", "on") == 30  # the floor
+    # A retry gets the bound of every sample running to 32768 tokens: 351.5 min.
+    assert shard_minutes(config, "think-rl", "gsm8k", "on", attempt=2) == 352
+    assert shard_minutes(config, "think-rl", "truthfulqa", "on", attempt=2) == 30
+    assert shard_minutes(config, "think-rl", "humaneval", "on") == 92  # 100 of its 164
 
 
 # ---------------------------------------------------------------------------- a fresh study
@@ -259,7 +349,9 @@ def test_the_slurm_profile_places_the_gpu_jobs(fresh_study):
     assert job_counts(result.stdout) == STUDY_JOBS
     sample = _job_resources(result.stdout, "sample_shard")
     assert sample["gpu"] == "1" and sample["slurm_partition"] == "GPU_PARTITION"
-    assert sample["runtime"] == "120" and sample["cpus_per_task"] == "8"
+    config = load_config(REPO / OLMO3)
+    runtimes = {shard_minutes(config, m, t, c) for m, t, c in Study(config).runs()}
+    assert int(sample["runtime"]) in runtimes and sample["cpus_per_task"] == "8"
     assert sample["mem_mb"] == "64000" and sample["slurm_account"] == "YOUR_ACCOUNT"
     diversity = _job_resources(result.stdout, "diversity")
     assert diversity["gpu"] == "1" and diversity["slurm_partition"] == "GPU_PARTITION"
@@ -365,11 +457,11 @@ def test_a_relabelled_stage_rebuilds_no_model_and_resamples_nothing(done_study):
 
 
 def test_reasoning_without_cot_off_resamples_its_model_on_only(done_study):
-    """An RL-Zero model marked reasoning with cot_off false: its think block is split off the
+    """A model newly marked reasoning with cot_off false: its think block is split off the
     answer (its shards resample), no CoT-off run appears and its weights are not refetched."""
     workdir, _ = done_study
     override = write_config(
-        workdir, "think.yaml", {"models": {"rlzero-math": {"reasoning": True, "cot_off": False}}}
+        workdir, "think.yaml", {"models": {"instruct-rl": {"reasoning": True, "cot_off": False}}}
     )
     own = {
         "sample_shard": sum(SHARDS.values()),
@@ -377,6 +469,28 @@ def test_reasoning_without_cot_off_resamples_its_model_on_only(done_study):
         "diversity": 15,
     }
     assert rerun(workdir, configs=(override,)) == own | AGGREGATES
+
+
+def test_a_new_prompt_style_reprepares_and_resamples_only_its_task(done_study):
+    workdir, _ = done_study
+    override = write_config(
+        workdir, "style.yaml", {"tasks": {"gsm8k": {"prompt_style": "instructed"}}}
+    )
+    own = {
+        "prepare_prompts": 1,
+        "sample_shard": RUNS_PER_TASK * SHARDS["gsm8k"],
+        "score_quality": RUNS_PER_TASK,
+        "diversity": RUNS_PER_TASK,
+    }
+    assert rerun(workdir, configs=(override,)) == own | AGGREGATES
+
+
+def test_the_budget_variant_resamples_every_shard_but_fetches_nothing(done_study):
+    workdir, _ = done_study
+    counts = rerun(workdir, configs=("config/olmo3-budget.yaml",))
+    # TruthfulQA and CRUXEval keep their budgets, but the engine's context changes for all.
+    expected = {rule: STUDY_JOBS[rule] for rule in ("sample_shard", "score_quality", "diversity")}
+    assert counts == expected | AGGREGATES
 
 
 def test_figures_rerun_alone(done_study):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,12 +105,34 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"config key tasks.{name}.source: {source!r} has no prompts")
 
 
-def load_config(path: str | Path, schema: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
-    with open(path, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: the config must be a mapping")
+def merge_configs(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated in place with ``overlay``, mapping by mapping (what Snakemake does with
+    several ``--configfile`` files: a later file overrides the keys it names, and only those)."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_configs(base[key], value)
+        elif isinstance(value, Mapping):
+            base[key] = merge_configs({}, value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def load_config(
+    path: str | Path | Sequence[str | Path], schema: str | Path = DEFAULT_SCHEMA
+) -> dict[str, Any]:
+    """Read one YAML config file, or several merged in order (:func:`merge_configs`), and
+    validate the result."""
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths:
+        raise ConfigError("no config file given")
+    config: dict[str, Any] = {}
+    for one in paths:
+        with open(one, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{one}: the config must be a mapping")
+        merge_configs(config, loaded)
     return validate_config(config, schema)
 
 

@@ -2,42 +2,62 @@
 
 :func:`plan` counts the jobs a fresh run schedules (the same counts as the "Job stats" of
 ``snakemake -n``: the rules in ``workflow/rules`` derive theirs from the same :class:`Study`), and
-estimates the GPU time of the sampling step:
+estimates the GPU time of the sampling step, run by run (model, task, CoT mode):
 
-    tokens    = sum over sampled runs (model, task, cot) of
-                n_prompts(task) x K x fill(task) x max_tokens(task)
-    GPU-hours = tokens / tokens_per_second / 3600                  (generation)
-              + sample_shard jobs x load_seconds x GPUs per job / 3600   (model loads)
+    tokens(run) = n_prompts(task) x K x min(max_tokens(task), mean_tokens[mode(run)])
+    GPU-hours   = sum of tokens / tokens_per_second / 3600                 (generation)
+                + sample_shard jobs x load_seconds x GPUs per job / 3600   (model loads)
 
-``fill`` is the expected share of ``max_tokens`` a sample uses. Non-reasoning models mostly stop
-far inside the budget and Think models (CoT on) often run to it, so 0.5 is a planning middle;
-override it per task where a pilot shard tells otherwise. ``tokens_per_second`` is the decode
-throughput of one GPU for a 7B model under vLLM with many sequences in flight. The default, 2500,
-is deliberately conservative for an H100: with long outputs the KV cache (about 0.5 MB per token for
-a 7B model with full multi-head attention) limits how many sequences decode at once, and decoding
-is memory-bound. Calibrate both from the first shards' ``results/benchmarks/sample_shard`` files
-and their ``n_tokens`` column. ``load_seconds`` covers the start of one sampling job (vLLM engine
-start, weight load, CUDA graph capture), not queueing. The diversity step (SBERT, NLI on GPU) is
-not in the estimate: it is minutes per (model, task, CoT mode), small next to sampling.
+A run's *mode* says how long its samples get:
+
+``reasoning``
+    a reasoning model sampled with CoT on (the Think models, RL-Zero): it writes a think trace
+    before its answer, thousands of tokens.
+``direct``
+    a chat model answering without a trace (Instruct; Think with CoT off).
+``completion``
+    a base model on completion prompts, cut by the task's stop sequences where the task has
+    them (the paper's open-ended tasks have none: a base model runs on to EOS or the budget).
+
+The defaults of ``mean_tokens`` (:data:`DEFAULT_MEAN_TOKENS`) are planning guesses, not
+measurements: calibrate them, and ``tokens_per_second``, from the first shards (their ``n_tokens``
+column, and ``tokens_per_second`` in each shard's metadata). ``tokens_per_second`` is the decode
+throughput of one GPU for a 7B model under vLLM with many sequences in flight; the default, 2500,
+is deliberately conservative for an H100: with long outputs the KV cache (about 0.5 MB per token
+for a 7B model with full multi-head attention) limits how many sequences decode at once, and
+decoding is memory-bound. The upper bound lets every sample run to ``max_tokens``.
+``load_seconds`` covers the start of one sampling job (vLLM engine start, weight load, CUDA graph
+capture), not queueing. The diversity step (SBERT, NLI on GPU) is not in the estimate: it is
+minutes per (model, task, CoT mode), small next to sampling.
 
 This module also decides how many GPUs the GPU rules request (:func:`sampling_gpus`,
-:func:`metrics_gpus`); the rules call these, so the plan and the workflow cannot disagree.
-It is imported at Snakefile parse time: it stays free of heavy imports.
+:func:`metrics_gpus`) and how long a sampling job may run on a cluster (:func:`shard_minutes`);
+the rules call these, so the plan and the workflow cannot disagree. It is imported at Snakefile
+parse time: it stays free of heavy imports.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from divtrace.config import Study
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
-DEFAULT_FILL = 0.5
 DEFAULT_LOAD_SECONDS = 120.0
+
+MODES = ("reasoning", "direct", "completion")
+#: Expected new tokens per sample, by mode (each capped at the task's ``max_tokens``).
+DEFAULT_MEAN_TOKENS: dict[str, int] = {"reasoning": 4096, "direct": 512, "completion": 1024}
 
 # Metrics that run a neural model (Vendi uses the SBERT embeddings).
 MODEL_METRICS = frozenset({"sbert", "vendi", "nli"})
+
+#: A sampling job's first attempt may run this many times its expected duration (at least
+#: :data:`MIN_SHARD_MINUTES`); a retry gets the upper bound (every sample to ``max_tokens``).
+RUNTIME_MARGIN = 2.0
+MIN_SHARD_MINUTES = 30
 
 
 def _is_cuda(device: str) -> bool:
@@ -67,40 +87,79 @@ def metrics_gpus(config: Mapping[str, Any]) -> int:
     return 1 if uses_model and _is_cuda(str(metrics.get("device", "auto"))) else 0
 
 
-def _fills(
-    study: Study, fill: float, fill_per_task: Mapping[str, float] | None
-) -> dict[str, float]:
-    overrides = dict(fill_per_task or {})
-    unknown = sorted(set(overrides) - set(study.tasks))
-    if unknown:
-        raise ValueError(f"fill_per_task: unknown task(s) {unknown} (known: {study.tasks})")
-    fills = {task: float(overrides.get(task, fill)) for task in study.tasks}
-    for task, value in fills.items():
-        if not 0 < value <= 1:
-            raise ValueError(f"fill for task {task!r} must be in (0, 1], got {value}")
-    return fills
+def run_mode(study: Study, model: str, cot: str) -> str:
+    """The mode of a run (see the module docstring)."""
+    spec = study.model(model)
+    if spec.get("format") == "completion":
+        return "completion"
+    return "reasoning" if spec.get("reasoning") and cot == "on" else "direct"
+
+
+def check_mean_tokens(mean_tokens: Mapping[str, int] | None) -> dict[str, int]:
+    """:data:`DEFAULT_MEAN_TOKENS` updated with ``mean_tokens`` (modes and values checked)."""
+    merged = dict(DEFAULT_MEAN_TOKENS)
+    for mode, value in (mean_tokens or {}).items():
+        if mode not in MODES:
+            raise ValueError(f"mean_tokens: unknown mode {mode!r} (known: {', '.join(MODES)})")
+        if int(value) < 1:
+            raise ValueError(f"mean_tokens for mode {mode!r} must be at least 1, got {value}")
+        merged[mode] = int(value)
+    return merged
+
+
+def _lineage_label(study: Study, model: str) -> str:
+    spec = study.model(model)
+    return str(spec.get("lineage") or spec.get("stage") or model)
+
+
+def shard_minutes(
+    config: Mapping[str, Any],
+    model: str,
+    task: str,
+    cot: str,
+    attempt: int = 1,
+    *,
+    tokens_per_second: float = DEFAULT_TOKENS_PER_SECOND,
+    load_seconds: float = DEFAULT_LOAD_SECONDS,
+) -> int:
+    """Wall minutes a ``sample_shard`` job may take on a cluster (its SLURM ``runtime``).
+
+    A full shard (``prompts_per_shard`` prompts) at the planning throughput: the first attempt
+    gets :data:`RUNTIME_MARGIN` times its expected time (at least :data:`MIN_SHARD_MINUTES`), a
+    retry the time every sample would take running to ``max_tokens``.
+    """
+    study = Study(config)
+    k = int(config["sampling"]["k"])
+    prompts = min(int(config["sampling"]["prompts_per_shard"]), int(study.task(task)["n_prompts"]))
+    max_tokens = int(study.task(task)["max_tokens"])
+    mean = min(max_tokens, DEFAULT_MEAN_TOKENS[run_mode(study, model, cot)])
+    expected = (prompts * k * mean / tokens_per_second + load_seconds) / 60
+    if attempt <= 1:
+        return max(MIN_SHARD_MINUTES, math.ceil(RUNTIME_MARGIN * expected))
+    upper = (prompts * k * max_tokens / tokens_per_second + load_seconds) / 60
+    return max(MIN_SHARD_MINUTES, math.ceil(RUNTIME_MARGIN * expected), math.ceil(upper))
 
 
 def plan(
     config: Mapping[str, Any],
     *,
     tokens_per_second: float = DEFAULT_TOKENS_PER_SECOND,
-    fill: float = DEFAULT_FILL,
-    fill_per_task: Mapping[str, float] | None = None,
+    mean_tokens: Mapping[str, int] | None = None,
     load_seconds: float = DEFAULT_LOAD_SECONDS,
 ) -> dict[str, Any]:
     """Jobs per rule of a fresh run and the GPU-hours of sampling, for a validated ``config``.
 
     Returns a JSON-serialisable dict: ``jobs`` (rule → count, as ``snakemake -n`` lists them),
-    ``total_jobs``, ``tasks`` (one row per task), ``totals`` (runs, prompts, samples, tokens,
+    ``total_jobs``, ``tasks`` (one row per task), ``groups`` (one row per lineage label and CoT
+    mode, with its share of the generation time), ``totals`` (runs, prompts, samples, tokens,
     GPU-hours) and ``assumptions`` (every number the estimate rests on).
     """
     if tokens_per_second <= 0:
         raise ValueError(f"tokens_per_second must be positive, got {tokens_per_second}")
     if load_seconds < 0:
         raise ValueError(f"load_seconds must not be negative, got {load_seconds}")
+    means = check_mean_tokens(mean_tokens)
     study = Study(config)
-    fills = _fills(study, fill, fill_per_task)
     k = int(config["sampling"]["k"])
     gpus = sampling_gpus(config)
     runs = study.runs()
@@ -113,43 +172,78 @@ def plan(
         "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
         "score_quality": len(verified),
         "diversity": len(runs),
-        "summarize": 1,  # every table, from the diversity and quality files
+        "summarize": 1,  # every table, from the diversity, quality and generation files
         "figures": 1,
         "all": 1,
     }
     jobs = {rule: n for rule, n in jobs.items() if n}
 
+    per_run: list[dict[str, Any]] = []
+    for model, task, cot in runs:
+        spec = study.task(task)
+        samples = int(spec["n_prompts"]) * k
+        max_tokens = int(spec["max_tokens"])
+        mode = run_mode(study, model, cot)
+        shards = study.n_shards(task)
+        per_run.append(
+            {
+                "model": model,
+                "task": task,
+                "cot": cot,
+                "mode": mode,
+                "group": f"{_lineage_label(study, model)} CoT {cot}",
+                "shards": shards,
+                "prompts": int(spec["n_prompts"]),
+                "samples": samples,
+                "max_tokens": max_tokens,
+                "tokens": samples * min(max_tokens, means[mode]),
+                "max_tokens_total": samples * max_tokens,
+                "load_gpu_hours": shards * load_seconds * max(gpus, 1) / 3600,
+            }
+        )
+
+    def hours(tokens: float) -> float:
+        return tokens / tokens_per_second / 3600
+
+    generation = hours(sum(r["tokens"] for r in per_run))
     rows: list[dict[str, Any]] = []
     for task in study.tasks:
-        spec = study.task(task)
-        n_runs = sum(1 for _, t, _ in runs if t == task)
-        prompts = int(spec["n_prompts"]) * n_runs
-        samples = prompts * k
-        max_tokens = int(spec["max_tokens"])
-        tokens = samples * max_tokens * fills[task]
-        shard_jobs = study.n_shards(task) * n_runs
-        generation_h = tokens / tokens_per_second / 3600
-        load_h = shard_jobs * load_seconds * max(gpus, 1) / 3600
+        mine = [r for r in per_run if r["task"] == task]
+        tokens = sum(r["tokens"] for r in mine)
+        load_h = sum(r["load_gpu_hours"] for r in mine)
         rows.append(
             {
                 "task": task,
                 "verifiable": study.is_verifiable(task),
-                "runs": n_runs,
-                "shards": shard_jobs,
-                "prompts": prompts,
-                "samples": samples,
-                "max_tokens": max_tokens,
-                "fill": fills[task],
-                "tokens": round(tokens),
-                "gpu_hours": generation_h + load_h,
-                "generation_gpu_hours": generation_h,
+                "runs": len(mine),
+                "shards": sum(r["shards"] for r in mine),
+                "prompts": sum(r["prompts"] for r in mine),
+                "samples": sum(r["samples"] for r in mine),
+                "max_tokens": int(study.task(task)["max_tokens"]),
+                "tokens": tokens,
+                "gpu_hours": hours(tokens) + load_h,
+                "generation_gpu_hours": hours(tokens),
                 "load_gpu_hours": load_h,
             }
         )
+    groups: list[dict[str, Any]] = []
+    for group in dict.fromkeys(r["group"] for r in per_run):
+        mine = [r for r in per_run if r["group"] == group]
+        tokens = sum(r["tokens"] for r in mine)
+        groups.append(
+            {
+                "group": group,
+                "mode": mine[0]["mode"],
+                "runs": len(mine),
+                "samples": sum(r["samples"] for r in mine),
+                "tokens": tokens,
+                "generation_gpu_hours": hours(tokens),
+                "share": hours(tokens) / generation if generation else 0.0,
+            }
+        )
 
-    generation = sum(r["generation_gpu_hours"] for r in rows)
     load = sum(r["load_gpu_hours"] for r in rows)
-    max_tokens_total = sum(r["samples"] * r["max_tokens"] for r in rows)
+    max_tokens_total = sum(r["max_tokens_total"] for r in per_run)
     totals = {
         "models": len(study.models),
         "tasks": len(study.tasks),
@@ -162,17 +256,17 @@ def plan(
         "load_gpu_hours": load,
         "gpu_hours": generation + load,
         # every sample running to its budget
-        "gpu_hours_upper_bound": max_tokens_total / tokens_per_second / 3600 + load,
+        "gpu_hours_upper_bound": hours(max_tokens_total) + load,
     }
     return {
         "jobs": jobs,
         "total_jobs": sum(jobs.values()),
         "tasks": rows,
+        "groups": groups,
         "totals": totals,
         "assumptions": {
             "tokens_per_second": float(tokens_per_second),
-            "fill": float(fill),
-            "fill_per_task": {t: fills[t] for t in study.tasks if fills[t] != fill},
+            "mean_tokens": means,
             "load_seconds": float(load_seconds),
             "k": k,
             "backend": config["sampling"]["backend"],
@@ -186,41 +280,10 @@ def _hours(value: float) -> str:
     return f"{value:,.1f}"
 
 
-def format_plan(result: Mapping[str, Any]) -> str:
-    """A readable report of :func:`plan`'s result: jobs per rule, cost per task, totals."""
-    lines = ["Jobs (a fresh run)", ""]
-    width = max(len(rule) for rule in result["jobs"])
-    lines += [f"  {rule:<{width}}  {n:>6}" for rule, n in result["jobs"].items()]
-    lines += [f"  {'total':<{width}}  {result['total_jobs']:>6}", ""]
-
-    header = ("task", "runs", "shards", "samples", "max_tok", "fill", "tokens (M)", "GPU-h")
-    table = [header]
-    for row in result["tasks"]:
-        table.append(
-            (
-                row["task"] + ("*" if row["verifiable"] else ""),
-                str(row["runs"]),
-                str(row["shards"]),
-                f"{row['samples']:,}",
-                str(row["max_tokens"]),
-                f"{row['fill']:.2f}",
-                f"{row['tokens'] / 1e6:,.1f}",
-                _hours(row["gpu_hours"]),
-            )
-        )
-    totals = result["totals"]
-    table.append(
-        (
-            "total",
-            str(totals["runs"]),
-            str(result["jobs"].get("sample_shard", 0)),
-            f"{totals['samples']:,}",
-            "",
-            "",
-            f"{totals['tokens'] / 1e6:,.1f}",
-            _hours(totals["gpu_hours"]),
-        )
-    )
+def _table(
+    header: tuple[str, ...], body: list[tuple[str, ...]], total: tuple[str, ...]
+) -> list[str]:
+    table = [header, *body, total]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
     def fmt(row: tuple[str, ...]) -> str:
@@ -229,13 +292,70 @@ def format_plan(result: Mapping[str, Any]) -> str:
             f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:], strict=True)
         )
 
+    rule = "  " + "-" * (sum(widths) + 2 * (len(widths) - 1))
+    return [fmt(header), rule, *(fmt(row) for row in body), rule, fmt(total), ""]
+
+
+def format_plan(result: Mapping[str, Any]) -> str:
+    """A readable report of :func:`plan`'s result: jobs per rule, cost per task and per group,
+    totals."""
+    lines = ["Jobs (a fresh run)", ""]
+    width = max(len(rule) for rule in result["jobs"])
+    lines += [f"  {rule:<{width}}  {n:>6}" for rule, n in result["jobs"].items()]
+    lines += [f"  {'total':<{width}}  {result['total_jobs']:>6}", ""]
+
+    totals = result["totals"]
     lines += ["Sampling per task (* verifiable: also scored)", ""]
-    lines += [fmt(table[0]), "  " + "-" * (sum(widths) + 2 * (len(widths) - 1))]
-    lines += [fmt(row) for row in table[1:-1]]
-    lines += ["  " + "-" * (sum(widths) + 2 * (len(widths) - 1)), fmt(table[-1]), ""]
+    lines += _table(
+        ("task", "runs", "shards", "samples", "max_tok", "tokens (M)", "GPU-h"),
+        [
+            (
+                row["task"] + ("*" if row["verifiable"] else ""),
+                str(row["runs"]),
+                str(row["shards"]),
+                f"{row['samples']:,}",
+                str(row["max_tokens"]),
+                f"{row['tokens'] / 1e6:,.1f}",
+                _hours(row["gpu_hours"]),
+            )
+            for row in result["tasks"]
+        ],
+        (
+            "total",
+            str(totals["runs"]),
+            str(result["jobs"].get("sample_shard", 0)),
+            f"{totals['samples']:,}",
+            "",
+            f"{totals['tokens'] / 1e6:,.1f}",
+            _hours(totals["gpu_hours"]),
+        ),
+    )
+    lines += ["Generation time per lineage and CoT mode", ""]
+    lines += _table(
+        ("lineage / CoT", "mode", "runs", "tokens (M)", "GPU-h", "share"),
+        [
+            (
+                g["group"],
+                g["mode"],
+                str(g["runs"]),
+                f"{g['tokens'] / 1e6:,.1f}",
+                _hours(g["generation_gpu_hours"]),
+                f"{100 * g['share']:.0f}%",
+            )
+            for g in result["groups"]
+        ],
+        (
+            "total",
+            "",
+            str(totals["runs"]),
+            f"{totals['tokens'] / 1e6:,.1f}",
+            _hours(totals["generation_gpu_hours"]),
+            "100%",
+        ),
+    )
 
     a = result["assumptions"]
-    per_task = ", ".join(f"{t} {v:.2f}" for t, v in a["fill_per_task"].items())
+    means = ", ".join(f"{mode} {n:,}" for mode, n in a["mean_tokens"].items())
     lines += [
         "GPU-hours (sampling)",
         "",
@@ -248,9 +368,8 @@ def format_plan(result: Mapping[str, Any]) -> str:
         f"  upper bound {_hours(totals['gpu_hours_upper_bound']):>10}"
         "   every sample running to max_tokens",
         "",
-        f"Assumptions: fill {a['fill']:.2f} of max_tokens"
-        + (f" (per task: {per_task})" if per_task else "")
-        + f"; K={a['k']}; backend {a['backend']}; GPUs per sampling job"
+        f"Assumptions: mean new tokens per sample by mode ({means}; each capped at the task's"
+        f" max_tokens); K={a['k']}; backend {a['backend']}; GPUs per sampling job"
         f" {a['gpus_per_sample_job']}, per diversity job {a['gpus_per_diversity_job']}.",
         "Diversity (SBERT/NLI) GPU time and queueing are not included.",
     ]

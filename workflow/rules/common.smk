@@ -13,7 +13,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from divtrace.config import Study, validate_config  # noqa: E402
-from divtrace.plan import metrics_gpus, sampling_gpus  # noqa: E402
+from divtrace.plan import metrics_gpus, sampling_gpus, shard_minutes  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 # Our validator first: it fills nested defaults and names the offending key; then Snakemake's.
@@ -71,7 +71,17 @@ def diversity_file(model, task, cot):
 
 # Names as divtrace.analysis.TABLE_NAMES and divtrace.figures.FIGURE_NAMES (a test checks they
 # agree; importing them here would load pandas at parse time).
-TABLE_NAMES = ["diversity", "retention", "stages", "cot", "decomposition", "quality"]
+TABLE_NAMES = [
+    "diversity",
+    "retention",
+    "stages",
+    "cot",
+    "decomposition",
+    "quality",
+    "truncation",
+]
+# Tables the HTML report (snakemake --report) shows beside the figures.
+REPORT_TABLES = ["truncation"]
 FIGURE_NAMES = [
     "lineage_trajectories",
     "retention_heatmap",
@@ -150,6 +160,7 @@ def prompts_args(wildcards):
             "--source": task["source"],
             "--n": task["n_prompts"],
             "--seed": config["seed"],
+            "--prompt-style": task["prompt_style"],
             "--hf-config": task.get("hf_config"),
             "--split": task.get("split"),
             "--revision": task.get("revision"),

@@ -20,7 +20,11 @@ rule sample_shard:
     resources:
         gpu=SAMPLE_GPUS,
         mem_mb=32000 if SAMPLE_GPUS else 8000,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        # minutes: twice the planned duration of a full shard, then the every-sample-to-budget
+        # bound on a retry (divtrace.plan.shard_minutes)
+        runtime=lambda wildcards, attempt: shard_minutes(
+            config, wildcards.model, wildcards.task, wildcards.cot, attempt
+        ),
     params:
         args=sample_args,
     shell:
