@@ -91,14 +91,15 @@ def test_shard_count_rounds_up(demo_config):
 
 
 def test_config_import_is_cheap():
-    """The Snakefile imports divtrace.config at parse time: no torch, transformers or pandas."""
+    """The Snakefile imports divtrace.config, .plan and .names at parse time: no torch,
+    transformers, vLLM or any dataframe or array library."""
     import subprocess
     import sys
 
     code = (
-        "import sys, divtrace.config, divtrace.plan; "
-        "heavy = [m for m in ('torch', 'transformers', 'pandas', 'vllm') if m in sys.modules]; "
-        "print(heavy)"
+        "import sys, divtrace.config, divtrace.plan, divtrace.names; "
+        "heavy = ('torch', 'transformers', 'vllm', 'pandas', 'polars', 'pyarrow', 'numpy'); "
+        "print([m for m in heavy if m in sys.modules])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

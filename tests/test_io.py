@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import stat
 
-import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -11,8 +11,8 @@ import pytest
 from divtrace import io
 
 
-def _diversity_rows(n: int = 2) -> pd.DataFrame:
-    return pd.DataFrame(
+def _diversity_rows(n: int = 2) -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "model": ["m"] * n,
             "task": ["t"] * n,
@@ -45,22 +45,22 @@ def test_written_files_get_umask_permissions(tmp_path):
 
 
 def test_missing_column_is_named(tmp_path):
-    frame = _diversity_rows().drop(columns=["metric"])
+    frame = _diversity_rows().drop("metric")
     with pytest.raises(io.ContractError, match="metric"):
         io.write_table(frame, tmp_path / "d.parquet", "diversity")
     assert not (tmp_path / "d.parquet").exists()
 
 
 def test_null_in_required_column_is_named(tmp_path):
-    frame = _diversity_rows()
-    frame.loc[0, "model"] = None
+    frame = _diversity_rows().with_columns(
+        model=pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("model"))
+    )
     with pytest.raises(io.ContractError, match="'model' has 1 null"):
         io.write_table(frame, tmp_path / "d.parquet", "diversity")
 
 
 def test_bad_type_is_named(tmp_path):
-    frame = _diversity_rows()
-    frame["n_outputs"] = ["four", "five"]
+    frame = _diversity_rows().with_columns(n_outputs=pl.Series(["four", "five"]))
     with pytest.raises(io.ContractError, match="n_outputs"):
         io.write_table(frame, tmp_path / "d.parquet", "diversity")
 
@@ -94,3 +94,42 @@ def test_contract_columns_checked_on_read(tmp_path):
 
 def test_empty_frame_has_contract_columns():
     assert list(io.empty_frame("generations").columns) == io.GENERATIONS.names
+
+
+def test_read_tables_concatenates_in_order_and_projects(tmp_path):
+    first = _diversity_rows(2).with_columns(n_dropped=pl.lit(0, dtype=pl.Int64))
+    second = _diversity_rows(3).with_columns(
+        model=pl.lit("m2"), prompt_id=pl.lit(None, dtype=pl.String), n_dropped=pl.lit(1, pl.Int64)
+    )
+    paths = [
+        io.write_table(second, tmp_path / "b.parquet", "diversity"),
+        io.write_table(first, tmp_path / "a.parquet", "diversity"),
+    ]
+    both = io.read_tables(paths, "diversity")
+    assert both.columns == io.DIVERSITY.names  # the contract's columns by default
+    assert both["model"].to_list() == ["m2"] * 3 + ["m"] * 2  # files in the order given
+    assert both["prompt_id"].null_count() == 3
+    assert both.schema["n_outputs"] == pl.Int64 and both.schema["value"] == pl.Float64
+    some = io.read_tables(paths, "diversity", columns=["model", "n_dropped"])
+    assert some.columns == ["model", "n_dropped"]
+    assert some["n_dropped"].to_list() == [1, 1, 1, 0, 0]
+
+
+def test_read_tables_names_the_bad_file(tmp_path):
+    good = io.write_table(_diversity_rows(), tmp_path / "good.parquet", "diversity")
+    with pytest.raises(io.ContractError, match=r"good\.parquet: file lacks column\(s\) \['x'\]"):
+        io.read_tables([good], "diversity", columns=["model", "x"])
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
+    with pytest.raises(io.ContractError, match=r"other\.parquet: diversity file lacks"):
+        io.read_tables([good, tmp_path / "other.parquet"], "diversity")
+    with pytest.raises(FileNotFoundError, match="gone"):
+        io.read_tables([good, tmp_path / "gone.parquet"], "diversity")
+
+
+def test_read_tables_of_no_file_is_an_empty_contract_frame():
+    empty = io.read_tables([], "quality")
+    assert empty.is_empty() and empty.schema == io.empty_frame("quality").schema
+    assert io.read_tables([], "quality", columns=["model", "correct"]).columns == [
+        "model",
+        "correct",
+    ]

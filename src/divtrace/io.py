@@ -16,7 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import polars as pl
+import polars.selectors as cs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -102,7 +103,7 @@ NULLABLE: dict[str, set[str]] = {
 }
 
 
-def conform(frame: pd.DataFrame, contract: str) -> pa.Table:
+def conform(frame: pl.DataFrame, contract: str) -> pa.Table:
     """Return ``frame`` as an Arrow table in the contract's column order and types.
 
     Extra columns are kept after the contract's columns. Missing columns, uncastable values and
@@ -115,10 +116,15 @@ def conform(frame: pd.DataFrame, contract: str) -> pa.Table:
     arrays: list[pa.Array] = []
     fields: list[pa.Field] = []
     for field in schema:
-        column = frame[field.name]
+        source = _arrow(frame.get_column(field.name))
+        if _kind(source.type) not in (_kind(field.type), "null"):
+            raise ContractError(
+                f"{contract} column {field.name!r} cannot be stored as {field.type}: "
+                f"it holds {source.type}"
+            )
         try:
-            array = pa.array(column.tolist(), type=field.type, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
+            array = source.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
             raise ContractError(
                 f"{contract} column {field.name!r} cannot be stored as {field.type}: {err}"
             ) from err
@@ -130,9 +136,37 @@ def conform(frame: pd.DataFrame, contract: str) -> pa.Table:
         fields.append(field)
     for name in frame.columns:
         if name not in schema.names:
-            arrays.append(pa.array(frame[name].tolist(), from_pandas=True))
+            arrays.append(_arrow(frame.get_column(name)))
             fields.append(pa.field(name, arrays[-1].type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    """The family of an Arrow type that a contract column accepts: integers are numbers too."""
+    if pa.types.is_null(arrow_type):
+        return "null"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    return str(arrow_type)
+
+
+def _arrow(column: pl.Series) -> pa.Array:
+    """A polars column as one Arrow array, with polars' large/view strings as plain strings
+    (the contracts' type)."""
+    array = column.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
+        array = array.cast(pa.string())
+    if column.dtype == pl.Null:
+        array = pa.nulls(len(array))
+    return array
 
 
 @contextlib.contextmanager
@@ -160,7 +194,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 
 def write_table(
-    frame: pd.DataFrame,
+    frame: pl.DataFrame,
     path: str | os.PathLike[str],
     contract: str,
     metadata: Mapping[str, Any] | None = None,
@@ -170,22 +204,35 @@ def write_table(
     return _write_arrow(table, path, {"contract": contract, **(metadata or {})})
 
 
+def _summary_arrow(frame: pl.DataFrame) -> pa.Table:
+    """A summary table as Arrow: NaN stored as null (a missing value), strings as strings."""
+    frame = frame.with_columns(cs.float().fill_nan(None))
+    return pa.Table.from_arrays(
+        [_arrow(frame.get_column(name)) for name in frame.columns], names=frame.columns
+    )
+
+
 def write_frame(
-    frame: pd.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+    frame: pl.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Atomically write a table that has no DESIGN §3 contract (summary tables)."""
-    return _write_arrow(pa.Table.from_pandas(frame, preserve_index=False), path, metadata or {})
+    """Atomically write a table that has no DESIGN §3 contract (summary tables).
+
+    NaN (what numpy gives for a missing ratio or interval) is stored as null.
+    """
+    return _write_arrow(_summary_arrow(frame), path, metadata or {})
 
 
 def write_table_pair(
-    frame: pd.DataFrame,
+    frame: pl.DataFrame,
     parquet_path: str | os.PathLike[str],
     csv_path: str | os.PathLike[str],
     metadata: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """A summary table as Parquet (with JSON metadata) and as a spreadsheet-ready CSV."""
+    """A summary table as Parquet (with JSON metadata) and as a spreadsheet-ready CSV (missing
+    values empty)."""
     parquet = write_frame(frame, parquet_path, metadata)
-    csv = write_text(frame.to_csv(index=False, lineterminator="\n"), csv_path)
+    clean = frame.with_columns(cs.float().fill_nan(None))
+    csv = write_text(clean.write_csv(line_terminator="\n"), csv_path)
     return parquet, csv
 
 
@@ -209,21 +256,12 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def read_table(
-    path: str | os.PathLike[str],
-    contract: str | None = None,
-    columns: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read a Parquet file, checking it is readable and (optionally) has the contract's columns.
-
-    ``columns`` reads only those columns (each must exist; with a contract, each must be one of
-    its columns).
-    """
-    path = Path(path)
+def _check_file(path: Path, contract: str | None, columns: Sequence[str] | None) -> list[str]:
+    """The column names of a readable Parquet file that has what is asked of it."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        names = pq.read_schema(path).names
+        names = list(pq.read_schema(path).names)
     except (pa.ArrowInvalid, OSError) as err:
         raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
     if contract is not None:
@@ -234,11 +272,59 @@ def read_table(
         absent = [c for c in columns if c not in names]
         if absent:
             raise ContractError(f"{path}: file lacks column(s) {absent}")
+    return names
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    contract: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Read a Parquet file, checking it is readable and (optionally) has the contract's columns.
+
+    ``columns`` reads only those columns (each must exist).
+    """
+    path = Path(path)
+    _check_file(path, contract, columns)
     try:
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
     except (pa.ArrowInvalid, OSError) as err:
         raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
-    return table.to_pandas()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def scan_tables(
+    paths: Sequence[str | os.PathLike[str]],
+    contract: str,
+    columns: Sequence[str] | None = None,
+) -> pl.LazyFrame:
+    """A lazy scan of many files of one contract, reading only ``columns`` (default: the
+    contract's) when collected.
+
+    Every file is checked first (readable, with the columns asked for), so a bad file is named;
+    files are concatenated in the order given. No file gives an empty frame of the contract.
+    """
+    wanted = list(columns) if columns is not None else list(CONTRACTS[contract].names)
+    if not paths:
+        return empty_frame(contract).select(wanted).lazy()
+    files = [Path(p) for p in paths]
+    for path in files:
+        _check_file(path, contract, wanted)
+    return pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(wanted)
+
+
+def read_tables(
+    paths: Sequence[str | os.PathLike[str]],
+    contract: str,
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """:func:`scan_tables`, collected: the files' rows concatenated in order."""
+    try:
+        return scan_tables(paths, contract, columns).collect()
+    except pl.exceptions.PolarsError as err:
+        raise ContractError(f"{contract} files cannot be read together: {err}") from err
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -251,6 +337,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def empty_frame(contract: str) -> pd.DataFrame:
-    """An empty DataFrame with the contract's columns (for shards with no prompts)."""
-    return CONTRACTS[contract].empty_table().to_pandas()
+def empty_frame(contract: str) -> pl.DataFrame:
+    """An empty frame with the contract's columns and types (for shards with no prompts)."""
+    frame = pl.from_arrow(CONTRACTS[contract].empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame

@@ -1,0 +1,63 @@
+"""Every name and path spelled once: tables, figures, metrics, orderings, labels, file layout.
+
+The Snakefile (at parse time), the library and the tests import these; this module imports
+nothing, so reading it costs nothing.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------- tables and figures
+#: The analysis tables under ``results/tables/`` (``{name}.parquet`` and ``{name}.csv``), in order.
+TABLE_NAMES: tuple[str, ...] = (
+    "diversity",
+    "retention",
+    "stages",
+    "cot",
+    "decomposition",
+    "quality",
+    "truncation",
+)
+#: Tables the HTML report (``snakemake --report``) shows beside the figures.
+REPORT_TABLES: tuple[str, ...] = ("truncation",)
+
+#: Figure name → the table it is drawn from; ``results/figures/{name}.pdf`` and ``.png``.
+FIGURE_TABLES: dict[str, str] = {
+    "lineage_trajectories": "diversity",
+    "retention_heatmap": "retention",
+    "stage_attribution": "stages",
+    "cot_on_off": "cot",
+    "decomposition": "decomposition",
+    "quality_by_stage": "quality",
+}
+FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_TABLES)
+
+# --------------------------------------------------------------------------- metrics and orderings
+#: Diversity metrics, in the order tables and figures show them (the paper's: PAPER.md §5).
+METRICS: tuple[str, ...] = ("ead", "sbert", "nli", "vendi")
+#: Metrics that run a neural model (Vendi uses the SBERT embeddings).
+MODEL_METRICS: frozenset[str] = frozenset({"sbert", "vendi", "nli"})
+COT_MODES: tuple[str, ...] = ("on", "off")
+SCOPES: tuple[str, ...] = ("per_input", "across_input")
+SUBSETS: tuple[str, ...] = ("all", "correct")
+#: What a checkpoint is compared with: the root checkpoint, or its parent stage.
+REFERENCES: tuple[str, ...] = ("base", "parent")
+#: Conventional stage labels, in lineage order (others sort after them).
+STAGE_ORDER: tuple[str, ...] = ("base", "sft", "dpo", "rl", "rlzero")
+
+# --------------------------------------------------------------------------- labels
+#: ``task`` value of the rows that average over tasks (sorted after the tasks).
+ALL_TASKS = "all tasks (mean)"
+#: ``lineage`` label of the root checkpoint, which belongs to every lineage.
+BASE_LABEL = "base"
+#: The leading columns of the per-checkpoint tables: the checkpoint and its place in the lineage.
+LINEAGE_COLUMNS: tuple[str, ...] = ("model", "lineage", "stage", "parent", "depth")
+
+# --------------------------------------------------------------------------- file layout
+MODEL_MANIFEST = "resources/models/{model}/manifest.json"
+METRIC_MODEL_MANIFEST = "resources/metric_models/{role}/manifest.json"
+PROMPTS_FILE = "{results}/prompts/{task}.parquet"
+SHARD_FILE = "{results}/generations/{model}/{task}/cot-{cot}/shard-{shard}.parquet"
+QUALITY_FILE = "{results}/quality/{model}/{task}/cot-{cot}.parquet"
+DIVERSITY_FILE = "{results}/diversity/{model}/{task}/cot-{cot}.parquet"
+TABLE_FILE = "{results}/tables/{name}.{ext}"
+FIGURE_FILE = "{results}/figures/{name}.{ext}"
