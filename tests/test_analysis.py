@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from divtrace import io
-from divtrace.analysis import BASE_LABEL, summarize_diversity, write_summary
+from divtrace.analysis import summarize_diversity, write_summary
 from divtrace.analysis.aggregate import summary_columns
-from divtrace.figures import plot_lineage_trajectories
 from divtrace.lineage import Lineage
+from divtrace.names import BASE_LABEL
 
 MODELS = {
     "base": {"stage": "base"},
@@ -44,7 +45,7 @@ def make_lineage() -> Lineage:
     return Lineage.from_models(MODELS)
 
 
-def make_diversity(n_dropped: bool = False) -> pd.DataFrame:
+def make_diversity(n_dropped: bool = False) -> pl.DataFrame:
     rows = []
     for model, cot in MEANS:
         for task in TASKS:
@@ -80,43 +81,65 @@ def make_diversity(n_dropped: bool = False) -> pd.DataFrame:
                             n_dropped=0,
                         )
                     )
-    frame = pd.DataFrame(rows)
-    return frame if n_dropped else frame.drop(columns="n_dropped")
+    frame = pl.from_dicts(rows, infer_schema_length=None)
+    return frame if n_dropped else frame.drop("n_dropped")
+
+
+def set_cell(frame: pl.DataFrame, index: int, column: str, value: object) -> pl.DataFrame:
+    """``frame`` with row ``index`` of ``column`` set to ``value``."""
+    at = pl.int_range(pl.len()) == index
+    return frame.with_columns(
+        pl.when(at).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+
+
+def has_nan(table: pl.DataFrame) -> bool:
+    """Whether a float column of ``table`` holds NaN (a table holds missing values as null)."""
+    return any(table.select(pl.selectors.float().is_nan().any()).row(0))
 
 
 def row(
-    table: pd.DataFrame,
+    table: pl.DataFrame,
     model: str,
     cot: str = "on",
     task: str = "gsm8k",
     scope: str = "per_input",
     subset: str = "all",
     metric: str = "ead",
-) -> pd.Series:
-    hit = table[
-        (table["model"] == model)
-        & (table["cot"] == cot)
-        & (table["task"] == task)
-        & (table["scope"] == scope)
-        & (table["subset"] == subset)
-        & (table["metric"] == metric)
-    ]
+) -> dict[str, Any]:
+    hit = table.filter(model=model, cot=cot, task=task, scope=scope, subset=subset, metric=metric)
     assert len(hit) == 1, hit
-    return hit.iloc[0]
+    return hit.row(0, named=True)
 
 
 def test_summary_shape_columns_and_order():
     table = summarize_diversity(make_diversity(), make_lineage())
-    assert list(table.columns) == summary_columns()
+    assert table.columns == summary_columns()
     assert len(table) == len(MEANS) * len(TASKS) * len(METRICS) * 2 * 2
-    assert not table.duplicated(["model", "task", "cot", "scope", "subset", "metric"]).any()
+    key = ["model", "task", "cot", "scope", "subset", "metric"]
+    assert not table.select(key).is_duplicated().any()
     models_in_order = list(dict.fromkeys(table["model"]))
     assert models_in_order == ["base", "instruct-sft", "think-sft", "think-dpo"]
-    first = table[table["model"] == "think-sft"]
+    first = table.filter(model="think-sft")
     assert list(dict.fromkeys(first["cot"])) == ["on", "off"]
     # Deterministic: shuffled input gives the same table.
-    shuffled = make_diversity().sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(summarize_diversity(shuffled, make_lineage()), table)
+    shuffled = make_diversity().sample(fraction=1.0, shuffle=True, seed=3)
+    assert not shuffled.equals(make_diversity())
+    assert_frame_equal(summarize_diversity(shuffled, make_lineage()), table)
+
+
+def test_summary_dtypes_and_missing_values_are_null():
+    table = summarize_diversity(make_diversity(n_dropped=True), make_lineage(), n_boot=20)
+    counts = {"depth", "n_prompts", "n_outputs", "n_dropped"}
+    strings = {"model", "lineage", "stage", "parent", "task", "cot", "scope", "subset", "metric"}
+    for name, dtype in table.schema.items():
+        expected = pl.Int64 if name in counts else pl.String if name in strings else pl.Float64
+        assert dtype == expected, name
+    assert not has_nan(table)  # missing is null, never NaN
+    assert table["ci_low"].null_count() == len(table.filter(scope="across_input")) > 0
+    empty = summarize_diversity(make_diversity().clear(), make_lineage())
+    assert empty.is_empty() and empty.columns == summary_columns()
+    assert empty.schema["n_prompts"] == pl.Int64 and empty.schema["value"] == pl.Float64
 
 
 def test_lineage_labels_and_tree_columns():
@@ -131,7 +154,7 @@ def test_lineage_labels_and_tree_columns():
     dpo = row(table, "think-dpo")
     assert (dpo["stage"], dpo["parent"], dpo["depth"]) == ("dpo", "think-sft", 2)
     base = row(table, "base")
-    assert pd.isna(base["parent"]) and base["depth"] == 0 and base["stage"] == "base"
+    assert base["parent"] is None and base["depth"] == 0 and base["stage"] == "base"
 
 
 def test_means_counts_and_across_input():
@@ -152,7 +175,7 @@ def test_ratio_to_base_and_parent():
     base = row(table, "base")
     assert base["value_base"] == pytest.approx(0.8)
     assert base["ratio_to_base"] == pytest.approx(1.0)
-    assert math.isnan(base["value_parent"]) and math.isnan(base["ratio_to_parent"])
+    assert base["value_parent"] is None and base["ratio_to_parent"] is None
 
     dpo = row(table, "think-dpo")
     assert dpo["ratio_to_base"] == pytest.approx(0.3 / 0.8)
@@ -178,30 +201,30 @@ def test_cot_off_compares_to_base_on_and_parent_same_cot_or_on():
 
 
 def test_zero_reference_gives_nan_not_inf():
-    diversity = make_diversity()
-    zero = (diversity["model"] == "base") & (diversity["metric"] == "ead")
-    diversity.loc[zero, "value"] = 0.0
+    zero = (pl.col("model") == "base") & (pl.col("metric") == "ead")
+    diversity = make_diversity().with_columns(
+        value=pl.when(zero).then(0.0).otherwise(pl.col("value"))
+    )
     table = summarize_diversity(diversity, make_lineage())
-    ead = table[table["metric"] == "ead"]
-    assert ead["ratio_to_base"].isna().all()  # includes the base itself: 0 / 0
-    assert not np.isinf(table[["ratio_to_base", "ratio_to_parent"]].to_numpy()).any()
+    ead = table.filter(metric="ead")
+    assert ead["ratio_to_base"].is_null().all()  # includes the base itself: 0 / 0
+    ratios = table.select("ratio_to_base", "ratio_to_parent").to_numpy()
+    assert not np.isinf(ratios).any() and not np.isnan(ratios).all()
     child = row(table, "instruct-sft")
-    assert math.isnan(child["ratio_to_parent"])
+    assert child["ratio_to_parent"] is None
     assert row(table, "think-dpo")["ratio_to_parent"] == pytest.approx(0.5)
     assert row(table, "think-dpo", metric="sbert")["ratio_to_base"] == pytest.approx(0.3 / 0.8)
 
 
 def test_missing_base_rows_give_nan():
-    diversity = make_diversity()
-    diversity = diversity[diversity["model"] != "base"]
+    diversity = make_diversity().filter(pl.col("model") != "base")
     table = summarize_diversity(diversity, make_lineage())
-    assert table["value_base"].isna().all()
+    assert len(table) and table["value_base"].is_null().all()
     assert row(table, "think-dpo")["ratio_to_parent"] == pytest.approx(0.5)
 
 
 def test_unknown_model_is_named():
-    diversity = make_diversity()
-    diversity.loc[0, "model"] = "mystery-7b"
+    diversity = set_cell(make_diversity(), 0, "model", "mystery-7b")
     with pytest.raises(ValueError, match="mystery-7b"):
         summarize_diversity(diversity, make_lineage())
 
@@ -209,24 +232,22 @@ def test_unknown_model_is_named():
 @pytest.mark.parametrize("column", ["metric", "value", "prompt_id", "n_outputs"])
 def test_missing_column_is_named(column):
     with pytest.raises(ValueError, match=column):
-        summarize_diversity(make_diversity().drop(columns=column), make_lineage())
+        summarize_diversity(make_diversity().drop(column), make_lineage())
 
 
 def test_bad_values_are_named():
-    diversity = make_diversity()
-    diversity.loc[0, "scope"] = "global"
+    diversity = set_cell(make_diversity(), 0, "scope", "global")
     with pytest.raises(ValueError, match=r"scope.*global"):
         summarize_diversity(diversity, make_lineage())
-    duplicated = pd.concat([make_diversity(), make_diversity().iloc[:1]])
+    duplicated = pl.concat([make_diversity(), make_diversity().head(1)])
     with pytest.raises(ValueError, match="duplicate"):
         summarize_diversity(duplicated, make_lineage())
 
 
 def test_unlabelled_branch_takes_leaf_name():
     lineage = Lineage.from_models({"b": {}, "x": {"parent": "b", "stage": "sft"}})
-    frame = make_diversity()
-    frame = frame[frame["model"].isin(["base", "instruct-sft"])].copy()
-    frame["model"] = frame["model"].map({"base": "b", "instruct-sft": "x"})
+    frame = make_diversity().filter(pl.col("model").is_in(["base", "instruct-sft"]))
+    frame = frame.with_columns(pl.col("model").replace_strict({"base": "b", "instruct-sft": "x"}))
     table = summarize_diversity(frame, lineage)
     assert set(zip(table["model"], table["lineage"], strict=False)) == {("b", "base"), ("x", "x")}
 
@@ -240,12 +261,15 @@ def test_write_summary_roundtrip(tmp_path: Path):
         metadata={"seed": 1},
     )
     back = io.read_table(parquet)
-    assert list(back.columns) == list(table.columns)
+    assert back.columns == table.columns
     assert len(back) == len(table)
-    np.testing.assert_allclose(back["ratio_to_parent"], table["ratio_to_parent"])
+    assert_frame_equal(back, table)
+    np.testing.assert_allclose(
+        back["ratio_to_parent"].to_numpy(), table["ratio_to_parent"].to_numpy()
+    )
     assert io.read_metadata(parquet) == {"table": "diversity_summary", "seed": 1}
-    from_csv = pd.read_csv(csv)
-    assert list(from_csv.columns) == list(table.columns) and len(from_csv) == len(table)
+    from_csv = pl.read_csv(csv)
+    assert from_csv.columns == table.columns and len(from_csv) == len(table)
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
         "diversity.csv",
         "diversity.parquet",
@@ -253,6 +277,8 @@ def test_write_summary_roundtrip(tmp_path: Path):
 
 
 def test_trajectory_figure_writes_pdf_and_png(tmp_path: Path):
+    from divtrace.figures import plot_lineage_trajectories
+
     lineage = make_lineage()
     table = summarize_diversity(make_diversity(), lineage)
     out = tmp_path / "figures"
@@ -271,6 +297,8 @@ def test_trajectory_figure_writes_pdf_and_png(tmp_path: Path):
 
 
 def test_trajectory_figure_rejects_empty_selection(tmp_path: Path):
+    from divtrace.figures import plot_lineage_trajectories
+
     lineage = make_lineage()
     table = summarize_diversity(make_diversity(), lineage)
     with pytest.raises(ValueError, match="scope='nope'"):
@@ -279,15 +307,15 @@ def test_trajectory_figure_rejects_empty_selection(tmp_path: Path):
         )
     with pytest.raises(ValueError, match="value"):
         plot_lineage_trajectories(
-            table.drop(columns="value"), lineage, tmp_path / "a.pdf", tmp_path / "a.png"
+            table.drop("value"), lineage, tmp_path / "a.pdf", tmp_path / "a.png"
         )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_per_input_rows_have_bootstrap_intervals():
     table = summarize_diversity(make_diversity(), make_lineage(), n_boot=300, seed=0)
-    per_input = table[table["scope"] == "per_input"]
-    assert per_input[["ci_low", "ci_high"]].notna().all().all()
+    per_input = table.filter(scope="per_input")
+    assert per_input.select("ci_low", "ci_high").null_count().row(0) == (0, 0)
     assert (per_input["ci_low"] <= per_input["value"] + 1e-12).all()
     assert (per_input["value"] <= per_input["ci_high"] + 1e-12).all()
     # Three prompts at mean - 0.1, mean, mean + 0.1: no resample leaves that range.
@@ -295,32 +323,39 @@ def test_per_input_rows_have_bootstrap_intervals():
     assert r["value"] - 0.1 - 1e-12 <= r["ci_low"] < r["value"] < r["ci_high"]
     assert r["ci_high"] <= r["value"] + 0.1 + 1e-12
     # across_input rows have one value per set: no interval.
-    assert table.loc[table["scope"] == "across_input", ["ci_low", "ci_high"]].isna().all().all()
+    across = table.filter(scope="across_input")
+    assert len(across) and across.select(pl.col("ci_low", "ci_high").is_null().all()).row(0) == (
+        True,
+        True,
+    )
 
 
 def test_intervals_are_seeded_and_can_be_switched_off():
     diversity = make_diversity()
     first = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=5)
     again = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=5)
-    pd.testing.assert_frame_equal(first, again)
+    assert_frame_equal(first, again)
     other = summarize_diversity(diversity, make_lineage(), n_boot=200, seed=6)
-    per_input = first["scope"] == "per_input"
-    assert not np.allclose(first.loc[per_input, "ci_low"], other.loc[per_input, "ci_low"])
+    per_input = pl.col("scope") == "per_input"
+    assert not np.allclose(
+        first.filter(per_input)["ci_low"].to_numpy(), other.filter(per_input)["ci_low"].to_numpy()
+    )
     off = summarize_diversity(diversity, make_lineage(), n_boot=0)
-    assert off[["ci_low", "ci_high"]].isna().all().all()
-    pd.testing.assert_series_equal(off["value"], first["value"])
+    assert off.select(pl.col("ci_low", "ci_high").is_null().all()).row(0) == (True, True)
+    assert_series_equal(off["value"], first["value"])
 
 
 def test_constant_prompts_give_zero_width_interval():
-    diversity = make_diversity()
-    diversity["value"] = 0.3
+    diversity = make_diversity().with_columns(value=pl.lit(0.3))
     table = summarize_diversity(diversity, make_lineage(), n_boot=100)
-    per_input = table[table["scope"] == "per_input"]
+    per_input = table.filter(scope="per_input")
     assert (per_input["ci_low"] == 0.3).all() and (per_input["ci_high"] == 0.3).all()
 
 
 def test_trajectory_figure_without_interval_columns(tmp_path: Path):
+    from divtrace.figures import plot_lineage_trajectories
+
     lineage = make_lineage()
-    table = summarize_diversity(make_diversity(), lineage).drop(columns=["ci_low", "ci_high"])
+    table = summarize_diversity(make_diversity(), lineage).drop("ci_low", "ci_high")
     plot_lineage_trajectories(table, lineage, tmp_path / "t.pdf", tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")

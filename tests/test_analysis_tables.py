@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import math
+import ast
+import graphlib
+import subprocess
+import sys
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+import divtrace.analysis
 from divtrace import io
 from divtrace.analysis import (
-    ALL_TASKS,
-    TABLE_NAMES,
     build_tables,
     cot_table,
     decomposition_table,
@@ -27,8 +32,9 @@ from divtrace.analysis import decomposition as decomposition_module
 from divtrace.analysis import retention as retention_module
 from divtrace.analysis import stages as stages_module
 from divtrace.lineage import Lineage
-from divtrace.quality.metrics import quality_summary
-from tests.test_analysis import expected_mean, make_diversity, make_lineage
+from divtrace.names import ALL_TASKS, TABLE_NAMES
+from divtrace.quality.metrics import majority_vote, pass_at_k, per_prompt, quality_summary
+from tests.test_analysis import expected_mean, has_nan, make_diversity, make_lineage, set_cell
 
 N_BOOT = 200
 
@@ -67,20 +73,21 @@ def per_prompt_rows(
     ]
 
 
-def pick(table: pd.DataFrame, **where: object) -> pd.Series:
-    mask = np.ones(len(table), dtype=bool)
-    for column, value in where.items():
-        mask &= (table[column] == value).to_numpy()
-    hit = table[mask]
+def frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    return pl.from_dicts(rows, infer_schema_length=None)
+
+
+def pick(table: pl.DataFrame, **where: object) -> dict[str, Any]:
+    hit = table.filter(**where)
     assert len(hit) == 1, hit
-    return hit.iloc[0]
+    return hit.row(0, named=True)
 
 
 # ----------------------------------------------------------------------------- retention
 def test_retention_ratios_match_summary_and_intervals_cover_them():
     lineage = make_lineage()
     table = retention_table(make_diversity(), lineage, n_boot=N_BOOT)
-    assert list(table.columns) == retention_module.COLUMNS
+    assert table.columns == retention_module.COLUMNS
     dpo = pick(
         table,
         model="think-dpo",
@@ -110,24 +117,26 @@ def test_retention_ratios_match_summary_and_intervals_cover_them():
         table, model="instruct-sft", task="gsm8k", scope="across_input", subset="all", metric="ead"
     )
     assert across["ratio_to_base"] == pytest.approx(0.75 / 0.85)
-    assert math.isnan(across["ratio_to_base_ci_low"])
+    assert across["ratio_to_base_ci_low"] is None
+    assert not has_nan(table)
+    assert table.schema["n_prompts_base"] == pl.Int64 and table.schema["depth"] == pl.Int64
 
 
 def test_root_has_ratio_exactly_one_and_no_parent():
     table = retention_table(make_diversity(), make_lineage(), n_boot=N_BOOT)
-    base = table[(table["model"] == "base") & (table["scope"] == "per_input")]
-    assert (base["ratio_to_base"] == 1.0).all()
+    base = table.filter(model="base", scope="per_input")
+    assert len(base) and (base["ratio_to_base"] == 1.0).all()
     assert (base["ratio_to_base_ci_low"] == 1.0).all() and (
         base["ratio_to_base_ci_high"] == 1.0
     ).all()
-    assert base["ratio_to_parent"].isna().all() and (base["n_prompts_parent"] == 0).all()
+    assert base["ratio_to_parent"].is_null().all() and (base["n_prompts_parent"] == 0).all()
 
 
 def test_proportional_model_gives_exact_ratio_with_zero_width_interval():
     rng = np.random.default_rng(0)
     base = rng.uniform(0.2, 0.9, size=20)
     rows = per_prompt_rows("base", list(base)) + per_prompt_rows("sft", list(0.5 * base))
-    table = retention_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    table = retention_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
     sft = pick(table, model="sft", task="gsm8k")
     assert sft["ratio_to_base"] == pytest.approx(0.5, rel=1e-12)
     assert sft["ratio_to_base_ci_low"] == pytest.approx(0.5, rel=1e-12)
@@ -137,7 +146,7 @@ def test_proportional_model_gives_exact_ratio_with_zero_width_interval():
 def test_retention_pairs_on_common_prompts():
     rows = per_prompt_rows("base", [1.0, 2.0, 3.0], prompts=[0, 1, 2], subset="correct")
     rows += per_prompt_rows("sft", [10.0, 1.0, 1.5], prompts=[3, 1, 2], subset="correct")
-    table = retention_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    table = retention_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
     sft = pick(table, model="sft", subset="correct")
     assert sft["n_prompts_base"] == 2
     assert sft["ratio_to_base"] == pytest.approx((1.0 + 1.5) / (2.0 + 3.0))
@@ -156,37 +165,40 @@ def test_retention_all_tasks_row_is_mean_of_task_ratios():
         subset="all",
         metric="sbert",
     )
-    tasks = table[
-        (table["model"] == "think-dpo")
-        & (table["task"] != ALL_TASKS)
-        & (table["cot"] == "on")
-        & (table["scope"] == "per_input")
-        & (table["subset"] == "all")
-        & (table["metric"] == "sbert")
-    ]
+    tasks = table.filter(
+        pl.col("task") != ALL_TASKS,
+        model="think-dpo",
+        cot="on",
+        scope="per_input",
+        subset="all",
+        metric="sbert",
+    )
     assert len(tasks) == 2
     assert allrow["ratio_to_base"] == pytest.approx(tasks["ratio_to_base"].mean())
     assert allrow["n_prompts_base"] == 6
     assert (
         allrow["ratio_to_base_ci_low"] <= allrow["ratio_to_base"] <= allrow["ratio_to_base_ci_high"]
     )
-    assert (table.groupby("model")["task"].last() == ALL_TASKS).all()
+    last = table.group_by("model", maintain_order=True).agg(pl.col("task").last())
+    assert len(last) == 4 and (last["task"] == ALL_TASKS).all()
     # No all-tasks row without all tasks.
-    lean = make_diversity()
-    lean = lean[~((lean["model"] == "think-dpo") & (lean["task"] == "alpaca"))]
+    lean = make_diversity().filter(
+        ~((pl.col("model") == "think-dpo") & (pl.col("task") == "alpaca"))
+    )
     lean_table = retention_table(lean, make_lineage(), n_boot=N_BOOT)
-    assert not ((lean_table["model"] == "think-dpo") & (lean_table["task"] == ALL_TASKS)).any()
+    assert lean_table.filter(model="think-dpo", task=ALL_TASKS).is_empty()
+    assert not lean_table.filter(model="think-sft", task=ALL_TASKS).is_empty()
 
 
 def test_retention_is_deterministic_and_order_free():
     lineage = make_lineage()
     first = retention_table(make_diversity(), lineage, n_boot=N_BOOT, seed=3)
-    shuffled = make_diversity().sample(frac=1.0, random_state=1)
-    pd.testing.assert_frame_equal(first, retention_table(shuffled, lineage, n_boot=N_BOOT, seed=3))
+    shuffled = make_diversity().sample(fraction=1.0, shuffle=True, seed=1)
+    assert_frame_equal(first, retention_table(shuffled, lineage, n_boot=N_BOOT, seed=3))
     other = retention_table(make_diversity(), lineage, n_boot=N_BOOT, seed=4)
     assert not np.allclose(
-        first["ratio_to_base_ci_low"].fillna(0).to_numpy(),
-        other["ratio_to_base_ci_low"].fillna(0).to_numpy(),
+        first["ratio_to_base_ci_low"].fill_null(0).to_numpy(),
+        other["ratio_to_base_ci_low"].fill_null(0).to_numpy(),
     )
 
 
@@ -200,10 +212,10 @@ def chain_rows(levels: dict[str, float], n: int = 6, cot: str = "on") -> list[di
 
 def test_stage_shares_known_answer():
     rows = chain_rows({"base": 1.0, "sft": 0.6, "dpo": 0.5, "rl": 0.2})
-    table = stage_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
-    assert list(table.columns) == stages_module.COLUMNS
-    per_task = table[table["task"] == "gsm8k"]
-    assert list(per_task["model"]) == ["sft", "dpo", "rl"]
+    table = stage_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    assert table.columns == stages_module.COLUMNS
+    per_task = table.filter(task="gsm8k")
+    assert per_task["model"].to_list() == ["sft", "dpo", "rl"]
     np.testing.assert_allclose(per_task["loss"], [0.4, 0.1, 0.3])
     np.testing.assert_allclose(per_task["share"], [0.5, 0.125, 0.375])
     np.testing.assert_allclose(per_task["share_ci_low"], per_task["share"])
@@ -215,49 +227,44 @@ def test_stage_shares_known_answer():
 
 def test_negative_losses_and_flat_totals():
     rows = chain_rows({"base": 1.0, "sft": 1.1, "dpo": 0.5})
-    table = stage_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    table = stage_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
     np.testing.assert_allclose(table["share"], [-0.2, 1.2])
     assert (table["final"] == "dpo").all()  # rl has no data: the path stops at dpo
     flat = stage_table(
-        pd.DataFrame(chain_rows({"base": 1.0, "sft": 0.8, "dpo": 1.0})),
+        frame(chain_rows({"base": 1.0, "sft": 0.8, "dpo": 1.0})),
         Lineage.from_models(CHAIN),
         n_boot=N_BOOT,
     )
-    assert flat["share"].isna().all()
+    assert len(flat) == 2 and flat["share"].is_null().all()
     np.testing.assert_allclose(flat["loss"], [0.2, -0.2])
 
 
 def test_missing_intermediate_stage_gives_nan_for_its_losses():
     rows = chain_rows({"base": 1.0, "sft": 0.6, "rl": 0.2})
-    table = stage_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
-    assert list(table["model"]) == ["sft", "dpo", "rl"]
-    assert table["share"].iloc[0] == pytest.approx(0.5)
-    assert table[["loss", "share"]].iloc[1:].isna().all().all()
+    table = stage_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    assert table["model"].to_list() == ["sft", "dpo", "rl"]
+    assert table["share"][0] == pytest.approx(0.5)
+    assert table.select("loss", "share").slice(1).null_count().row(0) == (2, 2)
+    assert not has_nan(table)
     np.testing.assert_allclose(table["total_loss"], 0.8)
 
 
 def test_stage_cot_off_series_uses_normal_run_where_no_off_run():
     rows = chain_rows({"base": 1.0, "sft": 0.6, "dpo": 0.5, "rl": 0.2})
     rows += chain_rows({"sft": 0.9, "dpo": 0.8, "rl": 0.7}, cot="off")
-    table = stage_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
-    off = table[table["cot"] == "off"]
+    table = stage_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    off = table.filter(cot="off")
     np.testing.assert_allclose(off["value_parent"], [1.0, 0.9, 0.8])
     np.testing.assert_allclose(off["share"], [1 / 3, 1 / 3, 1 / 3])
 
 
 def test_stage_all_tasks_and_intervals():
     table = stage_table(make_diversity(), make_lineage(), n_boot=N_BOOT)
-    think = table[
-        (table["lineage"] == "think")
-        & (table["cot"] == "on")
-        & (table["scope"] == "per_input")
-        & (table["subset"] == "all")
-        & (table["metric"] == "ead")
-    ]
+    think = table.filter(lineage="think", cot="on", scope="per_input", subset="all", metric="ead")
     assert set(think["task"]) == {"gsm8k", "alpaca", ALL_TASKS}
-    gsm = think[think["task"] == "gsm8k"]
+    gsm = think.filter(task="gsm8k")
     np.testing.assert_allclose(gsm["share"], [0.2 / 0.5, 0.3 / 0.5])
-    allrows = think[think["task"] == ALL_TASKS]
+    allrows = think.filter(task=ALL_TASKS)
     # Same proportions on both tasks (one is the other scaled), so the mean has them too.
     np.testing.assert_allclose(allrows["share"], [0.4, 0.6])
     assert (
@@ -287,13 +294,14 @@ def quality_rows(model: str, cot: str, correct: list[list[bool]], task: str = "g
 
 def test_cot_differences_with_significance():
     lineage = make_lineage()
-    quality = pd.DataFrame(
+    quality = frame(
         quality_rows("think-sft", "on", [[True, True], [True, False], [True, True]])
         + quality_rows("think-sft", "off", [[False, False], [False, True], [False, False]])
         + quality_rows("base", "on", [[True, True]] * 3)
     )
     table = cot_table(make_diversity(), lineage, quality, n_boot=N_BOOT)
-    assert list(table.columns) == cot_module.COLUMNS
+    assert table.columns == cot_module.COLUMNS
+    assert table.schema["significant"] == pl.Boolean and table.schema["n_prompts"] == pl.Int64
     assert set(table["model"]) == {"think-sft", "think-dpo"}
     row = pick(
         table,
@@ -308,7 +316,7 @@ def test_cot_differences_with_significance():
         expected_mean("think-sft", "on") - expected_mean("think-sft", "off")
     )
     # Every prompt differs by the same amount: a zero-width interval away from 0.
-    assert row["ci_low"] == pytest.approx(row["difference"]) and bool(row["significant"])
+    assert row["ci_low"] == pytest.approx(row["difference"]) and row["significant"] is True
     dpo = pick(
         table,
         model="think-dpo",
@@ -318,7 +326,7 @@ def test_cot_differences_with_significance():
         subset="all",
         metric="ead",
     )
-    assert dpo["difference"] == pytest.approx(-0.1) and bool(dpo["significant"])
+    assert dpo["difference"] == pytest.approx(-0.1) and dpo["significant"] is True
     acc = pick(table, model="think-sft", kind="quality", metric="accuracy_at_1")
     assert (acc["value_on"], acc["value_off"], acc["difference"]) == (1.0, 0.0, 1.0)
     pass1 = pick(table, model="think-sft", kind="quality", metric="pass_at_1")
@@ -332,7 +340,8 @@ def test_cot_differences_with_significance():
         subset="all",
         metric="ead",
     )
-    assert pd.isna(across["significant"]) and math.isnan(across["ci_low"])
+    assert across["significant"] is None and across["ci_low"] is None
+    assert not has_nan(table)
 
 
 def test_cot_identical_runs_are_not_significant():
@@ -340,14 +349,14 @@ def test_cot_identical_runs_are_not_significant():
     values = list(rng.uniform(0.2, 0.8, size=10))
     rows = per_prompt_rows("base", values) + per_prompt_rows("sft", values)
     rows += per_prompt_rows("sft", values, cot="off")
-    table = cot_table(pd.DataFrame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
-    row = table.iloc[0]
+    table = cot_table(frame(rows), Lineage.from_models(CHAIN), n_boot=N_BOOT)
+    row = table.row(0, named=True)
     assert (row["difference"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
-    assert not bool(row["significant"])
+    assert row["significant"] is False
 
 
 # ----------------------------------------------------------------------------- decomposition
-def decomposition_input() -> pd.DataFrame:
+def decomposition_input() -> pl.DataFrame:
     rows = per_prompt_rows("base", [0.8] * 6)
     rows += per_prompt_rows("base", [0.7] * 4, subset="correct", prompts=[0, 1, 2, 3])
     rows += per_prompt_rows("sft", [0.5] * 6)
@@ -358,14 +367,14 @@ def decomposition_input() -> pd.DataFrame:
     rows += per_prompt_rows("base", [0.8] * 4, task="math")
     rows += per_prompt_rows("sft", [0.5] * 4, task="math")
     rows += per_prompt_rows("sft", [0.45] * 4, task="math", subset="correct")
-    return pd.DataFrame(rows)
+    return frame(rows)
 
 
 def test_decomposition_known_answer_and_coverage():
     table = decomposition_table(
         decomposition_input(), Lineage.from_models(CHAIN), n_boot=N_BOOT, metrics=("sbert",)
     )
-    assert list(table.columns) == decomposition_module.COLUMNS
+    assert table.columns == decomposition_module.COLUMNS
     sft = pick(table, model="sft", task="gsm8k", reference="base")
     assert (sft["n_prompts"], sft["n_prompts_paired"]) == (2, 6)
     assert sft["coverage"] == pytest.approx(2 / 6)
@@ -384,28 +393,30 @@ def test_decomposition_known_answer_and_coverage():
     assert dpo_base["n_prompts"] == 4 and dpo_base["residual"] == pytest.approx(0.3)
     math_row = pick(table, model="sft", task="math", reference="base")
     assert math_row["n_prompts"] == 0 and math_row["coverage"] == 0.0
-    assert math.isnan(math_row["total"]) and math.isnan(math_row["quality"])
+    assert math_row["total"] is None and math_row["quality"] is None
     assert not (table["model"] == "base").any()
+    assert not has_nan(table)
 
 
 def test_decomposition_skips_tasks_without_correct_subsets():
     table = decomposition_table(
-        make_diversity()[lambda d: d["subset"] == "all"], make_lineage(), n_boot=N_BOOT
+        make_diversity().filter(subset="all"), make_lineage(), n_boot=N_BOOT
     )
-    assert table.empty and list(table.columns) == decomposition_module.COLUMNS
+    assert table.is_empty() and table.columns == decomposition_module.COLUMNS
+    assert table.schema["n_prompts"] == pl.Int64 and table.schema["total"] == pl.Float64
 
 
 # ----------------------------------------------------------------------------- quality
 def test_quality_table_matches_quality_summary_and_adds_intervals():
     rng = np.random.default_rng(0)
-    quality = pd.DataFrame(
+    quality = frame(
         quality_rows("base", "on", (rng.random((10, 4)) < 0.3).tolist())
         + quality_rows("think-sft", "on", (rng.random((10, 4)) < 0.7).tolist())
         + quality_rows("think-sft", "off", (rng.random((10, 4)) < 0.5).tolist())
     )
     table = quality_table(quality, make_lineage(), n_boot=N_BOOT)
     summary = quality_summary(quality)
-    merged = summary.merge(table, on=["model", "task", "cot"], suffixes=("", "_t"))
+    merged = summary.join(table, on=["model", "task", "cot"], suffix="_t")
     assert len(merged) == len(summary) == len(table)
     for column in [
         "n_prompts",
@@ -417,27 +428,28 @@ def test_quality_table_matches_quality_summary_and_adds_intervals():
         "extraction_rate",
     ]:
         np.testing.assert_allclose(
-            merged[column].astype(float), merged[f"{column}_t"].astype(float)
+            merged[column].cast(pl.Float64).to_numpy(), merged[f"{column}_t"].to_numpy()
         )
     assert {"pass_at_2", "pass_at_4_ci_low", "accuracy_at_1_ci_high", "lineage"} <= set(
         table.columns
     )
-    assert table["pass_at_16"].isna().all()
+    assert table["pass_at_16"].is_null().all()
+    assert not has_nan(table)
     ok = table["accuracy_at_1_ci_low"] <= table["accuracy_at_1"] + 1e-12
     assert ok.all() and (table["accuracy_at_1"] <= table["accuracy_at_1_ci_high"] + 1e-12).all()
-    assert list(table["model"]) == ["base", "think-sft", "think-sft"]
+    assert table["model"].to_list() == ["base", "think-sft", "think-sft"]
     with pytest.raises(ValueError, match="mystery"):
-        quality_table(quality.assign(model="mystery"), make_lineage())
+        quality_table(quality.with_columns(model=pl.lit("mystery")), make_lineage())
 
 
 # ----------------------------------------------------------------------------- entry points
 def test_build_write_and_read_tables(tmp_path: Path):
-    quality = pd.DataFrame(
+    quality = frame(
         quality_rows("think-sft", "on", [[True, False]] * 3)
         + quality_rows("think-sft", "off", [[False, False]] * 3)
     )
-    generations = quality[["model", "task", "cot", "prompt_id", "sample"]].assign(
-        finish_reason="stop", think_closed=True
+    generations = quality.select("model", "task", "cot", "prompt_id", "sample").with_columns(
+        finish_reason=pl.lit("stop"), think_closed=pl.lit(True)
     )
     tables = build_tables(
         make_diversity(), quality, make_lineage(), generations=generations, n_boot=50, seed=1
@@ -450,24 +462,217 @@ def test_build_write_and_read_tables(tmp_path: Path):
     assert io.read_metadata(tmp_path / "tables" / "cot.parquet") == {"table": "cot", "n_boot": 50}
     back = read_tables(tmp_path / "tables")
     for name, table in tables.items():
-        assert list(back[name].columns) == list(table.columns)
+        assert isinstance(table, pl.DataFrame)
+        assert back[name].columns == table.columns
         assert len(back[name]) == len(table)
-        assert list(pd.read_csv(tmp_path / "tables" / f"{name}.csv").columns) == list(table.columns)
+        assert_frame_equal(back[name], table)  # what is written is what was built
+        assert pl.read_csv(tmp_path / "tables" / f"{name}.csv").columns == table.columns
     without = build_tables(make_diversity(), None, make_lineage(), n_boot=0)
     assert "quality" not in without and "truncation" not in without
-    assert without["retention"]["ratio_to_base_ci_low"].isna().all()
+    assert without["retention"]["ratio_to_base_ci_low"].is_null().all()
 
 
 def test_build_tables_on_empty_input():
-    empty = make_diversity().iloc[:0]
+    empty = make_diversity().clear()
     tables = build_tables(empty, None, make_lineage(), n_boot=10)
     assert set(tables) == {"diversity", "retention", "stages", "cot", "decomposition"}
-    assert all(table.empty for table in tables.values())
+    assert all(table.is_empty() for table in tables.values())
+    full = build_tables(make_diversity(), None, make_lineage(), n_boot=10)
+    for name, table in tables.items():  # the same columns and types as with data
+        assert table.schema == full[name].schema, name
 
 
 def test_bad_input_is_named():
-    diversity = make_diversity()
-    diversity.loc[0, "model"] = "mystery-7b"
+    diversity = set_cell(make_diversity(), 0, "model", "mystery-7b")
     for build in (retention_table, stage_table, cot_table, decomposition_table):
         with pytest.raises(ValueError, match="mystery-7b"):
             build(diversity, make_lineage())
+
+
+def test_per_prompt_majority_and_pass_at_k_match_the_reference_rules():
+    # Shuffled samples, ties, whitespace variants, missing answers and an all-missing prompt.
+    rng = np.random.default_rng(5)
+    answers = ["1", " 1", "2\n", "2", "3", "", None]
+    rows = []
+    for i in range(60):
+        samples = rng.permutation(6)
+        for j in samples:
+            answer = None if i == 0 else answers[int(rng.integers(len(answers)))]
+            rows.append(
+                dict(
+                    model="m",
+                    task="gsm8k",
+                    cot="on",
+                    prompt_id=f"p{i:02d}",
+                    sample=int(j),
+                    correct=bool(rng.random() < 0.5),
+                    score=float(rng.random()),
+                    extracted=answer,
+                    detail="unclosed reasoning trace" if rng.random() < 0.2 else None,
+                )
+            )
+    quality = frame(rows)
+    prompts = per_prompt(quality)
+    assert prompts["prompt_id"].to_list() == sorted({r["prompt_id"] for r in rows})
+    for prompt in prompts.iter_rows(named=True):
+        own = sorted(
+            (r for r in rows if r["prompt_id"] == prompt["prompt_id"]), key=lambda r: r["sample"]
+        )
+        _, ok = majority_vote(
+            [r["sample"] for r in own], [r["extracted"] for r in own], [r["correct"] for r in own]
+        )
+        n, c = len(own), sum(r["correct"] for r in own)
+        assert (prompt["n"], prompt["c"]) == (n, c)
+        assert prompt["majority_at_k"] == float(ok)
+        assert prompt["accuracy_at_1"] == float(own[0]["correct"])
+        assert prompt["pass_at_4"] == pass_at_k(n, c, 4) and prompt["pass_at_16"] is None
+        assert prompt["extraction_rate"] == pytest.approx(
+            sum(r["extracted"] is not None for r in own) / n
+        )
+        assert prompt["mean_score"] == pytest.approx(np.mean([r["score"] for r in own]))
+    assert prompts.row(0, named=True)["majority_at_k"] == 0.0  # nothing extracted: a miss
+    # Several answers tie, so the tie rule (earliest first occurrence) is exercised.
+    assert prompts["majority_at_k"].n_unique() == 2
+
+
+# ----------------------------------------------------------------------------- frozen values
+def frozen_inputs() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Diversity (the summary fixture with noise and missing prompts), quality and generations."""
+    noise = np.random.default_rng(11).normal(0.0, 0.05, size=len(make_diversity()))
+    rows = [
+        {**r, "value": r["value"] + float(e)}
+        for i, (r, e) in enumerate(
+            zip(make_diversity(n_dropped=True).to_dicts(), noise, strict=True)
+        )
+        if not (r["scope"] == "per_input" and r["subset"] == "correct" and i % 7 == 3)
+    ]
+    rng = np.random.default_rng(0)
+    quality: list[dict[str, object]] = []
+    for model, cot, p in [
+        ("base", "on", 0.3),
+        ("think-sft", "on", 0.7),
+        ("think-sft", "off", 0.5),
+        ("think-dpo", "on", 0.6),
+        ("think-dpo", "off", 0.4),
+    ]:
+        quality += quality_rows(model, cot, (rng.random((10, 6)) < p).tolist())
+    reasons = ["stop", "length", "stop", "prompt_too_long"]
+    generations = [
+        {k: r[k] for k in ("model", "task", "cot", "prompt_id", "sample")}
+        | {
+            "finish_reason": reasons[i % 4] if r["prompt_id"] != "gsm8k/3" else "prompt_too_long",
+            "think_closed": None if r["model"] == "base" else i % 5 != 0,
+        }
+        for i, r in enumerate(quality)
+    ]
+    return frame(rows), frame(quality), frame(generations)
+
+
+def fingerprint(table: pl.DataFrame) -> dict[str, object]:
+    """A table in four numbers: its shape, a CRC of its column names and non-float columns (in
+    row order), and a weighted sum of its float columns (value × row number × column number) with
+    the weighted count of missing floats."""
+    weights = np.arange(1, len(table) + 1, dtype=float)
+    total, missing, text = 0.0, 0, [",".join(table.columns)]
+    for j, series in enumerate(table.iter_columns(), start=1):
+        if series.dtype.is_float():
+            values = series.cast(pl.Float64).fill_nan(None).to_numpy()
+            absent = np.isnan(values)
+            total += j * float(np.dot(weights[~absent], values[~absent]))
+            missing += j * int(weights[absent].sum())
+        else:
+            text.append("\x1f".join("" if v is None else str(v) for v in series.to_list()))
+    crc = zlib.crc32("\x1e".join(text).encode("utf-8"))
+    return {"shape": table.shape, "crc": crc, "floats": total, "missing": missing}
+
+
+#: :func:`fingerprint` of each table as the pandas implementation (commit c3d2eea) built it from
+#: :func:`frozen_inputs` (``n_boot=50, seed=1``).
+FROZEN: dict[str, dict[str, object]] = {
+    "diversity": {
+        "shape": (96, 20),
+        "crc": 3396053711,
+        "floats": 241807.32746717002,
+        "missing": 65904,
+    },
+    "retention": {
+        "shape": (144, 21),
+        "crc": 3982990870,
+        "floats": 638967.6853821768,
+        "missing": 380166,
+    },
+    "stages": {
+        "shape": (120, 19),
+        "crc": 3874551806,
+        "floats": 232042.53509673945,
+        "missing": 131250,
+    },
+    "cot": {"shape": (36, 17), "crc": 2814673504, "floats": 5858.702033344666, "missing": 9048},
+    "decomposition": {
+        "shape": (20, 28),
+        "crc": 803862588,
+        "floats": 7705.502700304338,
+        "missing": 0,
+    },
+    "quality": {"shape": (5, 34), "crc": 1506836225, "floats": 4215.924999999999, "missing": 1350},
+    "truncation": {"shape": (5, 14), "crc": 864550331, "floats": 110.1219512195122, "missing": 0},
+    "per_prompt": {
+        "shape": (50, 14),
+        "crc": 2503526198,
+        "floats": 49557.333333333336,
+        "missing": 14025,
+    },
+    "quality_summary": {
+        "shape": (5, 14),
+        "crc": 3890287042,
+        "floats": 579.9666666666667,
+        "missing": 165,
+    },
+}
+
+
+def test_tables_match_the_values_of_the_pandas_implementation():
+    diversity, quality, generations = frozen_inputs()
+    tables = build_tables(
+        diversity, quality, make_lineage(), generations=generations, n_boot=50, seed=1
+    )
+    tables["per_prompt"] = per_prompt(quality)
+    tables["quality_summary"] = quality_summary(quality)
+    assert set(tables) == set(FROZEN)
+    for name, table in tables.items():
+        got, expected = fingerprint(table), FROZEN[name]
+        assert (got["shape"], got["crc"], got["missing"]) == (
+            expected["shape"],
+            expected["crc"],
+            expected["missing"],
+        ), name
+        assert got["floats"] == pytest.approx(expected["floats"], rel=1e-11), name
+
+
+def test_analysis_imports_form_no_cycle_and_no_pandas():
+    # Static: which divtrace.analysis modules each module imports (at any level); graphlib
+    # raises CycleError on a cycle. The package's __init__ only re-exports, so it is left out.
+    package = Path(divtrace.analysis.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text())
+        graph[path.stem] = {
+            node.module.split(".")[2]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("divtrace.analysis.")
+        }
+    assert {"aggregate", "common", "quality", "cot", "tables"} <= set(graph)
+    assert "quality" in graph["cot"] and "cot" not in graph["quality"]
+    assert not graph["common"] and not graph["bootstrap"]
+    list(graphlib.TopologicalSorter(graph).static_order())
+    # Dynamic: importing the analysis (and the quality metrics) does not import pandas.
+    script = (
+        "import sys, divtrace.analysis, divtrace.quality.metrics; print('pandas' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-import pandas as pd
+import polars as pl
 import pytest
 
 from divtrace.analysis.truncation import COLUMNS, truncation_table
@@ -34,8 +32,8 @@ def rows(model: str, cot: str, prompt: str, samples: list[tuple[str, bool | None
     ]
 
 
-def generations() -> pd.DataFrame:
-    return pd.DataFrame(
+def generations() -> pl.DataFrame:
+    return pl.DataFrame(
         # think, CoT on: p0 two closed (one cut at the budget), p1 one closed and one unclosed
         # (left with 1 usable output), p2 too long for the context.
         rows("think", "on", "p0", [("stop", True), ("length", True)])
@@ -49,16 +47,17 @@ def generations() -> pd.DataFrame:
 
 def test_counts_and_shares_by_hand():
     table = truncation_table(generations(), LINEAGE)
-    assert list(table.columns) == list(COLUMNS)
-    assert list(table["model"]) == ["base", "think"]
-    think = table.set_index("model").loc["think"]
+    assert table.columns == list(COLUMNS)
+    assert table["model"].to_list() == ["base", "think"]
+    assert table.schema["n_prompts"] == pl.Int64 and table.schema["length_share"] == pl.Float64
+    think = table.row(1, named=True)
     assert (think["n_prompts"], think["n_samples"], think["n_prompt_too_long"]) == (3, 6, 1)
     assert think["length_share"] == pytest.approx(2 / 4)  # of the 4 generated samples
     assert think["unclosed_share"] == pytest.approx(1 / 4)
     # p1 has one usable output, p2 none.
     assert think["n_short_prompts"] == 2 and think["short_prompt_share"] == pytest.approx(2 / 3)
     assert (think["lineage"], think["stage"], think["parent"]) == ("think", "sft", "base")
-    base = table.set_index("model").loc["base"]
+    base = table.row(0, named=True)
     assert (base["length_share"], base["unclosed_share"], base["n_short_prompts"]) == (
         0.25,
         0.0,
@@ -67,17 +66,23 @@ def test_counts_and_shares_by_hand():
 
 
 def test_a_run_with_nothing_generated_has_no_shares():
-    only = pd.DataFrame(
+    only = pl.DataFrame(
         rows("think", "off", "p0", [("prompt_too_long", None), ("prompt_too_long", None)])
     )
-    row = truncation_table(only, LINEAGE).iloc[0]
-    assert math.isnan(row["length_share"]) and math.isnan(row["unclosed_share"])
+    row = truncation_table(only, LINEAGE).row(0, named=True)
+    assert row["length_share"] is None and row["unclosed_share"] is None
     assert row["n_short_prompts"] == 1 and row["n_prompt_too_long"] == 1
 
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['finish_reason'\]"):
-        truncation_table(generations().drop(columns=["finish_reason"]), LINEAGE)
-    other = generations().assign(model="ghost")
+        truncation_table(generations().drop("finish_reason"), LINEAGE)
+    other = generations().with_columns(model=pl.lit("ghost"))
     with pytest.raises(ValueError, match=r"model\(s\) \['ghost'\] not in the lineage"):
         truncation_table(other, LINEAGE)
+
+
+def test_empty_generations_give_an_empty_typed_table():
+    table = truncation_table(generations().clear(), LINEAGE)
+    assert table.is_empty() and table.columns == list(COLUMNS)
+    assert table.schema["n_samples"] == pl.Int64 and table.schema["unclosed_share"] == pl.Float64

@@ -14,7 +14,7 @@ accurate), where ``value_on`` and ``value_off`` are means over the ``n_prompts``
 interval is a paired percentile bootstrap of the mean per-prompt difference over those prompts
 (:func:`divtrace.analysis.bootstrap.paired_bootstrap`); ``significant`` is true when the interval
 excludes 0, false when it contains 0, and null where there is no interval (``across_input`` rows,
-which have one value per run, and ``n_boot = 0``).
+which have one value per run, and ``n_boot = 0``). Missing values are null.
 
 Columns: ``model, lineage, stage, parent, depth, task, kind, scope, subset, metric, value_on,
 value_off, difference, ci_low, ci_high, n_prompts, significant``.
@@ -23,14 +23,20 @@ value_off, difference, ci_low, ci_high, n_prompts, significant``.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, paired_bootstrap
-from divtrace.analysis.common import LINEAGE_COLUMNS, DiversityData, finish, lineage_columns
+from divtrace.analysis.common import (
+    DiversityData,
+    diversity_data,
+    finish,
+    lineage_columns,
+    missing_as_null,
+)
+from divtrace.analysis.quality import QUALITY_METRICS, quality_per_prompt
 from divtrace.lineage import Lineage
+from divtrace.names import LINEAGE_COLUMNS, SUBSETS
 
-QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
 COLUMNS = [
     *LINEAGE_COLUMNS,
     "task",
@@ -46,37 +52,21 @@ COLUMNS = [
     "n_prompts",
     "significant",
 ]
+SCHEMA = {
+    name: pl.Int64
+    if name in ("depth", "n_prompts")
+    else pl.Float64
+    if name in ("value_on", "value_off", "difference", "ci_low", "ci_high")
+    else pl.Boolean
+    if name == "significant"
+    else pl.String
+    for name in COLUMNS
+}
 
 
-def quality_per_prompt(quality: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
-    """Per-prompt quality metrics: ``quality`` itself if it already is a per-prompt table
-    (:func:`divtrace.quality.metrics.per_prompt`), otherwise computed from the quality contract."""
-    from divtrace.quality.metrics import per_prompt
-
-    prompts = quality if "sample" not in quality.columns else per_prompt(quality)
-    missing = [
-        c for c in ("model", "task", "cot", "prompt_id", *QUALITY_METRICS) if c not in prompts
-    ]
-    if missing:
-        raise ValueError(f"quality table lacks column(s) {missing}")
-    unknown = sorted(set(prompts["model"].astype(str)) - set(lineage.checkpoints))
-    if unknown:
-        raise ValueError(
-            f"quality column 'model' names model(s) {unknown} that are not in the lineage "
-            f"(known: {sorted(lineage.checkpoints)})"
-        )
-    prompts = prompts.copy()
-    pass_at_1 = prompts["c"] / prompts["n"] if {"c", "n"} <= set(prompts.columns) else None
-    if pass_at_1 is not None:
-        prompts["pass_at_1"] = prompts["pass_at_1"].fillna(pass_at_1)
-    for column in ("model", "task", "cot", "prompt_id"):
-        prompts[column] = prompts[column].astype(str)
-    return prompts
-
-
-def _significant(low: float, high: float) -> object:
+def _significant(low: float, high: float) -> bool | None:
     if not (np.isfinite(low) and np.isfinite(high)):
-        return pd.NA
+        return None
     return bool(low > 0 or high < 0)
 
 
@@ -95,19 +85,20 @@ def _row(
 
 
 def cot_table(
-    diversity: pd.DataFrame,
+    diversity: pl.DataFrame | DiversityData,
     lineage: Lineage,
-    quality: pd.DataFrame | None = None,
+    quality: pl.DataFrame | None = None,
     *,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Paired CoT on − off differences of diversity and (with ``quality``) accuracy.
 
-    ``quality`` is the quality contract (one row per sample) or its per-prompt table.
+    ``quality`` is the quality contract (one row per sample) or its per-prompt table
+    (:func:`divtrace.analysis.quality.quality_per_prompt`).
     """
-    data = DiversityData(_validate(diversity, lineage))
+    data = diversity_data(diversity, lineage)
     rows: list[dict[str, object]] = []
     reasoning = sorted(m for m, c in data.has_cot if c == "off" and (m, "on") in data.has_cot)
     for model in reasoning:
@@ -117,7 +108,7 @@ def cot_table(
             | {t for (m, t, c, _s) in data.groups("across_input") if m == model}
         )
         for task in tasks:
-            for subset in ("all", "correct"):
+            for subset in SUBSETS:
                 metrics = [
                     x
                     for x in data.metrics(model, task, "on", "per_input", subset)
@@ -157,19 +148,28 @@ def cot_table(
                             "ci_low": np.nan,
                             "ci_high": np.nan,
                             "n_prompts": min(n_on, n_off),
-                            "significant": pd.NA,
+                            "significant": None,
                         }
                     )
     if quality is not None and len(quality):
         prompts = quality_per_prompt(quality, lineage)
-        for (q_model, q_task), group in prompts.groupby(["model", "task"], sort=True):
-            runs = {
-                str(cot): block.set_index("prompt_id")[list(QUALITY_METRICS)].astype(float)
-                for cot, block in group.groupby("cot")
-            }
-            if "on" not in runs or "off" not in runs:
-                continue
-            common = sorted(set(runs["on"].index) & set(runs["off"].index))
+        metrics = list(QUALITY_METRICS)
+        values = prompts.select("model", "task", "cot", "prompt_id", *metrics).with_columns(
+            pl.col(metrics).cast(pl.Float64)
+        )
+        on_runs = values.filter(pl.col("cot") == "on").drop("cot")
+        off_runs = values.filter(pl.col("cot") == "off").drop("cot")
+        # Per (model, task) with both runs: the prompts both have, sorted by prompt id.
+        both = sorted(
+            set(on_runs.select("model", "task").unique().iter_rows())
+            & set(off_runs.select("model", "task").unique().iter_rows())
+        )
+        paired = on_runs.join(
+            off_runs, on=["model", "task", "prompt_id"], how="inner", suffix="_off"
+        ).sort("model", "task", "prompt_id")
+        groups = paired.partition_by(["model", "task"], as_dict=True, maintain_order=True)
+        for q_model, q_task in both:
+            group = groups.get((q_model, q_task), paired.clear())
             rows.extend(
                 _paired_rows(
                     lineage,
@@ -178,20 +178,17 @@ def cot_table(
                     "quality",
                     "per_input",
                     "all",
-                    list(QUALITY_METRICS),
-                    runs["on"].loc[common].to_numpy(),
-                    runs["off"].loc[common].to_numpy(),
+                    metrics,
+                    group.select(metrics).to_numpy(),
+                    group.select(f"{m}_off" for m in metrics).to_numpy(),
                     n_boot,
                     seed,
                     level,
                 )
             )
-    table = finish(rows, COLUMNS, lineage, ["task", "kind", "scope", "subset", "metric"])
-    table["n_prompts"] = table["n_prompts"].fillna(0).astype("int64")
-    for name in ("value_on", "value_off", "difference", "ci_low", "ci_high"):
-        table[name] = table[name].astype(float)
-    table["significant"] = table["significant"].astype("boolean")
-    return table
+    order = ["task", "kind", "scope", "subset", "metric"]
+    table = finish(rows, COLUMNS, lineage, order, schema=SCHEMA)
+    return missing_as_null(table.with_columns(pl.col("n_prompts").fill_null(0)))
 
 
 def _paired_rows(

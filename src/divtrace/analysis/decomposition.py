@@ -9,14 +9,14 @@ and a finite value in all four cells::
     residual   = D_correct(r) − D_correct(m)  narrowing among correct outputs
     quality    = total − residual             removal of incorrect outputs
 
-``D`` is a mean over those prompts. ``quality_share = quality / total`` (NaN where ``|total|`` is at
+``D`` is a mean over those prompts. ``quality_share = quality / total`` (null where ``|total|`` is at
 most 1e-6 × ``|D_all(r)|``). Components may be negative (e.g. a model more diverse than its
 reference among its correct outputs); nothing is clipped.
 
 Coverage: ``n_prompts`` is the number of prompts used, ``n_prompts_paired`` the number of prompts
 both runs have with subset ``all``, ``coverage = n_prompts / n_prompts_paired``. A verifiable task
 (one with ``correct`` rows for some run) where no prompt qualifies gets a row with
-``n_prompts = 0`` and NaN values, so a missing bar is explained rather than silent.
+``n_prompts = 0`` and null values, so a missing bar is explained rather than silent.
 
 Intervals: one bootstrap of those prompts resamples all four means together (paired), giving
 percentile intervals of ``total``, ``residual`` and ``quality``.
@@ -35,19 +35,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, interval, paired_means
 from divtrace.analysis.common import (
-    LINEAGE_COLUMNS,
-    REFERENCES,
     DiversityData,
+    diversity_data,
     finish,
     lineage_columns,
+    missing_as_null,
 )
 from divtrace.analysis.stages import shares
 from divtrace.lineage import Lineage
+from divtrace.names import LINEAGE_COLUMNS, REFERENCES
 
 DECOMPOSITION_METRICS = ("sbert", "vendi")
 COMPONENTS = ("total", "residual", "quality")
@@ -70,19 +70,27 @@ COLUMNS = [
     *(f"{c}{suffix}" for c in COMPONENTS for suffix in ("", "_ci_low", "_ci_high")),
     "quality_share",
 ]
+SCHEMA = {
+    name: pl.Int64
+    if name in ("depth", "n_prompts", "n_prompts_paired")
+    else pl.Float64
+    if name in COLUMNS[COLUMNS.index("coverage") :]
+    else pl.String
+    for name in COLUMNS
+}
 
 
 def decomposition_table(
-    diversity: pd.DataFrame,
+    diversity: pl.DataFrame | DiversityData,
     lineage: Lineage,
     *,
     metrics: Sequence[str] = DECOMPOSITION_METRICS,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """The DESIGN §6 decomposition against the base model and the parent stage (module docstring)."""
-    data = DiversityData(_validate(diversity, lineage))
+    data = diversity_data(diversity, lineage)
     verifiable = sorted({t for (_m, t, _c, _sc, s, _x) in data.keys if s == "correct"})
     rows: list[dict[str, object]] = []
     runs = sorted({(m, t, c) for (m, t, c, s) in data.groups("per_input") if s == "all"})
@@ -99,12 +107,9 @@ def decomposition_table(
             rows.extend(
                 _rows(data, lineage, (model, cot), arm, ref, task, wanted, n_boot, seed, level)
             )
-    table = finish(rows, COLUMNS, lineage, ["task", "cot", "metric", "reference"])
-    for name in ("n_prompts", "n_prompts_paired"):
-        table[name] = table[name].fillna(0).astype("int64")
-    for name in COLUMNS[COLUMNS.index("coverage") :]:
-        table[name] = table[name].astype(float)
-    return table
+    table = finish(rows, COLUMNS, lineage, ["task", "cot", "metric", "reference"], schema=SCHEMA)
+    counts = (pl.col(name).fill_null(0) for name in ("n_prompts", "n_prompts_paired"))
+    return missing_as_null(table.with_columns(counts))
 
 
 def _rows(
@@ -130,12 +135,9 @@ def _rows(
     if any(block is None for block in blocks):
         common: list[str] = []
     else:
-        common = sorted(set.intersection(*(set(b.index) for b in blocks if b is not None)))
+        common = sorted(set.intersection(*(set(b.ids) for b in blocks if b is not None)))
     arrays = [
-        b.reindex(index=common, columns=metrics).to_numpy(dtype=float)
-        if b is not None
-        else np.zeros((0, len(metrics)))
-        for b in blocks
+        b.select(common, metrics) if b is not None else np.zeros((0, len(metrics))) for b in blocks
     ]
     estimate, samples, n = paired_means(
         arrays, n_boot=n_boot, seed=seed, key=("decomposition", *run, *reference, task)
@@ -167,16 +169,16 @@ def _rows(
             "reference_cot": reference[1],
             "n_prompts": int(n[j]),
             "n_prompts_paired": n_paired,
-            "coverage": n[j] / n_paired if n_paired else np.nan,
-            "d_all_ref": estimate[0, j],
-            "d_all": estimate[1, j],
-            "d_correct_ref": estimate[2, j],
-            "d_correct": estimate[3, j],
-            "quality_share": share[j],
+            "coverage": float(n[j] / n_paired) if n_paired else np.nan,
+            "d_all_ref": float(estimate[0, j]),
+            "d_all": float(estimate[1, j]),
+            "d_correct_ref": float(estimate[2, j]),
+            "d_correct": float(estimate[3, j]),
+            "quality_share": float(share[j]),
         }
         for name, values in components.items():
-            row[name] = values[j]
-            row[f"{name}_ci_low"] = bounds[name][0][j]
-            row[f"{name}_ci_high"] = bounds[name][1][j]
+            row[name] = float(values[j])
+            row[f"{name}_ci_low"] = float(bounds[name][0][j])
+            row[f"{name}_ci_high"] = float(bounds[name][1][j])
         rows.append(row)
     return rows

@@ -1,11 +1,15 @@
-"""Quality table with lineage columns, bootstrap intervals and pass@k for k = 1, 2, 4, … K.
+"""Quality per prompt and the quality table, with lineage columns, intervals and pass@k curves.
+
+:func:`quality_per_prompt` is the one way the analysis reads the quality contract: the per-prompt
+metrics of :func:`divtrace.quality.metrics.per_prompt`, checked against the lineage (the CoT table
+pairs them; the quality table averages them).
 
 :func:`quality_table` extends :func:`divtrace.quality.metrics.quality_summary` (same numbers, same
 rows: one per checkpoint, task and CoT mode) with
 
 - the checkpoint's ``lineage``, ``stage``, ``parent`` and ``depth`` (as in the diversity summary);
 - ``pass_at_{k}`` for every power of two up to the largest number of samples per prompt, and that
-  number itself, besides the summary's k = 1, 4, 16 (NaN where a run has fewer samples), so that
+  number itself, besides the summary's k = 1, 4, 16 (null where a run has fewer samples), so that
   pass@k curves have a point per doubling of k;
 - ``{metric}_ci_low`` / ``{metric}_ci_high`` for ``accuracy_at_1``, ``majority_at_k`` and every
   ``pass_at_{k}``: a percentile bootstrap over prompts, one resample shared by these metrics.
@@ -17,17 +21,37 @@ samples_per_prompt``, then each interval metric followed by its two bounds, then
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
-import pandas as pd
+import polars as pl
+import polars.selectors as cs
 
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
-from divtrace.analysis.common import LINEAGE_COLUMNS, finish, lineage_columns
-from divtrace.analysis.cot import quality_per_prompt
+from divtrace.analysis.common import check_models, finish, missing_as_null, with_lineage_columns
 from divtrace.lineage import Lineage
+from divtrace.names import LINEAGE_COLUMNS
+from divtrace.quality.metrics import METRIC_COLUMNS, per_prompt, with_pass_at_k
 
-PASS_COLUMN = re.compile(r"^pass_at_(\d+)$")
+#: The per-prompt quality metrics the CoT table pairs (every per-prompt table has them).
+QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
+RUN = ["model", "task", "cot"]
+
+
+def quality_per_prompt(quality: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
+    """Per-prompt quality metrics: ``quality`` itself if it already is a per-prompt table
+    (:func:`divtrace.quality.metrics.per_prompt`), otherwise computed from the quality contract.
+
+    Key columns come back as strings, missing float values as null; a null ``pass_at_1`` is filled
+    with ``c / n`` where those columns exist. Raises :class:`ValueError` for a missing column or a
+    model that is not in ``lineage``.
+    """
+    prompts = quality if "sample" not in quality.columns else per_prompt(quality)
+    missing = [c for c in (*RUN, "prompt_id", *QUALITY_METRICS) if c not in prompts.columns]
+    if missing:
+        raise ValueError(f"quality table lacks column(s) {missing}")
+    check_models(prompts, lineage, "quality")
+    prompts = prompts.with_columns(cs.float().fill_nan(None))
+    if {"c", "n"} <= set(prompts.columns):
+        prompts = prompts.with_columns(pl.col("pass_at_1").fill_null(pl.col("c") / pl.col("n")))
+    return prompts.with_columns(pl.col(c).cast(pl.String) for c in (*RUN, "prompt_id"))
 
 
 def pass_ks(max_samples: int, base: tuple[int, ...] = (1, 4, 16)) -> list[int]:
@@ -42,43 +66,25 @@ def pass_ks(max_samples: int, base: tuple[int, ...] = (1, 4, 16)) -> list[int]:
     return sorted(ks)
 
 
-def _pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Vectorised unbiased pass@k; NaN where k > n (as :func:`quality.metrics.pass_at_k`)."""
-    from divtrace.quality.metrics import pass_at_k
-
-    return np.array(
-        [
-            pass_at_k(int(ni), int(ci), k) if k <= ni else np.nan
-            for ni, ci in zip(n, c, strict=True)
-        ],
-        dtype=float,
-    )
-
-
 def quality_table(
-    quality: pd.DataFrame,
+    quality: pl.DataFrame,
     lineage: Lineage,
     *,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """The quality summary per checkpoint, task and CoT mode (module docstring).
 
     ``quality`` is the quality contract (one row per sample) or its per-prompt table.
     """
-    from divtrace.quality.metrics import METRIC_COLUMNS
-
     prompts = quality_per_prompt(quality, lineage)
-    max_n = int(prompts["n"].max()) if len(prompts) else 0
-    ks = pass_ks(max_n)
-    for k in ks:
-        if f"pass_at_{k}" not in prompts.columns:
-            prompts[f"pass_at_{k}"] = _pass_at_k(
-                prompts["n"].to_numpy(), prompts["c"].to_numpy(), k
-            )
+    max_n = prompts.get_column("n").max() if len(prompts) else 0
+    ks = pass_ks(int(max_n) if isinstance(max_n, int) else 0)
+    prompts = with_pass_at_k(prompts, [k for k in ks if f"pass_at_{k}" not in prompts.columns])
     interval_metrics = ["accuracy_at_1", "majority_at_k", *(f"pass_at_{k}" for k in ks)]
     plain = [m for m in METRIC_COLUMNS if m not in interval_metrics]
+    bounds = [f"{m}{s}" for m in interval_metrics for s in ("_ci_low", "_ci_high")]
     columns = [
         *LINEAGE_COLUMNS,
         "task",
@@ -89,32 +95,36 @@ def quality_table(
         *(f"{m}{s}" for m in interval_metrics for s in ("", "_ci_low", "_ci_high")),
         *plain,
     ]
-    rows: list[dict[str, object]] = []
-    for (model, task, cot), group in prompts.groupby(["model", "task", "cot"], sort=True):
-        group = group.sort_values("prompt_id", kind="mergesort")
-        values = group[interval_metrics].to_numpy(dtype=float)
+    schema = {
+        name: pl.Int64 if name in ("n_prompts", "n_samples", "samples_per_prompt") else pl.Float64
+        for name in columns[columns.index("n_prompts") :]
+    }
+    # The plain means, exactly as quality_summary computes them (null-skipping).
+    summary = prompts.group_by(RUN).agg(
+        pl.col([*interval_metrics, *plain]).cast(pl.Float64).mean(),
+        n_prompts=pl.len(),
+        n_samples=pl.col("n").sum(),
+        samples_per_prompt=pl.col("n").min(),
+    )
+    intervals: list[dict[str, object]] = []
+    runs = prompts.sort([*RUN, "prompt_id"]).partition_by(RUN, as_dict=True, maintain_order=True)
+    for (model, task, cot), group in runs.items():
+        values = group.select(interval_metrics).cast(pl.Float64).to_numpy()
         result = bootstrap_mean(values, n_boot=n_boot, seed=seed, key=("quality", model, task, cot))
         low, high = result.interval(level)
-        row: dict[str, object] = {
-            "model": model,
-            **lineage_columns(lineage, str(model)),
-            "task": task,
-            "cot": cot,
-            "n_prompts": len(group),
-            "n_samples": int(group["n"].sum()),
-            "samples_per_prompt": int(group["n"].min()),
-        }
+        row: dict[str, object] = {"model": model, "task": task, "cot": cot}
         for j, metric in enumerate(interval_metrics):
-            # The plain mean, exactly as quality_summary computes it (NaN-skipping).
-            row[metric] = float(group[metric].mean())
             row[f"{metric}_ci_low"] = float(low[j])
             row[f"{metric}_ci_high"] = float(high[j])
-        for metric in plain:
-            row[metric] = float(group[metric].mean())
-        rows.append(row)
-    table = finish(rows, columns, lineage, ["task", "cot"])
-    for name in ("depth", "n_prompts", "n_samples", "samples_per_prompt"):
-        table[name] = table[name].astype("int64")
-    for name in columns[columns.index("samples_per_prompt") + 1 :]:
-        table[name] = table[name].astype(float)
-    return table
+        intervals.append(row)
+    if intervals:
+        summary = summary.join(
+            pl.from_dicts(
+                intervals,
+                schema={**dict.fromkeys(RUN, pl.String), **dict.fromkeys(bounds, pl.Float64)},
+            ),
+            on=RUN,
+            how="left",
+        )
+    table = with_lineage_columns(summary, lineage)
+    return missing_as_null(finish(table, columns, lineage, ["task", "cot"], schema=schema))

@@ -11,13 +11,13 @@ and recomputes both means on the same resample (:func:`divtrace.analysis.bootstr
 ``value_base``/``value_parent`` the reference's mean over the paired prompts. Where both runs have
 the same prompts (always for subset ``all``) the ratio is ``value / value_base``, as in the summary
 table; where they do not (subset ``correct``) only the paired ratio is reported.
-``across_input`` rows have one value per run: the ratio has no interval (NaN).
+``across_input`` rows have one value per run: the ratio has no interval (null).
 
 References as in the summary table: the base is the root checkpoint with CoT on; the parent is the
 parent checkpoint with the same CoT mode if it has rows for it, otherwise with CoT on. The root's
 own rows have ratio 1 to the base (an interval of exactly [1, 1]) and no parent.
 
-Rows with ``task`` = ``"all tasks (mean)"`` (:data:`divtrace.analysis.common.ALL_TASKS`) average the
+Rows with ``task`` = ``"all tasks (mean)"`` (:data:`divtrace.names.ALL_TASKS`) average the
 per-task ratios of a checkpoint over every task that has rows of that scope, subset and metric
 (for any model), and exist only where the checkpoint has a finite ratio for all of them. Their
 interval is a stratified bootstrap: the mean over tasks of the per-task replicates (the tasks are
@@ -35,9 +35,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_N_BOOT,
@@ -46,14 +45,14 @@ from divtrace.analysis.bootstrap import (
     safe_ratio,
 )
 from divtrace.analysis.common import (
-    ALL_TASKS,
-    LINEAGE_COLUMNS,
-    REFERENCES,
     DiversityData,
+    diversity_data,
     finish,
     lineage_columns,
+    missing_as_null,
 )
 from divtrace.lineage import Lineage
+from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, REFERENCES, SCOPES
 
 COLUMNS = [
     *LINEAGE_COLUMNS,
@@ -74,6 +73,14 @@ COLUMNS = [
     "ratio_to_parent_ci_high",
     "n_prompts_parent",
 ]
+SCHEMA = {
+    name: pl.Int64
+    if name == "depth" or name.startswith("n_prompts")
+    else pl.Float64
+    if name.startswith(("value", "ratio"))
+    else pl.String
+    for name in COLUMNS
+}
 
 # (model, cot, scope, subset, metric, reference) -> task -> (value, ref value, ratio, replicates, n)
 _PerTask = dict[
@@ -82,23 +89,23 @@ _PerTask = dict[
 
 
 def retention_table(
-    diversity: pd.DataFrame,
+    diversity: pl.DataFrame | DiversityData,
     lineage: Lineage,
     *,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     all_tasks: bool = True,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Ratios to the base model and to the parent stage with paired bootstrap intervals.
 
     ``diversity`` follows the DESIGN §3 contract (many checkpoints); see the module docstring for
     the columns. Raises :class:`ValueError` like :func:`summarize_diversity` for bad input.
     """
-    data = DiversityData(_validate(diversity, lineage))
+    data = diversity_data(diversity, lineage)
     rows: list[dict[str, object]] = []
     per_task: _PerTask = defaultdict(dict)
-    for scope in ("per_input", "across_input"):
+    for scope in SCOPES:
         for model, task, cot, subset in data.groups(scope):
             metrics = data.metrics(model, task, cot, scope, subset)
             head = {"model": model, **lineage_columns(lineage, model), "task": task, "cot": cot}
@@ -131,7 +138,7 @@ def retention_table(
                         metric = str(row["metric"])
                         value, n = data.across_value((model, cot), task, subset, metric)
                         ref_value, _ = data.across_value(arm, task, subset, metric)
-                        ratio = float(safe_ratio(value, ref_value))
+                        ratio = float(safe_ratio(value, ref_value))  # NaN → null at the end
                         row.update(
                             {
                                 "value": value,
@@ -152,13 +159,11 @@ def retention_table(
             rows.extend(block)
     if all_tasks:
         rows.extend(_all_task_rows(data, lineage, per_task, level))
-    table = finish(rows, COLUMNS, lineage, ["task", "cot", "scope", "subset", "metric"])
-    for ref in REFERENCES:
-        table[f"n_prompts_{ref}"] = table[f"n_prompts_{ref}"].fillna(0).astype("int64")
-    for name in COLUMNS:
-        if name.startswith(("value", "ratio")):
-            table[name] = table[name].astype(float)
-    return table
+    order = ["task", "cot", "scope", "subset", "metric"]
+    table = finish(rows, COLUMNS, lineage, order, schema=SCHEMA)
+    return missing_as_null(
+        table.with_columns(pl.col(f"n_prompts_{r}").fill_null(0) for r in REFERENCES)
+    )
 
 
 def _per_input(
@@ -185,7 +190,7 @@ def _per_input(
     own = data.prompts(run, task, subset)
     for j, row in enumerate(block):
         metric = str(row["metric"])
-        value = float(own[metric].mean()) if own is not None and metric in own else np.nan
+        value = own.mean(metric) if own is not None else np.nan
         row.update(
             {
                 "value": value,

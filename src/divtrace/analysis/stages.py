@@ -10,7 +10,7 @@ each task, CoT mode, scope, subset and metric, with ``D(s)`` the diversity of ch
 The losses of consecutive stages add up to the total, so the shares sum to 1. A loss can be
 negative (a stage that *raises* diversity) and a share can then be negative or above 1; that is
 kept, not clipped. When ``|total|`` is at most ``ZERO_TOTAL_RTOL × |D(root)|`` (no net loss) the
-shares are NaN. A stage whose checkpoint (or whose parent) has no data has NaN loss and share.
+shares are null. A stage whose checkpoint (or whose parent) has no data has null loss and share.
 
 ``per_input`` rows compare the checkpoints of the path on the prompts that all of them have (a
 finite value in every run), so the losses telescope exactly; ``value`` and ``value_parent`` are
@@ -36,12 +36,18 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import _validate
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, interval, paired_means
-from divtrace.analysis.common import ALL_TASKS, DiversityData, finish, order_metrics
+from divtrace.analysis.common import (
+    DiversityData,
+    diversity_data,
+    finish,
+    missing_as_null,
+    order_metrics,
+)
 from divtrace.lineage import Lineage
+from divtrace.names import ALL_TASKS, SCOPES, SUBSETS
 
 ZERO_TOTAL_RTOL = 1e-6
 
@@ -66,6 +72,14 @@ COLUMNS = [
     "share_ci_high",
     "n_prompts",
 ]
+SCHEMA = {
+    name: pl.Int64
+    if name in ("depth", "n_prompts")
+    else pl.Float64
+    if name in COLUMNS[COLUMNS.index("value_parent") : COLUMNS.index("n_prompts")]
+    else pl.String
+    for name in COLUMNS
+}
 
 
 def shares(losses: np.ndarray, total: np.ndarray, root_value: np.ndarray) -> np.ndarray:
@@ -83,16 +97,16 @@ _PerTask = dict[tuple[str, str, str, str, str], dict[str, tuple[np.ndarray, np.n
 
 
 def stage_table(
-    diversity: pd.DataFrame,
+    diversity: pl.DataFrame | DiversityData,
     lineage: Lineage,
     *,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     all_tasks: bool = True,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Per lineage, the share of the total diversity loss of each stage (module docstring)."""
-    data = DiversityData(_validate(diversity, lineage))
+    data = diversity_data(diversity, lineage)
     rows: list[dict[str, object]] = []
     per_task: _PerTask = defaultdict(dict)
     tasks = sorted(
@@ -103,9 +117,9 @@ def stage_table(
         cots = ["on"] + (["off"] if any((m, "off") in data.has_cot for m in path[1:]) else [])
         for cot in cots:
             arms = [(m, data.cot_for(m, cot)) for m in path]
-            for scope in ("per_input", "across_input"):
+            for scope in SCOPES:
                 for task in tasks:
-                    for subset in ("all", "correct"):
+                    for subset in SUBSETS:
                         series = _series(
                             data, lineage, label, arms, cot, scope, task, subset, n_boot, seed
                         )
@@ -134,22 +148,9 @@ def stage_table(
                             )
     if all_tasks:
         rows.extend(_all_task_rows(data, lineage, per_task, level))
-    table = finish(
-        rows, COLUMNS, lineage, ["cot", "task", "scope", "subset", "metric"], model_column="model"
-    )
-    table["n_prompts"] = table["n_prompts"].fillna(0).astype("int64")
-    table["depth"] = table["depth"].astype("int64")
-    for name in (
-        "value_parent",
-        "value",
-        "loss",
-        "total_loss",
-        "share",
-        "share_ci_low",
-        "share_ci_high",
-    ):
-        table[name] = table[name].astype(float)
-    return table
+    order = ["cot", "task", "scope", "subset", "metric"]
+    table = finish(rows, COLUMNS, lineage, order, schema=SCHEMA)
+    return missing_as_null(table.with_columns(pl.col("n_prompts").fill_null(0)))
 
 
 def _series(
@@ -242,7 +243,7 @@ def _stage_rows(
         low, high = interval(rep_share, level)
     else:
         low = high = np.full(len(losses), np.nan)
-    rows = []
+    rows: list[dict[str, object]] = []
     for i, model in enumerate(path[1:]):
         checkpoint = lineage.checkpoints[model]
         rows.append(
@@ -258,13 +259,13 @@ def _stage_rows(
                 "scope": scope,
                 "subset": subset,
                 "metric": metric,
-                "value_parent": values[i],
-                "value": values[i + 1],
-                "loss": losses[i],
+                "value_parent": float(values[i]),
+                "value": float(values[i + 1]),
+                "loss": float(losses[i]),
                 "total_loss": float(total),
-                "share": share[i],
-                "share_ci_low": low[i],
-                "share_ci_high": high[i],
+                "share": float(share[i]),
+                "share_ci_low": float(low[i]),
+                "share_ci_high": float(high[i]),
                 "n_prompts": n,
             }
         )

@@ -3,9 +3,11 @@
 >>> tables = build_tables(diversity, quality, lineage, n_boot=1000, seed=0)
 >>> write_tables(tables, "results/tables", metadata={"n_boot": 1000, "seed": 0})
 
-``build_tables`` returns ``{name: DataFrame}`` for :data:`TABLE_NAMES` (``quality`` only when a
-quality table is given); ``write_tables`` writes ``{out_dir}/{name}.parquet`` and ``.csv``
-atomically; ``read_tables`` reads them back (what the figures step needs).
+``build_tables`` returns ``{name: polars.DataFrame}`` for :data:`divtrace.names.TABLE_NAMES`
+(``quality`` only when a quality table is given, ``truncation`` only with the generations);
+``write_tables`` writes ``{out_dir}/{name}.parquet`` and ``.csv`` atomically; ``read_tables``
+reads them back (what the figures step needs). A table holds a missing value as null, in memory
+as on disk.
 """
 
 from __future__ import annotations
@@ -15,58 +17,52 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import polars as pl
 
 from divtrace import io
 from divtrace.analysis.aggregate import summarize_diversity
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
-from divtrace.analysis.cot import cot_table, quality_per_prompt
+from divtrace.analysis.common import diversity_data
+from divtrace.analysis.cot import cot_table
 from divtrace.analysis.decomposition import decomposition_table
-from divtrace.analysis.quality import quality_table
+from divtrace.analysis.quality import quality_per_prompt, quality_table
 from divtrace.analysis.retention import retention_table
 from divtrace.analysis.stages import stage_table
 from divtrace.analysis.truncation import truncation_table
 from divtrace.lineage import Lineage
+from divtrace.names import TABLE_NAMES
 
-TABLE_NAMES = (
-    "diversity",
-    "retention",
-    "stages",
-    "cot",
-    "decomposition",
-    "quality",
-    "truncation",
-)
-"""Every table :func:`build_tables` can return, in order (``quality`` needs quality data,
-``truncation`` the generations)."""
+__all__ = ["TABLE_NAMES", "build_tables", "read_tables", "table_paths", "write_tables"]
 
 
 def build_tables(
-    diversity: pd.DataFrame,
-    quality: pd.DataFrame | None,
+    diversity: pl.DataFrame,
+    quality: pl.DataFrame | None,
     lineage: Lineage,
     *,
-    generations: pd.DataFrame | None = None,
+    generations: pl.DataFrame | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, pl.DataFrame]:
     """All analysis tables from the diversity contract and (optionally) the quality contract.
 
     ``diversity``: rows of the DESIGN §3 diversity contract for many checkpoints (the per-model
     files concatenated). ``quality``: the quality contract (one row per sample), or None.
     ``generations``: the generations' accounting columns
     (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None.
-    A lineage is whatever the ``parent`` links of ``lineage`` say.
+    A lineage is whatever the ``parent`` links of ``lineage`` say. The diversity rows are
+    validated and arranged per prompt once, for every table.
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
+    data = diversity_data(diversity, lineage)
     prompts = quality_per_prompt(quality, lineage) if quality is not None else None
     tables = {
-        "diversity": summarize_diversity(diversity, lineage, **options),
-        "retention": retention_table(diversity, lineage, **options),
-        "stages": stage_table(diversity, lineage, **options),
-        "cot": cot_table(diversity, lineage, prompts, **options),
-        "decomposition": decomposition_table(diversity, lineage, **options),
+        "diversity": summarize_diversity(data, lineage, **options),
+        "retention": retention_table(data, lineage, **options),
+        "stages": stage_table(data, lineage, **options),
+        "cot": cot_table(data, lineage, prompts, **options),
+        "decomposition": decomposition_table(data, lineage, **options),
     }
     if prompts is not None:
         tables["quality"] = quality_table(prompts, lineage, **options)
@@ -81,7 +77,7 @@ def table_paths(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path]
 
 
 def write_tables(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pl.DataFrame],
     out_dir: str | os.PathLike[str],
     metadata: Mapping[str, Any] | None = None,
 ) -> list[Path]:
@@ -98,9 +94,9 @@ def write_tables(
 
 def read_tables(
     out_dir: str | os.PathLike[str], names: Iterable[str] = TABLE_NAMES
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, pl.DataFrame]:
     """Read the Parquet tables that exist among ``names`` from ``out_dir``."""
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pl.DataFrame] = {}
     for name in names:
         parquet, _csv = table_paths(out_dir, name)
         if parquet.exists():

@@ -20,17 +20,18 @@ Columns (after the lineage columns of :data:`~divtrace.analysis.common.LINEAGE_C
     prompts left with fewer than 2 usable outputs (generated, and not an unclosed trace), and
     their share of the run's prompts: such a prompt has no per-input diversity.
 
-Shares are null where their denominator is 0.
+Shares are null where their denominator is 0. Counted with polars group-bys (per prompt, then per
+run): no loop over the rows.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.common import LINEAGE_COLUMNS, finish, lineage_columns
+from divtrace.analysis.common import finish, with_lineage_columns
 from divtrace.generation.backend import LENGTH, PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
+from divtrace.names import LINEAGE_COLUMNS
 
 #: The generation columns the table reads (a projection: never the texts).
 INPUT_COLUMNS = ("model", "task", "cot", "prompt_id", "sample", "finish_reason", "think_closed")
@@ -49,49 +50,71 @@ COLUMNS = (
     "n_short_prompts",
     "short_prompt_share",
 )
+SCHEMA = {
+    name: pl.Float64
+    if name.endswith("_share")
+    else pl.Int64
+    if name == "depth" or name.startswith("n_")
+    else pl.String
+    for name in COLUMNS
+}
+RUN = ["model", "task", "cot"]
 
 
-def _share(count: int, total: int) -> float:
-    return count / total if total else np.nan
+def _share(count: str, total: str) -> pl.Expr:
+    return pl.when(pl.col(total) != 0).then(pl.col(count) / pl.col(total))
 
 
-def truncation_table(generations: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
+def truncation_table(generations: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     """The truncation table (see the module docstring) of the generations of many runs."""
     missing = [c for c in INPUT_COLUMNS if c not in generations.columns]
     if missing:
         raise ValueError(f"generations table lacks column(s) {missing}")
-    frame = generations[list(INPUT_COLUMNS)].copy()
-    unknown = sorted(set(frame["model"]) - set(lineage.checkpoints))
+    frame = generations.select(INPUT_COLUMNS)
+    for column in RUN:
+        nulls = frame.get_column(column).null_count()
+        if nulls:
+            raise ValueError(f"generations column {column!r} has {nulls} null value(s)")
+    models = frame.get_column("model").cast(pl.String).unique().to_list()
+    unknown = sorted(set(models) - set(lineage.checkpoints))
     if unknown:
         raise ValueError(f"generations of model(s) {unknown} not in the lineage")
-    too_long = (frame["finish_reason"] == PROMPT_TOO_LONG).to_numpy()
-    unclosed = frame["think_closed"].astype("boolean").eq(False).fillna(False).to_numpy(bool)
-    frame["generated"] = ~too_long
-    frame["length"] = (frame["finish_reason"] == LENGTH).to_numpy() & ~too_long
-    frame["unclosed"] = unclosed & ~too_long
-    frame["usable"] = ~too_long & ~unclosed
-    frame["too_long"] = too_long
-    rows: list[dict[str, object]] = []
-    for (model, task, cot), group in frame.groupby(["model", "task", "cot"], sort=True):
-        prompts = group.groupby("prompt_id", sort=True).agg(
-            usable=("usable", "sum"), too_long=("too_long", "all")
+    reason = pl.col("finish_reason").cast(pl.String)
+    too_long = (reason == PROMPT_TOO_LONG).fill_null(False)
+    unclosed = (pl.col("think_closed").cast(pl.Boolean) == False).fill_null(False)  # noqa: E712
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in RUN).with_columns(
+        too_long=too_long,
+        generated=~too_long,
+        length=(reason == LENGTH).fill_null(False) & ~too_long,
+        unclosed=unclosed & ~too_long,
+        usable=~too_long & ~unclosed,
+    )
+    prompts = (
+        frame.drop_nulls("prompt_id")
+        .group_by([*RUN, "prompt_id"])
+        .agg(pl.col("usable").sum(), pl.col("too_long").all())
+        .group_by(RUN)
+        .agg(
+            n_prompts=pl.len(),
+            n_prompt_too_long=pl.col("too_long").sum(),
+            n_short_prompts=(pl.col("usable") < MIN_USABLE).sum(),
         )
-        generated = int(group["generated"].sum())
-        n_prompts = len(prompts)
-        short = int((prompts["usable"] < MIN_USABLE).sum())
-        rows.append(
-            {
-                "model": model,
-                **lineage_columns(lineage, str(model)),
-                "task": task,
-                "cot": cot,
-                "n_prompts": n_prompts,
-                "n_samples": len(group),
-                "n_prompt_too_long": int(prompts["too_long"].sum()),
-                "length_share": _share(int(group["length"].sum()), generated),
-                "unclosed_share": _share(int(group["unclosed"].sum()), generated),
-                "n_short_prompts": short,
-                "short_prompt_share": _share(short, n_prompts),
-            }
+    )
+    runs = frame.group_by(RUN).agg(
+        n_samples=pl.len(),
+        _generated=pl.col("generated").sum(),
+        _length=pl.col("length").sum(),
+        _unclosed=pl.col("unclosed").sum(),
+    )
+    table = (
+        runs.join(prompts, on=RUN, how="left")
+        .with_columns(pl.col("n_prompts", "n_prompt_too_long", "n_short_prompts").fill_null(0))
+        .with_columns(
+            length_share=_share("_length", "_generated"),
+            unclosed_share=_share("_unclosed", "_generated"),
+            short_prompt_share=_share("n_short_prompts", "n_prompts"),
         )
-    return finish(rows, COLUMNS, lineage, ("task", "cot"))
+    )
+    return finish(
+        with_lineage_columns(table, lineage), COLUMNS, lineage, ("task", "cot"), schema=SCHEMA
+    )

@@ -9,27 +9,29 @@ Per prompt, with n samples of which c are correct:
   sample index; a prompt whose samples extracted nothing is a miss. The winner's correctness is
   that of its first (lowest-index) sample;
 - ``pass_at_k``: the unbiased estimator ``1 - C(n - c, k) / C(n, k)`` (Chen et al., 2021), for
-  k ≤ n only;
+  k ≤ n only (null otherwise);
 - ``extraction_rate``: the fraction of samples with an extracted answer;
 - ``mean_score``: the mean graded score; ``unclosed_rate``: the fraction of samples whose
-  reasoning trace never closed (judged incorrect, see :mod:`divtrace.quality.score`).
+  reasoning trace never closed (judged incorrect, see :mod:`divtrace.quality.score`); null when
+  the table has no ``score`` / ``detail`` column.
 
-:func:`quality_summary` averages these over the prompts of each (model, task, cot).
+:func:`per_prompt` computes them with polars group-bys (no loop over prompts);
+:func:`quality_summary` averages them over the prompts of each (model, task, cot).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace.quality.score import UNCLOSED
 
 PASS_KS: tuple[int, ...] = (1, 4, 16)
 
 _GROUP = ["model", "task", "cot"]
+_PROMPT = [*_GROUP, "prompt_id"]
 METRIC_COLUMNS: list[str] = [
     "accuracy_at_1",
     "majority_at_k",
@@ -38,7 +40,7 @@ METRIC_COLUMNS: list[str] = [
     "mean_score",
     "unclosed_rate",
 ]
-PER_PROMPT_COLUMNS: list[str] = [*_GROUP, "prompt_id", "n", "c", *METRIC_COLUMNS]
+PER_PROMPT_COLUMNS: list[str] = [*_PROMPT, "n", "c", *METRIC_COLUMNS]
 SUMMARY_COLUMNS: list[str] = [
     *_GROUP,
     "n_prompts",
@@ -46,6 +48,21 @@ SUMMARY_COLUMNS: list[str] = [
     "samples_per_prompt",
     *METRIC_COLUMNS,
 ]
+_COUNTS = {"n", "c", "n_prompts", "n_samples", "samples_per_prompt"}
+PER_PROMPT_SCHEMA: dict[str, type[pl.DataType]] = {
+    name: pl.String if name in _PROMPT else pl.Int64 if name in _COUNTS else pl.Float64
+    for name in PER_PROMPT_COLUMNS
+}
+SUMMARY_SCHEMA: dict[str, type[pl.DataType]] = {
+    name: pl.String if name in _GROUP else pl.Int64 if name in _COUNTS else pl.Float64
+    for name in SUMMARY_COLUMNS
+}
+
+#: What :meth:`str.strip` strips (every character for which :meth:`str.isspace` holds).
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -55,6 +72,35 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if not 1 <= k <= n:
         raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def with_pass_at_k(prompts: pl.DataFrame, ks: Iterable[int]) -> pl.DataFrame:
+    """``prompts`` (with integer columns ``n`` and ``c``) plus a ``pass_at_{k}`` column for each
+    k (replacing one already there): :func:`pass_at_k` exactly, null where ``k > n``.
+
+    Computed once per distinct ``(n, c)`` pair and joined, so the cost does not grow with the
+    number of prompts.
+    """
+    ks = list(ks)
+    if not ks:
+        return prompts
+    names = [f"pass_at_{k}" for k in ks]
+    pairs = prompts.select(pl.col("n").cast(pl.Int64), pl.col("c").cast(pl.Int64))
+    pairs = pairs.drop_nulls().unique().sort(["n", "c"])
+    lookup = pairs.with_columns(
+        pl.Series(
+            name,
+            [pass_at_k(n, c, k) if k <= n else None for n, c in pairs.iter_rows()],
+            dtype=pl.Float64,
+        )
+        for name, k in zip(names, ks, strict=True)
+    )
+    base = prompts.drop([name for name in names if name in prompts.columns])
+    keys = [pl.col("n").cast(pl.Int64).alias("_n"), pl.col("c").cast(pl.Int64).alias("_c")]
+    joined = base.with_columns(keys).join(
+        lookup.rename({"n": "_n", "c": "_c"}), on=["_n", "_c"], how="left", maintain_order="left"
+    )
+    return joined.drop("_n", "_c")
 
 
 def majority_vote(
@@ -78,59 +124,77 @@ def majority_vote(
     return winner, first[winner][1]
 
 
-def per_prompt(quality: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, task, cot, prompt_id): n, c, accuracy@1, majority@K, pass@k, extraction."""
-    missing = [
-        c for c in [*_GROUP, "prompt_id", "sample", "correct", "extracted"] if c not in quality
-    ]
+def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
+    """One row per (model, task, cot, prompt_id): n, c, accuracy@1, majority@K, pass@k, extraction.
+
+    Sorted by model, task, CoT mode and prompt id; the rules are those of the module docstring
+    (:func:`majority_vote` for the majority answer, vectorised here).
+    """
+    missing = [c for c in [*_PROMPT, "sample", "correct", "extracted"] if c not in quality.columns]
     if missing:
         raise ValueError(f"quality table lacks column(s) {missing}")
-    rows: list[dict[str, object]] = []
-    for (model, task, cot, prompt_id), group in quality.groupby(
-        [*_GROUP, "prompt_id"], sort=True, dropna=False
-    ):
-        group = group.sort_values("sample", kind="stable")
-        samples = [int(s) for s in group["sample"]]
-        correct = [bool(c) for c in group["correct"]]
-        extracted = [None if pd.isna(e) else str(e) for e in group["extracted"]]
-        n, c = len(samples), sum(correct)
-        _, majority_ok = majority_vote(samples, extracted, correct)
-        row: dict[str, object] = {
-            "model": model,
-            "task": task,
-            "cot": cot,
-            "prompt_id": prompt_id,
-            "n": n,
-            "c": c,
-            "accuracy_at_1": float(correct[0]),
-            "majority_at_k": float(majority_ok),
-            "extraction_rate": sum(e is not None for e in extracted) / n,
-        }
-        for k in PASS_KS:
-            row[f"pass_at_{k}"] = pass_at_k(n, c, k) if k <= n else np.nan
-        row["mean_score"] = (
-            float(group["score"].astype(float).mean()) if "score" in group else np.nan
-        )
-        row["unclosed_rate"] = (
-            float((group["detail"] == UNCLOSED).mean()) if "detail" in group else np.nan
-        )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=PER_PROMPT_COLUMNS)
+    optional = [c for c in ("score", "detail") if c in quality.columns]
+    # Each prompt's samples in sample order (ties: input order); ``_pos`` ranks them.
+    rows = (
+        quality.select(*_PROMPT, "sample", "correct", "extracted", *optional)
+        .with_columns(pl.col("correct").cast(pl.Boolean), pl.col("extracted").cast(pl.String))
+        .sort([*_PROMPT, "sample"], maintain_order=True, nulls_last=True)
+        .with_row_index("_pos")
+    )
+    first_correct = pl.col("correct").sort_by("_pos").first()
+    prompts = rows.group_by(_PROMPT).agg(
+        n=pl.len().cast(pl.Int64),
+        c=pl.col("correct").sum().cast(pl.Int64),
+        accuracy_at_1=first_correct.cast(pl.Float64),
+        extraction_rate=pl.col("extracted").is_not_null().mean().cast(pl.Float64),
+        mean_score=(
+            pl.col("score").cast(pl.Float64).fill_nan(None).mean()
+            if "score" in optional
+            else pl.lit(None, dtype=pl.Float64)
+        ),
+        unclosed_rate=(
+            (pl.col("detail") == UNCLOSED).fill_null(False).cast(pl.Float64).mean()
+            if "detail" in optional
+            else pl.lit(None, dtype=pl.Float64)
+        ),
+    )
+    # majority@K: tally the stripped answers; the winner has the most votes, then the earliest
+    # first occurrence; its correctness is that of its first sample.
+    votes = (
+        rows.filter(pl.col("extracted").is_not_null())
+        .with_columns(pl.col("extracted").str.strip_chars(WHITESPACE).alias("_answer"))
+        .group_by([*_PROMPT, "_answer"])
+        .agg(_votes=pl.len(), _first=pl.col("_pos").min(), _ok=first_correct)
+    )
+    winners = (
+        votes.sort(["_votes", "_first"], descending=[True, False])
+        .group_by(_PROMPT)
+        .agg(majority_at_k=pl.col("_ok").first().cast(pl.Float64))
+    )
+    prompts = prompts.join(winners, on=_PROMPT, how="left", nulls_equal=True).with_columns(
+        pl.col("majority_at_k").fill_null(0.0)
+    )
+    prompts = with_pass_at_k(prompts, PASS_KS)
+    return (
+        prompts.sort(_PROMPT, nulls_last=True)
+        .select(PER_PROMPT_COLUMNS)
+        .cast(dict(PER_PROMPT_SCHEMA))  # type: ignore[arg-type]
+    )
 
 
-def quality_summary(quality: pd.DataFrame) -> pd.DataFrame:
+def quality_summary(quality: pl.DataFrame) -> pl.DataFrame:
     """Per (model, task, cot): prompt and sample counts and the per-prompt metrics averaged.
 
-    ``pass_at_k`` averages over the prompts with at least k samples and is NaN when none has;
-    ``samples_per_prompt`` is the smallest n of the group.
+    ``pass_at_k`` averages over the prompts with at least k samples and is null when none has;
+    ``samples_per_prompt`` is the smallest n of the group. Sorted by model, task and CoT mode.
     """
     prompts = per_prompt(quality)
-    if prompts.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    summary = prompts.groupby(_GROUP, sort=True, dropna=False).agg(
-        n_prompts=("prompt_id", "size"),
-        n_samples=("n", "sum"),
-        samples_per_prompt=("n", "min"),
-        **{column: (column, "mean") for column in METRIC_COLUMNS},
+    summary = prompts.group_by(_GROUP).agg(
+        pl.col(METRIC_COLUMNS).fill_nan(None).mean(),
+        n_prompts=pl.len().cast(pl.Int64),
+        n_samples=pl.col("n").sum(),
+        samples_per_prompt=pl.col("n").min(),
     )
-    return summary.reset_index()[SUMMARY_COLUMNS]
+    return (
+        summary.sort(_GROUP, nulls_last=True).select(SUMMARY_COLUMNS).cast(dict(SUMMARY_SCHEMA))  # type: ignore[arg-type]
+    )
