@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
+import polars.selectors as cs
 import pytest
 
 from divtrace.analysis import build_tables
-from divtrace.figures import FIGURE_NAMES, draw_figures
+from divtrace.figures import FIGURE_NAMES, FIGURES, draw_figures
 from divtrace.lineage import Lineage
+from divtrace.names import FIGURE_TABLES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -42,7 +45,7 @@ VERIFIABLE = ("gsm8k", "math")
 
 def synthetic_study(
     n_prompts: int = 12, k: int = 8, seed: int = 0, tasks: tuple[str, ...] = TASKS
-) -> tuple[pd.DataFrame, pd.DataFrame, Lineage]:
+) -> tuple[pl.DataFrame, pl.DataFrame, Lineage]:
     """Diversity and quality contracts for :data:`STUDY` (CoT off runs for reasoning models)."""
     rng = np.random.default_rng(seed)
     lineage = Lineage.from_models(STUDY)
@@ -113,7 +116,11 @@ def synthetic_study(
                             n_outputs=n_prompts,
                         )
                     )
-    return pd.DataFrame(diversity), pd.DataFrame(quality), lineage
+    return (
+        pl.from_dicts(diversity, infer_schema_length=None),
+        pl.from_dicts(quality, infer_schema_length=None),
+        lineage,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -125,9 +132,24 @@ def low_resolution(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def study_tables() -> tuple[dict[str, pd.DataFrame], Lineage]:
+def study_tables() -> tuple[dict[str, pl.DataFrame], Lineage]:
     diversity, quality, lineage = synthetic_study(n_prompts=6, k=4, tasks=("gsm8k", "writing"))
     return build_tables(diversity, quality, lineage, n_boot=50, seed=0), lineage
+
+
+@pytest.fixture(scope="module")
+def drawn(study_tables, tmp_path_factory) -> dict[str, bytes]:
+    """Every figure drawn once from :func:`study_tables` (at the test resolution)."""
+    from divtrace.figures import style
+
+    tables, lineage = study_tables
+    out = tmp_path_factory.mktemp("drawn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(style, "DPI", 40)
+        written = draw_figures(tables, lineage, out)
+    assert len(written) == 2 * len(FIGURE_NAMES)
+    _check_written(out)
+    return _files(out)
 
 
 def _check_written(out: Path, names: tuple[str, ...] = FIGURE_NAMES) -> None:
@@ -138,55 +160,100 @@ def _check_written(out: Path, names: tuple[str, ...] = FIGURE_NAMES) -> None:
         assert (out / f"{name}.png").read_bytes().startswith(PNG)
 
 
-def test_draw_every_figure(study_tables, tmp_path: Path):
-    tables, lineage = study_tables
-    written = draw_figures(tables, lineage, tmp_path / "figures")
-    assert len(written) == 2 * len(FIGURE_NAMES)
-    _check_written(tmp_path / "figures")
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
-def test_figures_are_reproducible(study_tables, tmp_path: Path):
+def _with_nulls(table: pl.DataFrame, every: int = 2) -> pl.DataFrame:
+    """Every ``every``-th row's numbers (but ``depth``) and booleans null, as the io stores them."""
+    hit = pl.int_range(pl.len()) % every == 0
+    columns = [
+        name
+        for name, dtype in table.schema.items()
+        if (dtype.is_numeric() or dtype == pl.Boolean) and name != "depth"
+    ]
+    return table.with_columns(
+        pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c in columns
+    )
+
+
+def test_figures_and_tables_are_named_once():
+    assert tuple(FIGURE_TABLES) == FIGURE_NAMES
+    assert {name: table for name, (table, _plot) in FIGURES.items()} == FIGURE_TABLES
+
+
+def test_draw_every_figure(study_tables, drawn, tmp_path: Path):
     tables, lineage = study_tables
-    names = ("retention_heatmap",)
-    draw_figures(tables, lineage, tmp_path / "a", names=names)
-    draw_figures(tables, lineage, tmp_path / "b", names=names)
-    for name in names:
-        assert (tmp_path / "a" / f"{name}.pdf").read_bytes() == (
-            tmp_path / "b" / f"{name}.pdf"
-        ).read_bytes()
+    assert all(isinstance(table, pl.DataFrame) for table in tables.values())
+    # Real figures, not the one-line "no data" ones.
+    draw_figures({}, lineage, tmp_path / "none")
+    none = _files(tmp_path / "none")
+    for name in FIGURE_NAMES:
+        assert len(drawn[f"{name}.png"]) > 2 * len(none[f"{name}.png"]), name
+
+
+def test_figures_are_reproducible(study_tables, drawn, tmp_path: Path):
+    """Drawing again gives byte-identical PDF and PNG files (no timestamps, no set order)."""
+    tables, lineage = study_tables
+    draw_figures(tables, lineage, tmp_path / "again")
+    assert _files(tmp_path / "again") == drawn
 
 
 def test_missing_and_empty_tables_give_no_data_figures(study_tables, tmp_path: Path):
     tables, lineage = study_tables
     draw_figures({}, lineage, tmp_path / "none")
     _check_written(tmp_path / "none")
-    empty = {name: table.iloc[:0] for name, table in tables.items()}
+    empty = {name: table.clear() for name, table in tables.items()}
     draw_figures(empty, lineage, tmp_path / "empty")
     _check_written(tmp_path / "empty")
+    # Tables with no columns at all (what the tables step writes for a table without data).
+    draw_figures({name: pl.DataFrame() for name in tables}, lineage, tmp_path / "bare")
+    assert _files(tmp_path / "bare") == _files(tmp_path / "none")
 
 
-def test_degenerate_tables_with_nan_and_few_rows(study_tables, tmp_path: Path):
+def test_degenerate_tables_with_nulls_and_few_rows(study_tables, tmp_path: Path):
     tables, lineage = study_tables
-    degenerate = {}
-    for name, table in tables.items():
-        table = table.copy()
-        numeric = table.select_dtypes("number").columns
-        # Half the numbers missing, and only a few rows left.
-        table.loc[table.index[::2], [c for c in numeric if c != "depth"]] = np.nan
-        degenerate[name] = table.head(7)
+    # Half the numbers (and booleans) missing, and only a few rows left.
+    degenerate = {name: _with_nulls(table).head(7) for name, table in tables.items()}
     draw_figures(degenerate, lineage, tmp_path / "figures")
     _check_written(tmp_path / "figures")
 
 
-def test_tables_read_back_from_files_draw_too(study_tables, tmp_path: Path):
+def test_nan_and_null_draw_the_same(study_tables, drawn, tmp_path: Path):
+    """A missing number drawn from a file (null) or from a table built in memory (NaN), with keys
+    as strings or categoricals: the same figures, byte for byte."""
+    tables, lineage = study_tables
+    nulls = {name: _with_nulls(table, every=3) for name, table in tables.items()}
+    nans = {
+        name: table.with_columns(cs.float().fill_null(math.nan), cs.string().cast(pl.Categorical))
+        for name, table in nulls.items()
+    }
+    assert any(table.select(cs.float().is_nan().any()).row(0)[0] for table in nans.values())
+    draw_figures(nulls, lineage, tmp_path / "null")
+    draw_figures(nans, lineage, tmp_path / "nan")
+    assert _files(tmp_path / "null") == _files(tmp_path / "nan")
+    # ... and the missing values changed the figures (they are not ignored).
+    assert _files(tmp_path / "null") != drawn
+
+
+def test_tables_read_back_from_files_draw_the_same(study_tables, drawn, tmp_path: Path):
     from divtrace.analysis import read_tables, write_tables
 
     tables, lineage = study_tables
     write_tables(tables, tmp_path / "tables", metadata={"seed": 0})
     back = read_tables(tmp_path / "tables")
     assert set(back) == set(tables)
-    draw_figures(back, lineage, tmp_path / "figures", names=("cot_on_off", "decomposition"))
-    _check_written(tmp_path / "figures", ("cot_on_off", "decomposition"))
+    assert all(isinstance(table, pl.DataFrame) for table in back.values())
+    draw_figures(back, lineage, tmp_path / "back")
+    # The files store NaN as null; the figures do not change.
+    assert _files(tmp_path / "back") == drawn
+
+
+def test_figures_import_no_pandas():
+    source = Path(__file__).parents[1] / "src" / "divtrace" / "figures"
+    for path in sorted(source.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert "import pandas" not in text and "from pandas" not in text, path.name
 
 
 def test_unknown_figure_name_is_named(study_tables, tmp_path: Path):

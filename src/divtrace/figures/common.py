@@ -1,22 +1,29 @@
-"""Helpers shared by the figures: run order and colours, empty panels, the no-data figure.
+"""Helpers shared by the figures: run order and colours, empty panels, the no-data figure, and
+reading polars tables into plain Python values.
 
 Colours follow the lineage (the order of :meth:`Lineage.lineages`, the same as the trajectory
 figure); the base model is black; marker shapes follow the position along the lineage; CoT-off runs
 are drawn hollow (and dashed where there is a line).
+
+Tables are polars frames as :func:`divtrace.io.read_table` reads them back: a missing number is
+null (or NaN, in a table built in memory), a boolean may be null. :func:`number` and
+:func:`floats` turn both into NaN, which is what the drawing code tests for.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
+import polars as pl
 
-from divtrace.analysis.aggregate import lineage_label, lineage_rank
-from divtrace.analysis.common import ALL_TASKS, order_metrics
+from divtrace.analysis.common import lineage_label, lineage_rank, model_cot_label, order_metrics
 from divtrace.figures import style
-from divtrace.lineage import STAGE_ORDER, Lineage
+from divtrace.lineage import Lineage
+from divtrace.names import ALL_TASKS, STAGE_ORDER
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -68,7 +75,8 @@ def run_marker(lineage: Lineage, model: str) -> str:
 
 
 def run_label(model: str, cot: str) -> str:
-    return model if cot == "on" else f"{model} (CoT off)"
+    """How figures name a run: the checkpoint, with " (CoT off)" for CoT-off runs."""
+    return model_cot_label(model, cot)
 
 
 def order_runs(lineage: Lineage, runs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -125,8 +133,42 @@ def note(ax: Axes, text: str = NO_DATA) -> None:
     )
 
 
-def has_columns(table: pd.DataFrame | None, columns: Sequence[str]) -> bool:
+def has_columns(table: pl.DataFrame | None, columns: Sequence[str]) -> bool:
     return table is not None and all(c in table.columns for c in columns)
+
+
+# --------------------------------------------------------------------------- reading tables
+def number(value: Any) -> float:
+    """A table cell as a float; null (``None``) is NaN."""
+    return math.nan if value is None else float(value)
+
+
+def flag(value: Any) -> bool:
+    """A boolean table cell; null (``None``) or NaN is False."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
+
+
+def floats(table: pl.DataFrame, column: str) -> np.ndarray:
+    """A column as a float array, nulls as NaN (for the drawing code, which tests for NaN)."""
+    series = table.get_column(column).cast(pl.Float64).fill_null(math.nan)
+    return np.asarray(series.to_numpy(), dtype=float)
+
+
+def strings(table: pl.DataFrame, column: str) -> list[str]:
+    """A column's values as strings, in row order."""
+    return [str(value) for value in table.get_column(column).to_list()]
+
+
+def records(table: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows as dicts, in row order (read numbers with :func:`number`: nulls are ``None``)."""
+    return table.to_dicts()
+
+
+def runs_of(table: pl.DataFrame) -> list[tuple[str, str]]:
+    """The ``(model, cot)`` pair of every row."""
+    return list(zip(strings(table, "model"), strings(table, "cot"), strict=True))
 
 
 def empty_figure(

@@ -9,18 +9,22 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace.figures import style
 from divtrace.figures.common import (
     empty_figure,
+    flag,
     has_columns,
     metric_label,
     metric_order,
     note,
+    number,
     order_runs,
+    records,
     run_colour,
     run_marker,
+    strings,
     task_order,
 )
 from divtrace.lineage import Lineage
@@ -37,7 +41,7 @@ FALLBACK_QUALITY_METRIC = "accuracy_at_1"
 
 
 def plot_cot_on_off(
-    cot: pd.DataFrame | None,
+    cot: pl.DataFrame | None,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -54,22 +58,22 @@ def plot_cot_on_off(
         empty_figure(TITLE, "no CoT table", out_pdf, out_png)
         return
     assert cot is not None
-    diversity = cot[
-        (cot["kind"] == "diversity") & (cot["scope"] == scope) & (cot["subset"] == subset)
-    ]
-    quality = cot[cot["kind"] == "quality"]
-    quality_metric = (
-        QUALITY_METRIC if (quality["metric"] == QUALITY_METRIC).any() else FALLBACK_QUALITY_METRIC
+    diversity = cot.filter(
+        (pl.col("kind") == "diversity") & (pl.col("scope") == scope) & (pl.col("subset") == subset)
     )
-    quality = quality[quality["metric"] == quality_metric]
-    if diversity.empty and quality.empty:
+    quality = cot.filter(pl.col("kind") == "quality")
+    quality_metric = (
+        QUALITY_METRIC if QUALITY_METRIC in strings(quality, "metric") else FALLBACK_QUALITY_METRIC
+    )
+    quality = quality.filter(pl.col("metric") == quality_metric)
+    if diversity.is_empty() and quality.is_empty():
         empty_figure(TITLE, "no reasoning checkpoint with runs in both CoT modes", out_pdf, out_png)
         return
-    panels = [("diversity", m) for m in metric_order(diversity["metric"].unique())]
+    panels = [("diversity", m) for m in metric_order(strings(diversity, "metric"))]
     panels.append(("quality", quality_metric))
-    both = pd.concat([diversity, quality])
-    tasks = task_order(both["task"].unique())
-    models = [m for m, _c in order_runs(lineage, ((m, "on") for m in both["model"].unique()))]
+    both = pl.concat([diversity, quality])
+    tasks = task_order(strings(both, "task"))
+    models = [m for m, _c in order_runs(lineage, ((m, "on") for m in strings(both, "model")))]
     step = 0.7 / max(len(models), 1)
     offsets = {m: (i - (len(models) - 1) / 2) * step for i, m in enumerate(models)}
     with style.style_context():
@@ -80,7 +84,7 @@ def plot_cot_on_off(
         handles: dict[str, Artist] = {}
         for ax, (kind, metric) in zip(axes, panels, strict=True):
             rows = diversity if kind == "diversity" else quality
-            rows = rows[rows["metric"] == metric]
+            rows = rows.filter(pl.col("metric") == metric)
             _panel(ax, rows, tasks, offsets, lineage, handles)
             title = metric_label(metric)
             ax.set_title(title if kind == "diversity" else "accuracy", fontweight="bold")
@@ -98,7 +102,7 @@ def plot_cot_on_off(
 
 def _panel(
     ax: Axes,
-    rows: pd.DataFrame,
+    rows: pl.DataFrame,
     tasks: list[str],
     offsets: dict[str, float],
     lineage: Lineage,
@@ -106,15 +110,14 @@ def _panel(
 ) -> None:
     ax.grid(axis="y", visible=False)
     drawn = False
-    for record in rows.to_dict("records"):
+    for record in records(rows):
         model, task = str(record["model"]), str(record["task"])
         if task not in tasks or model not in offsets:
             continue
-        on, off = float(record["value_on"]), float(record["value_off"])
+        on, off = number(record["value_on"]), number(record["value_off"])
         y = tasks.index(task) + offsets[model]
         colour, marker = run_colour(lineage, model), run_marker(lineage, model)
-        significant = record.get("significant")
-        solid = bool(significant) if significant is not None and not pd.isna(significant) else False
+        solid = flag(record.get("significant"))
         if np.isfinite(on) and np.isfinite(off):
             ax.plot(
                 [off, on],

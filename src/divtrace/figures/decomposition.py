@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace.figures import style
 from divtrace.figures.common import (
@@ -18,8 +18,12 @@ from divtrace.figures.common import (
     metric_label,
     metric_order,
     note,
+    number,
     order_runs,
+    records,
     run_label,
+    runs_of,
+    strings,
     task_order,
 )
 from divtrace.lineage import Lineage
@@ -38,7 +42,7 @@ COMPONENT_LABELS = {
 
 
 def plot_decomposition(
-    decomposition: pd.DataFrame | None,
+    decomposition: pl.DataFrame | None,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -55,8 +59,8 @@ def plot_decomposition(
         empty_figure(TITLE, "no decomposition table", out_pdf, out_png)
         return
     assert decomposition is not None
-    table = decomposition[decomposition["reference"] == reference]
-    if table.empty:
+    table = decomposition.filter(pl.col("reference") == reference)
+    if table.is_empty():
         empty_figure(
             TITLE,
             f"no decomposition rows against the {reference} (no verifiable task with correct "
@@ -65,9 +69,9 @@ def plot_decomposition(
             out_png,
         )
         return
-    metrics = metric_order(table["metric"].unique())
-    tasks = task_order(table["task"].unique())
-    runs = order_runs(lineage, zip(table["model"], table["cot"], strict=True))
+    metrics = metric_order(strings(table, "metric"))
+    tasks = task_order(strings(table, "task"))
+    runs = order_runs(lineage, runs_of(table))
     panel_w = max(style.PANEL_WIDTH_IN, 0.42 * len(runs) + 0.8)
     with style.style_context():
         figure = style.new_figure(panel_w * len(tasks) + 0.6, 2.3 * len(metrics) + 0.9)
@@ -76,7 +80,7 @@ def plot_decomposition(
         for r, metric in enumerate(metrics):
             for c, task in enumerate(tasks):
                 ax = axes[r][c]
-                panel = table[(table["metric"] == metric) & (table["task"] == task)]
+                panel = table.filter((pl.col("metric") == metric) & (pl.col("task") == task))
                 _panel(ax, panel, runs, handles)
                 if r == 0:
                     ax.set_title(task, fontweight="bold")
@@ -99,11 +103,11 @@ def plot_decomposition(
 
 
 def _panel(
-    ax: Axes, panel: pd.DataFrame, runs: list[tuple[str, str]], handles: dict[str, Artist]
+    ax: Axes, panel: pl.DataFrame, runs: list[tuple[str, str]], handles: dict[str, Artist]
 ) -> None:
     ax.axhline(0, color="0.3", linewidth=0.6, zorder=1)
     ax.grid(axis="x", visible=False)
-    rows = {(str(r["model"]), str(r["cot"])): r for r in panel.to_dict("records")}
+    rows = {(str(r["model"]), str(r["cot"])): r for r in records(panel)}
     drawn = False
     coverage: list[tuple[int, str]] = []
     for x, run in enumerate(runs):
@@ -112,13 +116,13 @@ def _panel(
             continue
         n, n_paired = _count(row.get("n_prompts")), _count(row.get("n_prompts_paired"))
         coverage.append((x, f"n={n}/{n_paired}"))
-        total = float(row["total"])
+        total = number(row["total"])
         if not np.isfinite(total):
             continue
         drawn = True
         up, down = 0.0, 0.0
         for name in ("quality", "residual"):
-            value = float(row[name])
+            value = number(row[name])
             if not np.isfinite(value):
                 continue
             bottom = up if value >= 0 else down
@@ -137,8 +141,8 @@ def _panel(
                 up += value
             else:
                 down += value
-        low = float(row.get("total_ci_low", np.nan))
-        high = float(row.get("total_ci_high", np.nan))
+        low = number(row.get("total_ci_low"))
+        high = number(row.get("total_ci_high"))
         if np.isfinite(low) and np.isfinite(high):
             ax.errorbar(
                 x,
@@ -175,8 +179,9 @@ def _panel(
 
 
 def _count(value: object) -> int:
+    """A prompt count cell as an int; null, NaN or not a number is 0."""
     try:
-        number = float(value)  # type: ignore[arg-type]
+        count = number(value)
     except (TypeError, ValueError):
         return 0
-    return int(number) if np.isfinite(number) else 0
+    return int(count) if np.isfinite(count) else 0

@@ -2,8 +2,10 @@
 
 >>> draw_figures(tables, lineage, "results/figures")   # → [.../lineage_trajectories.pdf, ...]
 
-Each figure reads one table; a missing or empty table gives a figure that says so instead of an
-error, so the step never fails on a degenerate study (no verifiable task, no reasoning model, …).
+Each figure reads one table (:data:`divtrace.names.FIGURE_TABLES`), a polars frame as
+:func:`divtrace.io.read_table` reads it back; a missing or empty table gives a figure that says so
+instead of an error, so the step never fails on a degenerate study (no verifiable task, no
+reasoning model, …).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 
 from divtrace.figures.common import empty_figure
 from divtrace.figures.cot import plot_cot_on_off
@@ -20,35 +22,41 @@ from divtrace.figures.decomposition import plot_decomposition
 from divtrace.figures.quality import plot_quality_by_stage
 from divtrace.figures.retention import plot_retention_heatmap
 from divtrace.figures.stages import plot_stage_attribution
-from divtrace.figures.trajectories import plot_lineage_trajectories
+from divtrace.figures.trajectories import REQUIRED_COLUMNS, plot_lineage_trajectories
 from divtrace.lineage import Lineage
+from divtrace.names import FIGURE_NAMES, FIGURE_TABLES
 
-Plot = Callable[[pd.DataFrame | None, Lineage, Path, Path], None]
+Plot = Callable[[pl.DataFrame | None, Lineage, Path, Path], None]
 
 
-def _trajectories(table: pd.DataFrame | None, lineage: Lineage, pdf: Path, png: Path) -> None:
-    needed = ("model", "task", "cot", "scope", "subset", "metric", "value")
-    if table is None or any(column not in table.columns for column in needed):
+def _trajectories(table: pl.DataFrame | None, lineage: Lineage, pdf: Path, png: Path) -> None:
+    if table is None or any(column not in table.columns for column in REQUIRED_COLUMNS):
         empty_figure("Lineage trajectories", "no diversity table", pdf, png)
         return
-    selection = table[(table["scope"] == "per_input") & (table["subset"] == "all")]
-    if selection.empty:
+    selection = table.filter((pl.col("scope") == "per_input") & (pl.col("subset") == "all"))
+    if selection.is_empty():
         empty_figure("Lineage trajectories", "no per-input diversity rows", pdf, png)
         return
     plot_lineage_trajectories(table, lineage, pdf, png)
 
 
-FIGURES: dict[str, tuple[str, Plot]] = {
-    "lineage_trajectories": ("diversity", _trajectories),
-    "retention_heatmap": ("retention", plot_retention_heatmap),
-    "stage_attribution": ("stages", plot_stage_attribution),
-    "cot_on_off": ("cot", plot_cot_on_off),
-    "decomposition": ("decomposition", plot_decomposition),
-    "quality_by_stage": ("quality", plot_quality_by_stage),
+PLOTS: dict[str, Plot] = {
+    "lineage_trajectories": _trajectories,
+    "retention_heatmap": plot_retention_heatmap,
+    "stage_attribution": plot_stage_attribution,
+    "cot_on_off": plot_cot_on_off,
+    "decomposition": plot_decomposition,
+    "quality_by_stage": plot_quality_by_stage,
 }
-"""Figure name → (the table it reads, the function that draws it)."""
+"""Figure name → the function that draws it (one for each of :data:`FIGURE_NAMES`)."""
 
-FIGURE_NAMES = tuple(FIGURES)
+FIGURES: dict[str, tuple[str, Plot]] = {
+    name: (FIGURE_TABLES[name], PLOTS[name]) for name in FIGURE_NAMES
+}
+"""Figure name → (the table it reads, the function that draws it), in :data:`FIGURE_NAMES` order."""
+
+if set(PLOTS) != set(FIGURE_NAMES):  # pragma: no cover - a figure added to names.py only
+    raise ImportError(f"figures drawn {sorted(PLOTS)} differ from FIGURE_NAMES {FIGURE_NAMES}")
 
 
 def figure_paths(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
@@ -57,7 +65,7 @@ def figure_paths(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path
 
 
 def draw_figures(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pl.DataFrame],
     lineage: Lineage,
     out_dir: str | os.PathLike[str],
     names: tuple[str, ...] = FIGURE_NAMES,
@@ -65,7 +73,8 @@ def draw_figures(
     """Write ``{out_dir}/{name}.pdf`` and ``.png`` for every figure in ``names``; return the paths.
 
     ``tables`` maps table names (``diversity``, ``retention``, ``stages``, ``cot``,
-    ``decomposition``, ``quality``) to DataFrames; missing tables give "no data" figures.
+    ``decomposition``, ``quality``) to polars DataFrames; missing or empty tables give "no data"
+    figures.
     """
     unknown = [name for name in names if name not in FIGURES]
     if unknown:

@@ -11,23 +11,28 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import BASE_LABEL
 from divtrace.figures import style
 from divtrace.figures.common import (
     empty_figure,
+    floats,
     has_columns,
     lineage_colours,
     note,
+    number,
     order_runs,
+    records,
     run_colour,
     run_label,
     run_marker,
+    runs_of,
     stage_ticks,
+    strings,
     task_order,
 )
 from divtrace.lineage import Lineage
+from divtrace.names import BASE_LABEL
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -40,7 +45,7 @@ DODGE = 0.06
 
 
 def plot_quality_by_stage(
-    quality: pd.DataFrame | None,
+    quality: pl.DataFrame | None,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -52,20 +57,21 @@ def plot_quality_by_stage(
         empty_figure(TITLE, "no quality table (no verifiable task)", out_pdf, out_png)
         return
     assert quality is not None
-    table = quality[quality["model"].isin(list(lineage.checkpoints))]
-    if table.empty:
+    table = quality.filter(pl.col("model").is_in(list(lineage.checkpoints)))
+    if table.is_empty():
         empty_figure(TITLE, "no quality rows", out_pdf, out_png)
         return
-    tasks = task_order(table["task"].unique())
+    tasks = task_order(strings(table, "task"))
     ks = sorted(
         int(match.group(1))
         for column in table.columns
-        if (match := PASS.match(str(column))) and table[column].notna().any()
+        if (match := PASS.match(str(column))) and not np.isnan(floats(table, column)).all()
     )
+    models = set(strings(table, "model"))
     paths = {
         label: path
         for label, path in lineage.lineages().items()
-        if table["model"].isin(path[1:]).any()
+        if any(model in models for model in path[1:])
     } or lineage.lineages()
     offsets = _series_offsets(table, paths)
     width = max(len(p) for p in paths.values())
@@ -78,14 +84,14 @@ def plot_quality_by_stage(
         line_handles: dict[str, Artist] = {}
         run_handles: dict[str, Artist] = {}
         for ax, task in zip(top_axes, tasks, strict=True):
-            rows = table[table["task"] == task]
+            rows = table.filter(pl.col("task") == task)
             _stage_panel(ax, rows, paths, offsets, lineage, line_handles)
             ax.set_title(task, fontweight="bold")
             ax.set_xticks(range(width), stage_ticks(paths, lineage))
             ax.set_xlim(-0.3, width - 0.7)
         top_axes[0].set_ylabel("accuracy@1")
         for ax, task in zip(bottom_axes, tasks, strict=True):
-            _pass_panel(ax, table[table["task"] == task], ks, lineage, run_handles)
+            _pass_panel(ax, table.filter(pl.col("task") == task), ks, lineage, run_handles)
         bottom_axes[0].set_ylabel("pass@k")
         ordered = sorted(line_handles, key=lambda name: name != BASE_LABEL)
         top.legend(
@@ -106,10 +112,10 @@ def plot_quality_by_stage(
 
 
 def _series_offsets(
-    table: pd.DataFrame, paths: dict[str, list[str]]
+    table: pl.DataFrame, paths: dict[str, list[str]]
 ) -> dict[tuple[str, str], float]:
     """x offset of each (lineage, cot) line, so that equal values and their intervals stay apart."""
-    runs = set(zip(table["model"].astype(str), table["cot"].astype(str), strict=True))
+    runs = set(runs_of(table))
     series = [
         (label, cot)
         for label, path in paths.items()
@@ -122,13 +128,13 @@ def _series_offsets(
 
 def _stage_panel(
     ax: Axes,
-    rows: pd.DataFrame,
+    rows: pl.DataFrame,
     paths: dict[str, list[str]],
     offsets: dict[tuple[str, str], float],
     lineage: Lineage,
     handles: dict[str, Artist],
 ) -> None:
-    lookup = {(str(r["model"]), str(r["cot"])): r for r in rows.to_dict("records")}
+    lookup = {(str(r["model"]), str(r["cot"])): r for r in records(rows)}
     colours = lineage_colours(lineage)
     order = list(lineage.lineages())
     drawn = False
@@ -138,28 +144,28 @@ def _stage_panel(
         on = [
             (x, lookup[(m, "on")])
             for x, m in enumerate(path)
-            if (m, "on") in lookup and np.isfinite(float(lookup[(m, "on")]["accuracy_at_1"]))
+            if (m, "on") in lookup and np.isfinite(number(lookup[(m, "on")]["accuracy_at_1"]))
         ]
         off = [
             (x, lookup[(m, "off")])
             for x, m in enumerate(path)
             if x > 0
             and (m, "off") in lookup
-            and np.isfinite(float(lookup[(m, "off")]["accuracy_at_1"]))
+            and np.isfinite(number(lookup[(m, "off")]["accuracy_at_1"]))
         ]
         for cot, points in (("on", on), ("off", off)):
             if not points or (cot == "on" and all(x == 0 for x, _r in points)):
                 continue
             dx = offsets.get((label, cot), 0.0)
-            xy = [(x + dx, float(r["accuracy_at_1"])) for x, r in points if x > 0]
+            xy = [(x + dx, number(r["accuracy_at_1"])) for x, r in points if x > 0]
             # Lines leave from the stage before their first point (for CoT off: its normal run).
             first = points[0][0] if cot == "on" else points[0][0] - 1
             anchor = dict(on).get(first) if cot == "off" else None
             if cot == "on" and points[0][0] == 0:
-                xy.insert(0, (0.0, float(points[0][1]["accuracy_at_1"])))
+                xy.insert(0, (0.0, number(points[0][1]["accuracy_at_1"])))
             elif anchor is not None:
                 anchor_dx = offsets.get((label, "on"), 0.0) if first > 0 else 0.0
-                xy.insert(0, (first + anchor_dx, float(anchor["accuracy_at_1"])))
+                xy.insert(0, (first + anchor_dx, number(anchor["accuracy_at_1"])))
             starts_at_anchor = len(xy) > len([p for p in points if p[0] > 0])
             (line,) = ax.plot(
                 [p[0] for p in xy],
@@ -175,11 +181,11 @@ def _stage_panel(
             drawn = True
             _intervals(ax, [(x + dx, r) for x, r in points if x > 0], colour)
     base = lookup.get((lineage.root, "on"))
-    if base is not None and np.isfinite(float(base["accuracy_at_1"])):
+    if base is not None and np.isfinite(number(base["accuracy_at_1"])):
         _intervals(ax, [(0.0, base)], "black")
         (point,) = ax.plot(
             [0],
-            [float(base["accuracy_at_1"])],
+            [number(base["accuracy_at_1"])],
             marker="o",
             color="black",
             linestyle="none",
@@ -194,9 +200,9 @@ def _stage_panel(
 def _intervals(ax: Axes, points: list[tuple[float, dict[Any, Any]]], colour: str) -> None:
     keep = []
     for x, row in points:
-        value = float(row["accuracy_at_1"])
-        low = float(row.get("accuracy_at_1_ci_low", np.nan))
-        high = float(row.get("accuracy_at_1_ci_high", np.nan))
+        value = number(row["accuracy_at_1"])
+        low = number(row.get("accuracy_at_1_ci_low"))
+        high = number(row.get("accuracy_at_1_ci_high"))
         if np.isfinite(low) and np.isfinite(high):
             keep.append((x, value, max(value - low, 0.0), max(high - value, 0.0)))
     if keep:
@@ -214,18 +220,18 @@ def _intervals(ax: Axes, points: list[tuple[float, dict[Any, Any]]], colour: str
 
 def _pass_panel(
     ax: Axes,
-    rows: pd.DataFrame,
+    rows: pl.DataFrame,
     ks: list[int],
     lineage: Lineage,
     handles: dict[str, Artist],
 ) -> None:
-    runs = order_runs(lineage, zip(rows["model"], rows["cot"], strict=True))
-    lookup = {(str(r["model"]), str(r["cot"])): r for r in rows.to_dict("records")}
+    runs = order_runs(lineage, runs_of(rows))
+    lookup = {(str(r["model"]), str(r["cot"])): r for r in records(rows)}
     drawn = False
     for model, cot in runs:
         row = lookup[(model, cot)]
         points = [
-            (k, float(row[f"pass_at_{k}"])) for k in ks if np.isfinite(float(row[f"pass_at_{k}"]))
+            (k, number(row[f"pass_at_{k}"])) for k in ks if np.isfinite(number(row[f"pass_at_{k}"]))
         ]
         if not points:
             continue

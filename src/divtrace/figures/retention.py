@@ -9,17 +9,22 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace.figures import style
 from divtrace.figures.common import (
     empty_figure,
+    floats,
     has_columns,
     metric_label,
     metric_order,
     note,
+    number,
     order_runs,
+    records,
     run_label,
+    runs_of,
+    strings,
     task_order,
 )
 from divtrace.lineage import Lineage
@@ -37,7 +42,7 @@ CMAP = "RdBu"  # ColorBrewer diverging, colour-blind safe: red = loss (< 1), blu
 
 
 def plot_retention_heatmap(
-    retention: pd.DataFrame | None,
+    retention: pl.DataFrame | None,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -54,21 +59,21 @@ def plot_retention_heatmap(
         empty_figure(TITLE, "no retention table", out_pdf, out_png)
         return
     assert retention is not None
-    table = retention[
-        (retention["scope"] == scope)
-        & (retention["subset"] == subset)
-        & (retention["model"] != lineage.root)
-        & retention["model"].isin(list(lineage.checkpoints))
-    ]
-    if table.empty:
+    table = retention.filter(
+        (pl.col("scope") == scope)
+        & (pl.col("subset") == subset)
+        & (pl.col("model") != lineage.root)
+        & pl.col("model").is_in(list(lineage.checkpoints))
+    )
+    if table.is_empty():
         empty_figure(TITLE, f"no retention rows (scope {scope}, subset {subset})", out_pdf, out_png)
         return
     from matplotlib.colors import LogNorm
 
-    metrics = metric_order(table["metric"].unique())
-    tasks = task_order(table["task"].unique())
-    runs = order_runs(lineage, zip(table["model"], table["cot"], strict=True))
-    ratios = table["ratio_to_base"].to_numpy(dtype=float)
+    metrics = metric_order(strings(table, "metric"))
+    tasks = task_order(strings(table, "task"))
+    runs = order_runs(lineage, runs_of(table))
+    ratios = floats(table, "ratio_to_base")
     finite = ratios[np.isfinite(ratios) & (ratios > 0)]
     spread = float(np.max(np.abs(np.log(finite)))) if len(finite) else 0.1
     spread = max(spread, 0.05)
@@ -77,7 +82,7 @@ def plot_retention_heatmap(
 
     lookup = {
         (str(r["task"]), str(r["model"]), str(r["cot"]), str(r["metric"])): r
-        for r in table.to_dict("records")
+        for r in records(table)
     }
     width = CELL_W_IN * len(runs) + 1.6
     height = (CELL_H_IN * len(tasks) + 0.55) * len(metrics) + 0.5
@@ -93,9 +98,9 @@ def plot_retention_heatmap(
                     row = lookup.get((task, model, cot, metric))
                     if row is None:
                         continue
-                    grid[i, j] = float(row["ratio_to_base"])
-                    low = float(row.get("ratio_to_base_ci_low", np.nan))
-                    high = float(row.get("ratio_to_base_ci_high", np.nan))
+                    grid[i, j] = number(row["ratio_to_base"])
+                    low = number(row.get("ratio_to_base_ci_low"))
+                    high = number(row.get("ratio_to_base_ci_high"))
                     stars[i, j] = bool(np.isfinite(low) and np.isfinite(high)) and (
                         low > 1 or high < 1
                     )

@@ -13,16 +13,18 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace.figures import style
 from divtrace.figures.common import (
     empty_figure,
+    floats,
     has_columns,
     metric_label,
     metric_order,
     note,
     stage_colours,
+    strings,
     task_order,
 )
 from divtrace.lineage import Lineage
@@ -37,7 +39,7 @@ LABEL_MIN = 0.06  # segments narrower than this (a fraction of base diversity) g
 
 
 def plot_stage_attribution(
-    stages: pd.DataFrame | None,
+    stages: pl.DataFrame | None,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -56,18 +58,18 @@ def plot_stage_attribution(
         empty_figure(TITLE, "no stages table", out_pdf, out_png)
         return
     assert stages is not None
-    table = stages[(stages["scope"] == scope) & (stages["subset"] == subset)]
-    if table.empty:
+    table = stages.filter((pl.col("scope") == scope) & (pl.col("subset") == subset))
+    if table.is_empty():
         empty_figure(TITLE, f"no stage rows (scope {scope}, subset {subset})", out_pdf, out_png)
         return
-    metrics = metric_order(table["metric"].unique())
-    tasks = task_order(table["task"].unique())
+    metrics = metric_order(strings(table, "metric"))
+    tasks = task_order(strings(table, "task"))
     labels = list(lineage.lineages())
     series = sorted(
-        {(str(lab), str(c)) for lab, c in zip(table["lineage"], table["cot"], strict=True)},
+        set(zip(strings(table, "lineage"), strings(table, "cot"), strict=True)),
         key=lambda s: (labels.index(s[0]) if s[0] in labels else len(labels), s[0], s[1] != "on"),
     )
-    colours = stage_colours([str(s) for s in table["stage"].unique()])
+    colours = stage_colours(sorted(set(strings(table, "stage"))))
     height = max(0.9, 0.28 * len(series) + 0.55)
     with style.style_context():
         figure = style.new_figure(
@@ -79,7 +81,7 @@ def plot_stage_attribution(
         for r, task in enumerate(tasks):
             for c, metric in enumerate(metrics):
                 ax = axes[r][c]
-                panel = table[(table["task"] == task) & (table["metric"] == metric)]
+                panel = table.filter((pl.col("task") == task) & (pl.col("metric") == metric))
                 low, high = _panel(ax, panel, series, colours, handles)
                 extents[c] = [min(extents[c][0], low), max(extents[c][1], high)]
                 if r == 0:
@@ -133,7 +135,7 @@ def stage_segments(
 
 def _panel(
     ax: Axes,
-    panel: pd.DataFrame,
+    panel: pl.DataFrame,
     series: list[tuple[str, str]],
     colours: dict[str, str],
     handles: dict[str, Patch],
@@ -152,18 +154,20 @@ def _panel(
     low, high = 0.0, 0.0
     drawn = False
     for y, (label, cot) in enumerate(series):
-        rows = panel[(panel["lineage"] == label) & (panel["cot"] == cot)].sort_values("depth")
-        if rows.empty:
+        rows = panel.filter((pl.col("lineage") == label) & (pl.col("cot") == cot)).sort(
+            "depth", maintain_order=True, nulls_last=True
+        )
+        if rows.is_empty():
             continue
-        has_base = "value_parent" in rows and "loss" in rows
-        base_value = float(rows["value_parent"].iloc[0]) if has_base else np.nan
-        losses = rows["loss"].to_numpy(dtype=float) if has_base else np.array([])
+        has_base = "value_parent" in rows.columns and "loss" in rows.columns
+        base_value = float(floats(rows, "value_parent")[0]) if has_base else np.nan
+        losses = floats(rows, "loss") if has_base else np.array([])
         segments, net = stage_segments(losses, base_value)
         if not segments:
             ax.text(0.02, y, "missing stages", va="center", fontsize=6.5, color="0.45")
             continue
         drawn = True
-        stages = rows["stage"].astype(str).tolist()
+        stages = strings(rows, "stage")
         for i, start, width in segments:
             bar = ax.barh(
                 y,

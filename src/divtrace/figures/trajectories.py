@@ -6,41 +6,32 @@ Reads only the summary table of :func:`divtrace.analysis.summarize_diversity` (D
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
-from divtrace.analysis.aggregate import BASE_LABEL
 from divtrace.figures import style
-from divtrace.figures.common import stage_ticks
+from divtrace.figures.common import metric_label, metric_order, number, records, stage_ticks
 from divtrace.lineage import Lineage
+from divtrace.names import ALL_TASKS, BASE_LABEL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.lines import Line2D
 
 REQUIRED_COLUMNS = ("model", "task", "cot", "scope", "subset", "metric", "value")
-METRIC_ORDER = ("ead", "sbert", "vendi", "nli")
-METRIC_LABELS = {"ead": "EAD", "sbert": "SBERT", "vendi": "Vendi", "nli": "NLI"}
-ALL_TASKS = "all tasks (mean)"
 
 Values = dict[tuple[str, str, str, str], float]  # (task, model, cot, metric) -> value
 Bounds = dict[tuple[str, str, str, str], tuple[float, float]]  # same key -> (ci_low, ci_high)
 DODGE = 0.06  # x offset between the series of a panel, so that their error bars do not overlap
 
 
-def _order_metrics(metrics: Sequence[str]) -> list[str]:
-    known = [m for m in METRIC_ORDER if m in metrics]
-    return known + sorted(set(metrics) - set(METRIC_ORDER))
-
-
-def _values(selection: pd.DataFrame, tasks: list[str]) -> Values:
+def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
     """Value lookup, plus the all-tasks mean for models that have every task of the figure."""
     values: Values = {}
-    for row in selection.to_dict("records"):
-        value = float(row["value"])
+    for row in records(selection):
+        value = number(row["value"])
         if np.isfinite(value):
             values[(str(row["task"]), str(row["model"]), str(row["cot"]), str(row["metric"]))] = (
                 value
@@ -55,13 +46,13 @@ def _values(selection: pd.DataFrame, tasks: list[str]) -> Values:
     return values
 
 
-def _bounds(selection: pd.DataFrame) -> Bounds:
+def _bounds(selection: pl.DataFrame) -> Bounds:
     """Interval lookup from ``ci_low``/``ci_high`` (empty if the table has no such columns)."""
     if "ci_low" not in selection.columns or "ci_high" not in selection.columns:
         return {}
     bounds: Bounds = {}
-    for row in selection.to_dict("records"):
-        low, high = float(row["ci_low"]), float(row["ci_high"])
+    for row in records(selection):
+        low, high = number(row["ci_low"]), number(row["ci_high"])
         if np.isfinite(low) and np.isfinite(high):
             key = (str(row["task"]), str(row["model"]), str(row["cot"]), str(row["metric"]))
             bounds[key] = (low, high)
@@ -191,7 +182,7 @@ def _plot_panel(
 
 
 def plot_lineage_trajectories(
-    table: pd.DataFrame,
+    table: pl.DataFrame,
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
@@ -200,7 +191,7 @@ def plot_lineage_trajectories(
 ) -> None:
     """Plot diversity along each lineage and write ``out_pdf`` and ``out_png`` atomically.
 
-    One column of panels per metric present (EAD, SBERT, Vendi, NLI, then any others), one row per
+    One column of panels per metric present (EAD, SBERT, NLI, Vendi, then any others), one row per
     task, and, with two or more tasks, a last row "all tasks (mean)": the mean over the figure's
     tasks, drawn only for checkpoints that have all of them. The x axis is the position along the
     lineage (0 = base), labelled with stage names; each lineage of :meth:`Lineage.lineages` is one
@@ -215,20 +206,20 @@ def plot_lineage_trajectories(
     missing = [name for name in REQUIRED_COLUMNS if name not in table.columns]
     if missing:
         raise ValueError(f"summary table lacks column(s) {missing}")
-    selection = table[(table["scope"] == scope) & (table["subset"] == subset)]
-    if selection.empty:
+    selection = table.filter((pl.col("scope") == scope) & (pl.col("subset") == subset))
+    if selection.is_empty():
         raise ValueError(
             f"summary table has no rows with scope={scope!r} and subset={subset!r} "
-            f"(scopes: {sorted(set(table['scope']))}, subsets: {sorted(set(table['subset']))})"
+            f"(scopes: {_distinct(table, 'scope')}, subsets: {_distinct(table, 'subset')})"
         )
-    unknown = sorted(set(selection["model"]) - set(lineage.checkpoints))
+    unknown = sorted(set(_distinct(selection, "model")) - set(lineage.checkpoints))
     if unknown:
         raise ValueError(
             f"summary table column 'model' names model(s) {unknown} not in the lineage"
         )
 
-    metrics = _order_metrics(sorted(set(selection["metric"].astype(str))))
-    tasks = sorted(set(selection["task"].astype(str)))
+    metrics = metric_order(_distinct(selection, "metric"))
+    tasks = _distinct(selection, "task")
     values = _values(selection, tasks)
     bounds = _bounds(selection)
     rows = [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks
@@ -258,7 +249,7 @@ def plot_lineage_trajectories(
                 ax.set_xticks(range(len(ticks)), ticks)
                 ax.set_xlim(-0.3, len(ticks) - 0.7)
                 if r == 0:
-                    ax.set_title(METRIC_LABELS.get(metric, metric), fontweight="bold")
+                    ax.set_title(metric_label(metric), fontweight="bold")
                 if c == 0:
                     ax.set_ylabel(task, fontweight="bold" if task == ALL_TASKS else "normal")
                 if not any(key[0] == task and key[3] == metric for key in values):
@@ -277,3 +268,8 @@ def plot_lineage_trajectories(
             frameon=False,
         )
         style.save_figure(figure, out_pdf, out_png)
+
+
+def _distinct(table: pl.DataFrame, column: str) -> list[str]:
+    """The distinct values of a column as sorted strings (nulls as "None")."""
+    return sorted({str(value) for value in table.get_column(column).to_list()})
