@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -134,7 +134,7 @@ class TextGenerator:
 
 def synthesise(
     prompts: int, k: int, dup: float, shared_opening: float, seed: int
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> tuple[pl.DataFrame, dict[str, float]]:
     gen = TextGenerator(seed)
     rows: list[dict[str, Any]] = []
     n_dup = n_open = 0
@@ -164,11 +164,11 @@ def synthesise(
                     "think_closed": None,
                 }
             )
-    frame = pd.DataFrame(rows)
-    words = frame["answer"].map(lambda t: len(t.split()))
+    frame = pl.DataFrame(rows, schema_overrides={"think_closed": pl.Boolean})
+    words = np.array([len(t.split()) for t in frame["answer"]])
     info = {
         "outputs": float(len(frame)),
-        "distinct_outputs": float(frame["answer"].nunique()),
+        "distinct_outputs": float(frame["answer"].n_unique()),
         "copies": float(n_dup),
         "shared_openings": float(n_open),
         "mean_words": float(words.mean()),
@@ -251,14 +251,14 @@ class Recorder:
         return np.zeros((len(self.premises), 2))
 
 
-def per_input_sets(frame: pd.DataFrame) -> tuple[list[list[str]], list[int]]:
+def per_input_sets(frame: pl.DataFrame) -> tuple[list[list[str]], list[int]]:
     sets, seeds = [], []
-    for (model, task, cot, prompt), rows in frame.groupby(
-        ["model", "task", "cot", "prompt_id"], sort=True
-    ):
-        sets.append(rows.sort_values("sample")["answer"].tolist())
-        keys = {"model": model, "task": task, "cot": cot, "scope": "per_input"}
-        seeds.append(nli_seed({**keys, "prompt_id": prompt}))
+    keys = ["model", "task", "cot", "prompt_id"]
+    grouped = frame.sort([*keys, "sample"]).group_by(keys, maintain_order=True).agg("answer")
+    for model, task, cot, prompt, answers in grouped.iter_rows():
+        sets.append(answers)
+        labels = {"model": model, "task": task, "cot": cot, "scope": "per_input"}
+        seeds.append(nli_seed({**labels, "prompt_id": prompt}))
     return sets, seeds
 
 
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         embedder = Embedder(args.sbert_model, device="cpu", batch_size=64)
         load, _ = timed(embedder._load)
         rows.append((f"  load {args.sbert_model}", load, None, "once per process"))
-        out_holder: dict[str, pd.DataFrame] = {}
+        out_holder: dict[str, pl.DataFrame] = {}
 
         def run_sbert() -> None:
             assert embedder is not None
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             )
 
     if "nli" in metrics:
-        texts = frame["answer"].drop_duplicates().tolist()
+        texts = frame["answer"].unique(maintain_order=True).to_list()
         with tempfile.TemporaryDirectory() as tmp:
             if args.nli_model:
                 path, what = Path(args.nli_model), f"NLI ({args.nli_model})"

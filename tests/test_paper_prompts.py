@@ -147,7 +147,7 @@ def check_paper_prompts(task: str, records: list[dict], n: int | None) -> None:
     )
     expected = lighteval_docs(records, task, n)
     assert len(table) == len(expected)
-    for row, doc in zip(table.to_dict("records"), expected, strict=True):
+    for row, doc in zip(table.to_dicts(), expected, strict=True):
         record = records[json.loads(row["meta"])["row"]]
         assert record is doc, f"{task}: selection differs at index {row['index']}"
         query = PAPER_QUERY[task](doc)
@@ -207,9 +207,9 @@ def test_the_oracle_discriminates(shared_real):
     assert list(paper["prompt_id"]) != list(instructed["prompt_id"])
     assert not set(paper["text"]) & set(instructed["text"])
     # lighteval strips the query: the HumanEval prompt's newlines at both ends are gone.
-    first = records[json.loads(paper["meta"].iloc[0])["row"]]
+    first = records[json.loads(paper["meta"][0])["row"]]
     assert first["prompt"] != first["prompt"].strip()
-    assert paper["text"].iloc[0] == "\n\n" + first["prompt"].strip()
+    assert paper["text"][0] == "\n\n" + first["prompt"].strip()
     # The selection ignores the study's seed: it is lighteval's, fixed at 42.
     again = build_prompts("humaneval", family, records, n=20, seed=99, source="t", style="paper")
     assert list(again["prompt_id"]) == list(paper["prompt_id"])

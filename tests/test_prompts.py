@@ -35,13 +35,13 @@ def test_gsm8k_prompts_keep_ids_and_gold_answers():
     records = read_jsonl(DEMO / "gsm8k.jsonl")
     table = build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=8, seed=1, source="demo")
     assert list(table["index"]) == list(range(8))
-    assert table["prompt_id"].is_unique
-    for row in table.itertuples():
-        number = int(row.prompt_id.split("/")[1])
+    assert table["prompt_id"].n_unique() == len(table)
+    for row in table.iter_rows(named=True):
+        number = int(row["prompt_id"].split("/")[1])
         record = records[number]
-        assert row.text == f"Question: {record['question']}\n\nAnswer:"
-        assert json.loads(row.messages) == [{"role": "user", "content": record["question"]}]
-        assert json.loads(row.reference)["answer"] == gold_answer(record["answer"])
+        assert row["text"] == f"Question: {record['question']}\n\nAnswer:"
+        assert json.loads(row["messages"]) == [{"role": "user", "content": record["question"]}]
+        assert json.loads(row["reference"])["answer"] == gold_answer(record["answer"])
 
 
 def test_n_larger_than_dataset_takes_all():
@@ -60,8 +60,8 @@ def test_ifeval_ids_come_from_key_and_padded_kwargs_are_sparsified():
         "kwargs": [{"num_words": None}, {"num_words": 40, "relation": "less than", "x": None}],
     }
     table = build_prompts("ifeval", FAMILIES["ifeval"], [record], n=1, seed=0, source="hub")
-    assert table.loc[0, "prompt_id"] == "ifeval/7"
-    assert json.loads(table.loc[0, "reference"])["kwargs"] == [
+    assert table["prompt_id"][0] == "ifeval/7"
+    assert json.loads(table["reference"][0])["kwargs"] == [
         {},
         {"num_words": 40, "relation": "less than"},
     ]
@@ -140,4 +140,15 @@ def test_real_ifeval_prompts_load():
     records = read_jsonl(SHARED_REAL / "ifeval_input_data.jsonl")
     table = build_prompts("ifeval", FAMILIES["ifeval"], records, n=None, seed=1234, source="real")
     assert len(table) == len(records)
-    assert table["prompt_id"].is_unique
+    assert table["prompt_id"].n_unique() == len(table)
+
+
+def test_prompts_table_has_the_contract_types_even_when_empty():
+    records = read_jsonl(DEMO / "gsm8k.jsonl")
+    contract = io.empty_frame("prompts").schema
+    table = build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=3, seed=1, source="demo")
+    assert table.schema == contract
+    assert build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=0, seed=1, source="d").schema == (
+        contract
+    )
+    io.conform(table, "prompts")  # raises if the contract is broken

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from divtrace import io
 from divtrace.cli import main
@@ -35,7 +36,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def prompts() -> pd.DataFrame:
+def prompts() -> pl.DataFrame:
     records = read_jsonl(DEMO / "gsm8k.jsonl")
     return build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=6, seed=7, source="demo")
 
@@ -46,6 +47,11 @@ def think_backend(checkpoints) -> TransformersBackend:
 
 
 PARAMS = SamplingParams(temperature=1.0, top_p=0.95, top_k=0, max_tokens=12)
+
+
+def distinct_outputs(frame: pl.DataFrame) -> pl.Series:
+    """The number of distinct raw outputs of each prompt."""
+    return frame.group_by("prompt_id").agg(pl.col("raw").n_unique())["raw"]
 
 
 def spec(shard: int = 0, per_shard: int = 6, cot: str = "on", k: int = 3) -> ShardSpec:
@@ -77,13 +83,14 @@ def test_samples_do_not_depend_on_sharding_or_order(think_backend, prompts):
         sample_shard(prompts, spec(shard=s, per_shard=2), PARAMS, think_backend, {})[0]
         for s in (2, 0, 1)  # another order, another batch composition
     ]
-    sharded = pd.concat(parts)
+    sharded = pl.concat(parts)
     key = ["prompt_id", "sample"]
-    left = whole.sort_values(key).reset_index(drop=True)
-    right = sharded.sort_values(key).reset_index(drop=True)
-    pd.testing.assert_frame_equal(left[[*key, "seed", "raw"]], right[[*key, "seed", "raw"]])
+    left = whole.sort(key).select(*key, "seed", "raw")
+    right = sharded.sort(key).select(*key, "seed", "raw")
+    assert len(left) == 6 * 3
+    assert_frame_equal(left, right)
     # The K samples of a prompt differ from each other (they are not one draw repeated).
-    assert whole.groupby("prompt_id")["raw"].nunique().max() > 1
+    assert distinct_outputs(whole).max() > 1
 
 
 def test_samples_do_not_depend_on_the_batch_size(checkpoints, think_backend, prompts):
@@ -92,15 +99,15 @@ def test_samples_do_not_depend_on_the_batch_size(checkpoints, think_backend, pro
     batched, _ = sample_shard(prompts, spec(), PARAMS, think_backend, {})
     alone, _ = sample_shard(prompts, spec(), PARAMS, one_prompt_per_batch, {})
     assert think_backend.batch_rows >= len(batched)  # all 18 rows in one generate call
-    pd.testing.assert_series_equal(batched["raw"], alone["raw"])
+    assert_series_equal(batched["raw"], alone["raw"])
 
 
 def test_outputs_are_stored_under_their_own_prompt(think_backend, prompts):
     frame, _ = sample_shard(prompts, spec(), PARAMS, think_backend, {})
-    by_id = prompts.set_index("prompt_id")
-    for row in frame.itertuples():
-        user = json.loads(by_id.loc[row.prompt_id, "messages"])[0]["content"]
-        assert f"<|im_start|>user\n{user}<|im_end|>" in row.prompt_text
+    by_id = dict(zip(prompts["prompt_id"], prompts["messages"], strict=True))
+    for row in frame.iter_rows(named=True):
+        user = json.loads(by_id[row["prompt_id"]])[0]["content"]
+        assert f"<|im_start|>user\n{user}<|im_end|>" in row["prompt_text"]
     assert sorted(frame["sample"].unique()) == [0, 1, 2]
     assert len(frame) == 6 * 3
 
@@ -108,7 +115,7 @@ def test_outputs_are_stored_under_their_own_prompt(think_backend, prompts):
 def test_greedy_samples_are_identical(think_backend, prompts):
     greedy = SamplingParams(temperature=0.0, top_p=1.0, top_k=0, max_tokens=8)
     frame, _ = sample_shard(prompts, spec(), greedy, think_backend, {})
-    assert (frame.groupby("prompt_id")["raw"].nunique() == 1).all()
+    assert (distinct_outputs(frame) == 1).all()
 
 
 def test_top_k_one_is_greedy(think_backend, prompts):
@@ -116,7 +123,7 @@ def test_top_k_one_is_greedy(think_backend, prompts):
     top1 = SamplingParams(temperature=1.5, top_p=1.0, top_k=1, max_tokens=8)
     left, _ = sample_shard(prompts, spec(k=2), greedy, think_backend, {})
     right, _ = sample_shard(prompts, spec(k=2), top1, think_backend, {})
-    pd.testing.assert_series_equal(left["raw"], right["raw"])
+    assert_series_equal(left["raw"], right["raw"])
 
 
 def test_stop_sequences_cut_completion_outputs(checkpoints, prompts):
@@ -128,8 +135,8 @@ def test_stop_sequences_cut_completion_outputs(checkpoints, prompts):
     )
     unconstrained, _ = sample_shard(prompts, base_spec, free, backend, {})
     cut, _ = sample_shard(prompts, base_spec, stopped, backend, {})
-    assert unconstrained["raw"].str.contains(" ").any()
-    assert not cut["raw"].str.contains(" ").any()
+    assert unconstrained["raw"].str.contains(" ", literal=True).any()
+    assert not cut["raw"].str.contains(" ", literal=True).any()
     # The cut text is the unconstrained text up to the first stop string (same seeds).
     for full, short in zip(unconstrained["raw"], cut["raw"], strict=True):
         assert full.split(" ")[0] == short
@@ -137,8 +144,8 @@ def test_stop_sequences_cut_completion_outputs(checkpoints, prompts):
 
 def test_cot_off_prompts_end_with_the_prefill(think_backend, prompts):
     frame, meta = sample_shard(prompts, spec(cot="off", k=2), PARAMS, think_backend, {})
-    assert frame["prompt_text"].str.endswith("<|im_start|>assistant\n<think></think>").all()
-    assert frame["think_closed"].all()
+    assert frame["prompt_text"].str.ends_with("<|im_start|>assistant\n<think></think>").all()
+    assert frame["think_closed"].null_count() == 0 and frame["think_closed"].all()
     assert meta["shard"]["prefill"] == "<think></think>"
 
 
@@ -146,6 +153,7 @@ def test_shard_beyond_the_prompts_is_empty_but_valid(think_backend, prompts, tmp
     frame, meta = sample_shard(prompts, spec(shard=5, per_shard=2), PARAMS, think_backend, {})
     assert len(frame) == 0 and meta["n_prompts"] == 0
     io.write_table(frame, tmp_path / "empty.parquet", "generations", metadata=meta)
+    assert frame.schema == io.empty_frame("generations").schema
     assert list(io.read_table(tmp_path / "empty.parquet").columns) == io.GENERATIONS.names
 
 
@@ -157,20 +165,23 @@ def test_max_tokens_bounds_every_sample(think_backend, prompts):
 
 
 def test_a_prompt_longer_than_the_context_is_recorded_not_fatal(think_backend, prompts):
-    long = prompts.copy()
-    too_long = long["prompt_id"].iloc[[1, 4]]
-    long.loc[too_long.index, "messages"] = json.dumps(
-        [{"role": "user", "content": "apples " * 2000}]
+    ordered = prompts.sort("index")
+    too_long = ordered["prompt_id"].gather([1, 4]).to_list()
+    huge = json.dumps([{"role": "user", "content": "apples " * 2000}])
+    long = prompts.with_columns(
+        messages=pl.when(pl.col("prompt_id").is_in(too_long))
+        .then(pl.lit(huge))
+        .otherwise("messages")
     )
     frame, meta = sample_shard(long, spec(k=2), PARAMS, think_backend, {})
     assert len(frame) == 6 * 2  # every prompt keeps its K rows
-    skipped = frame[frame["prompt_id"].isin(too_long)]
+    skipped = frame.filter(pl.col("prompt_id").is_in(too_long))
     assert len(skipped) == 4 and (skipped["finish_reason"] == "prompt_too_long").all()
     assert (skipped["raw"] == "").all() and (skipped["answer"] == "").all()
-    assert (skipped["n_tokens"] == 0).all() and skipped["think_closed"].isna().all()
-    others = frame[~frame["prompt_id"].isin(too_long)]
+    assert (skipped["n_tokens"] == 0).all() and skipped["think_closed"].is_null().all()
+    others = frame.filter(~pl.col("prompt_id").is_in(too_long))
     assert set(others["finish_reason"]) <= {"stop", "length"}
-    assert meta["prompts"]["prompt_too_long"] == too_long.tolist()  # in shard order
+    assert meta["prompts"]["prompt_too_long"] == too_long  # in shard order
     assert meta["prompts"]["prompt_tokens_max"] >= think_backend.max_context
 
 
@@ -180,7 +191,7 @@ def test_bad_inputs_are_named(checkpoints, prompts, tmp_path):
     with pytest.raises(ShardError, match="unknown sampling backend 'tgi'"):
         make_backend("tgi", checkpoints["think"], {})
     with pytest.raises(ShardError, match=r"lacks column\(s\) \['messages'\]"):
-        sample_shard(prompts.drop(columns=["messages"]), spec(), PARAMS, None, {})  # type: ignore[arg-type]
+        sample_shard(prompts.drop("messages"), spec(), PARAMS, None, {})  # type: ignore[arg-type]
     base_spec = ShardSpec(**{**spec().__dict__, "reasoning": False, "cot": "off"})
     with pytest.raises(ShardError, match="not a reasoning model"):
         sample_shard(prompts, base_spec, PARAMS, None, {})  # type: ignore[arg-type]
@@ -202,8 +213,8 @@ def test_sample_command_writes_an_atomic_shard(checkpoints, prompts, tmp_path):
     assert main(args) == 0
     frame = io.read_table(out, "generations")
     assert len(frame) == 4 * 2
-    assert frame["prompt_text"].str.startswith("Question: ").all()
-    assert frame["think_closed"].isna().all()
+    assert frame["prompt_text"].str.starts_with("Question: ").all()
+    assert frame["think_closed"].is_null().all()
     assert io.read_metadata(out)["sampling"]["stop"] == list(FAMILIES["gsm8k"].stop)
     assert [p.name for p in out.parent.iterdir()] == ["shard-0000.parquet"]
 
@@ -241,8 +252,8 @@ def test_sample_command_takes_the_prompt_style_of_its_prompts_file(
     assert isinstance(meta["prompts"]["special_tokens_added"], int)
     frame = io.read_table(out, "generations")
     if fmt == "completion":
-        assert frame["prompt_text"].str.startswith("\n\nQuestion: ").all()
-        assert frame["prompt_text"].str.endswith("\n\nAnswer:").all()
+        assert frame["prompt_text"].str.starts_with("\n\nQuestion: ").all()
+        assert frame["prompt_text"].str.ends_with("\n\nAnswer:").all()
 
 
 def test_cot_off_on_a_template_that_opens_the_think_block(think_backend, prompts, monkeypatch):
@@ -257,14 +268,15 @@ def test_cot_off_on_a_template_that_opens_the_think_block(think_backend, prompts
         assert turn == "<|im_start|>assistant\n<think></think>"
     assert meta["prompts"]["appended"] == ["</think>"]
     assert meta["prompts"]["template_opened_think"] == 6
-    assert frame["think_closed"].all() and frame["reasoning"].eq("").all()
+    assert frame["think_closed"].null_count() == 0 and frame["think_closed"].all()
+    assert frame["reasoning"].eq("").all()
     on, meta_on = sample_shard(prompts, spec(cot="on", k=2), PARAMS, think_backend, {})
     assert meta_on["prompts"]["appended"] == [""]
-    assert on["prompt_text"].str.endswith("<|im_start|>assistant\n<think>").all()
+    assert on["prompt_text"].str.ends_with("<|im_start|>assistant\n<think>").all()
     # Every output starts inside the block the template opened: closed or flagged, never
     # "no think block".
-    assert on["think_closed"].notna().all()
-    unclosed = on[on["think_closed"] == False]  # noqa: E712
+    assert on["think_closed"].is_not_null().all()
+    unclosed = on.filter(~pl.col("think_closed"))
     assert (unclosed["answer"] == "").all()
 
 

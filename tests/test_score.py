@@ -7,11 +7,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
-from divtrace.io import GENERATIONS, QUALITY, conform
+from divtrace.io import QUALITY, conform, empty_frame
 from divtrace.quality import score as score_module
 from divtrace.quality.base import Judgement
 from divtrace.quality.metrics import (
@@ -29,11 +28,10 @@ from divtrace.tasks.prompts import build_prompts, read_jsonl
 from .conftest import SHARED_REAL
 
 GSM8K_FILE = SHARED_REAL / "gsm8k_test_100.jsonl"
-GENERATION_COLUMNS = GENERATIONS.names
 
 
-def _prompts(golds: Mapping[str, str], task: str = "gsm8k") -> pd.DataFrame:
-    return pd.DataFrame(
+def _prompts(golds: Mapping[str, str], task: str = "gsm8k") -> pl.DataFrame:
+    return pl.DataFrame(
         [
             {
                 "task": task,
@@ -45,12 +43,13 @@ def _prompts(golds: Mapping[str, str], task: str = "gsm8k") -> pd.DataFrame:
                 "meta": "{}",
             }
             for i, (pid, gold) in enumerate(golds.items())
-        ]
+        ],
+        schema=empty_frame("prompts").schema,
     )
 
 
-def _generations(rows: Sequence[tuple[str, int, str, bool | None]]) -> pd.DataFrame:
-    return pd.DataFrame(
+def _generations(rows: Sequence[tuple[str, int, str, bool | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
         [
             {
                 "model": "m",
@@ -70,7 +69,7 @@ def _generations(rows: Sequence[tuple[str, int, str, bool | None]]) -> pd.DataFr
             }
             for pid, sample, answer, closed in rows
         ],
-        columns=GENERATION_COLUMNS,
+        schema=empty_frame("generations").schema,
     )
 
 
@@ -90,7 +89,8 @@ def test_score_generations_gsm8k_rows_follow_quality_contract() -> None:
         ]
     )
     quality = score_generations("gsm8k", prompts, generations)
-    assert list(quality.columns) == QUALITY.names
+    assert quality.columns == QUALITY.names
+    assert quality.schema == empty_frame("quality").schema
     conform(quality, "quality")  # raises if the contract is broken
     # prompt-table order, then sample
     assert list(zip(quality["prompt_id"], quality["sample"], strict=True)) == [
@@ -99,11 +99,11 @@ def test_score_generations_gsm8k_rows_follow_quality_contract() -> None:
         ("gsm8k/1", 0),
         ("gsm8k/1", 1),
     ]
-    assert quality["correct"].tolist() == [True, False, True, False]
-    assert quality["score"].tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert quality["extracted"].tolist() == ["18", None, "3", "4"]
-    assert quality["detail"].iloc[1] == "no answer found"
-    assert (quality[["model", "task", "cot"]] == ["m", "gsm8k", "on"]).all().all()
+    assert quality["correct"].to_list() == [True, False, True, False]
+    assert quality["score"].to_list() == [1.0, 0.0, 1.0, 0.0]
+    assert quality["extracted"].to_list() == ["18", None, "3", "4"]
+    assert quality["detail"][1] == "no answer found"
+    assert quality.select("model", "task", "cot").unique().rows() == [("m", "gsm8k", "on")]
 
 
 def test_unclosed_reasoning_is_incorrect_and_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,17 +128,22 @@ def test_unclosed_reasoning_is_incorrect_and_not_judged(monkeypatch: pytest.Monk
             ("gsm8k/0", 2, "no think block 18", None),
         ]
     )
-    generations["think_closed"] = generations["think_closed"].astype("boolean")
     quality = score_generations("gsm8k", prompts, generations)
     assert seen == ["closed 18", "no think block 18"]
-    row = quality.iloc[1]
+    row = quality.row(1, named=True)
     assert (row["correct"], row["score"], row["extracted"], row["detail"]) == (
         False,
         0.0,
         None,
         UNCLOSED,
     )
-    assert quality["correct"].tolist() == [True, False, True]
+    assert quality["correct"].to_list() == [True, False, True]
+    assert quality["detail"].to_list() == ["spy", UNCLOSED, "spy"]
+    # An all-null think_closed (no reasoning model), even untyped, judges every sample.
+    seen.clear()
+    untyped = generations.with_columns(think_closed=pl.lit(None))
+    assert score_generations("gsm8k", prompts, untyped)["correct"].to_list() == [True] * 3
+    assert len(seen) == 3
 
 
 def test_samples_whose_prompt_did_not_fit_get_no_quality_row() -> None:
@@ -151,7 +156,11 @@ def test_samples_whose_prompt_did_not_fit_get_no_quality_row() -> None:
             ("gsm8k/1", 1, "", None),
         ]
     )
-    generations.loc[generations["prompt_id"] == "gsm8k/1", "finish_reason"] = "prompt_too_long"
+    generations = generations.with_columns(
+        finish_reason=pl.when(pl.col("prompt_id") == "gsm8k/1")
+        .then(pl.lit("prompt_too_long"))
+        .otherwise("finish_reason")
+    )
     quality = score_generations("gsm8k", prompts, generations)
     assert list(zip(quality["prompt_id"], quality["correct"], strict=True)) == [
         ("gsm8k/0", True),
@@ -163,7 +172,7 @@ def test_all_unclosed_needs_no_judge() -> None:
     prompts = _prompts({"p/0": "1"})
     generations = _generations([("p/0", 0, "...", False)])
     quality = score_generations("no-such-family", prompts, generations)
-    assert quality["detail"].tolist() == [UNCLOSED]
+    assert quality["detail"].to_list() == [UNCLOSED]
 
 
 def test_unknown_prompt_id_is_named() -> None:
@@ -176,13 +185,13 @@ def test_unknown_prompt_id_is_named() -> None:
 def test_bad_inputs_are_reported() -> None:
     prompts = _prompts({"gsm8k/0": "18"})
     with pytest.raises(ValueError, match="answer"):
-        score_generations("gsm8k", prompts, _generations([]).drop(columns=["answer"]))
+        score_generations("gsm8k", prompts, _generations([]).drop("answer"))
     twice = _generations([("gsm8k/0", 0, "18", None), ("gsm8k/0", 0, "18", None)])
     with pytest.raises(ValueError, match="repeat"):
         score_generations("gsm8k", prompts, twice)
     with pytest.raises(ValueError, match="repeats prompt_id"):
-        score_generations("gsm8k", pd.concat([prompts, prompts]), _generations([]))
-    broken = prompts.assign(reference="{not json")
+        score_generations("gsm8k", pl.concat([prompts, prompts]), _generations([]))
+    broken = prompts.with_columns(reference=pl.lit("{not json"))
     with pytest.raises(ValueError, match="gsm8k/0"):
         score_generations("gsm8k", broken, _generations([("gsm8k/0", 0, "18", None)]))
     with pytest.raises(ValueError, match="no correctness judge"):
@@ -191,7 +200,7 @@ def test_bad_inputs_are_reported() -> None:
 
 def test_empty_generations_give_empty_quality() -> None:
     quality = score_generations("gsm8k", _prompts({"gsm8k/0": "1"}), _generations([]))
-    assert quality.empty and list(quality.columns) == QUALITY.names
+    assert quality.is_empty() and quality.schema == empty_frame("quality").schema
 
 
 def test_registry_is_lazy_and_complete() -> None:
@@ -217,15 +226,15 @@ def test_score_real_gsm8k_prompts_with_k_1() -> None:
     records = read_jsonl(GSM8K_FILE)
     prompts = build_prompts("gsm8k", GSM8K, records, n=20, seed=0, source=str(GSM8K_FILE))
     rows = []
-    for _, prompt in prompts.iterrows():
+    for prompt in prompts.iter_rows(named=True):
         solution = records[json.loads(prompt["meta"])["row"]]["answer"]
         rows.append((prompt["prompt_id"], 0, solution, None))
     quality = score_generations("gsm8k", prompts, _generations(rows))
     assert len(quality) == 20 and quality["correct"].all()
     summary = quality_summary(quality)
-    assert summary["accuracy_at_1"].iloc[0] == 1.0
-    assert summary["samples_per_prompt"].iloc[0] == 1
-    assert np.isnan(summary["pass_at_4"].iloc[0])
+    assert summary["accuracy_at_1"][0] == 1.0
+    assert summary["samples_per_prompt"][0] == 1
+    assert summary["pass_at_4"][0] is None  # missing: k > n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,8 +281,8 @@ def test_majority_vote_ties_and_missing() -> None:
     assert majority_vote([0, 1], [None, None], [False, False]) == (None, False)
 
 
-def _quality(rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m") -> pd.DataFrame:
-    return pd.DataFrame(
+def _quality(rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m") -> pl.DataFrame:
+    return pl.DataFrame(
         [
             {
                 "model": model,
@@ -288,7 +297,7 @@ def _quality(rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m"
             }
             for pid, s, ok, ex in rows
         ],
-        columns=QUALITY.names,
+        schema=empty_frame("quality").schema,
     )
 
 
@@ -301,39 +310,40 @@ def test_quality_summary_by_hand() -> None:
     quality = _quality(rows)
     prompts = per_prompt(quality)
     assert list(prompts.columns) == PER_PROMPT_COLUMNS
-    assert prompts["n"].tolist() == [4, 4] and prompts["c"].tolist() == [1, 3]
+    assert prompts["n"].to_list() == [4, 4] and prompts["c"].to_list() == [1, 3]
     summary = quality_summary(quality)
     assert list(summary.columns) == SUMMARY_COLUMNS
-    row = summary.iloc[0]
+    assert len(summary) == 1
+    row = summary.row(0, named=True)
     assert (row["n_prompts"], row["n_samples"], row["samples_per_prompt"]) == (2, 8, 4)
     assert row["accuracy_at_1"] == pytest.approx(0.5)
     assert row["majority_at_k"] == pytest.approx(0.5)
     assert row["pass_at_1"] == pytest.approx((0.25 + 0.75) / 2)
     assert row["pass_at_4"] == pytest.approx(1.0)
-    assert np.isnan(row["pass_at_16"])
+    assert row["pass_at_16"] is None
     assert row["extraction_rate"] == pytest.approx(7 / 8)
     assert row["mean_score"] == pytest.approx(0.5)
     assert row["unclosed_rate"] == pytest.approx(1 / 8)
 
 
 def test_quality_summary_groups_and_k1() -> None:
-    quality = pd.concat(
+    quality = pl.concat(
         [
             _quality([("a", 0, True, "1"), ("b", 0, False, "2")], model="m1"),
             _quality([("a", 0, False, "3"), ("b", 0, False, None)], model="m2"),
         ]
     )
     summary = quality_summary(quality)
-    assert summary["model"].tolist() == ["m1", "m2"]
-    assert summary["accuracy_at_1"].tolist() == [0.5, 0.0]
-    assert summary["pass_at_1"].tolist() == [0.5, 0.0]
-    assert summary["majority_at_k"].tolist() == [0.5, 0.0]
-    assert summary["pass_at_4"].isna().all()
+    assert summary["model"].to_list() == ["m1", "m2"]
+    assert summary["accuracy_at_1"].to_list() == [0.5, 0.0]
+    assert summary["pass_at_1"].to_list() == [0.5, 0.0]
+    assert summary["majority_at_k"].to_list() == [0.5, 0.0]
+    assert summary["pass_at_4"].to_list() == [None, None]
 
 
 def test_quality_summary_empty() -> None:
     summary = quality_summary(_quality([]))
-    assert summary.empty and list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == 0 and list(summary.columns) == SUMMARY_COLUMNS
 
 
 def test_batch_judges_refuse_answers_without_their_prompts():

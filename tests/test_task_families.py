@@ -14,7 +14,14 @@ from divtrace.quality.math import judge_math
 from divtrace.tasks import FAMILIES, TaskDataError
 from divtrace.tasks.base import TaskFamily
 from divtrace.tasks.prism import is_english
-from divtrace.tasks.prompts import build_prompts, load_records, read_jsonl, select, select_records
+from divtrace.tasks.prompts import (
+    build_prompts,
+    build_prompts_and_selection,
+    load_records,
+    read_jsonl,
+    select,
+    select_records,
+)
 
 from .conftest import REPO
 
@@ -58,7 +65,7 @@ def by_id(name: str) -> dict[str, dict]:
 
 
 def rows(table) -> list[dict]:
-    return table.to_dict("records")
+    return table.to_dicts()
 
 
 def references(table) -> list[dict]:
@@ -79,16 +86,16 @@ def test_demo_miniature_builds_a_prompts_table(name):
     assert len(records) >= 8
     table = demo_table(name)
     assert len(table) >= 8
-    assert table["prompt_id"].is_unique
+    assert table["prompt_id"].n_unique() == len(table)
     assert list(table["index"]) == list(range(len(table)))
     assert (table["task"] == name).all()
-    for row in table.itertuples():
-        assert isinstance(row.text, str) and row.text.strip()
-        messages = json.loads(row.messages)
+    for row in table.iter_rows(named=True):
+        assert isinstance(row["text"], str) and row["text"].strip()
+        messages = json.loads(row["messages"])
         assert len(messages) == 1 and messages[0]["role"] == "user"
         assert messages[0]["content"].strip()
-        assert isinstance(json.loads(row.reference), dict)
-        assert json.loads(row.meta)["family"] == name
+        assert isinstance(json.loads(row["reference"]), dict)
+        assert json.loads(row["meta"])["family"] == name
     # Larger n extends the same order (DESIGN: shard of a prompt depends only on its index).
     first = build_prompts(name, FAMILIES[name], records, n=5, seed=1234, source="demo")
     assert list(first["prompt_id"]) == list(table["prompt_id"][:5])
@@ -106,19 +113,19 @@ def test_tldr_prompt_and_reference():
         "summary": "Cat prefers the sink.",
     }
     table = build_prompts("tldr", FAMILIES["tldr"], [record], n=1, seed=0, source="t")
-    assert table.loc[0, "prompt_id"] == "tldr/t3_x"
+    assert table["prompt_id"][0] == "tldr/t3_x"
     text = "SUBREDDIT: r/cats\nTITLE: Cat naps in sink\nPOST: She ignores her bed."
-    assert table.loc[0, "text"] == text + "\nTL;DR:"
-    assert json.loads(table.loc[0, "messages"])[0]["content"] == (
+    assert table["text"][0] == text + "\nTL;DR:"
+    assert json.loads(table["messages"][0])[0]["content"] == (
         "Summarize the following Reddit post in one or two sentences.\n\n" + text
     )
-    assert json.loads(table.loc[0, "reference"]) == {"reference": "Cat prefers the sink."}
-    assert json.loads(table.loc[0, "meta"])["subreddit"] == "cats"
+    assert json.loads(table["reference"][0]) == {"reference": "Cat prefers the sink."}
+    assert json.loads(table["meta"][0])["subreddit"] == "cats"
     # A subreddit given with its "r/" is not doubled.
     again = build_prompts(
         "tldr", FAMILIES["tldr"], [{**record, "subreddit": "r/cats"}], n=1, seed=0, source="t"
     )
-    assert again.loc[0, "text"].startswith("SUBREDDIT: r/cats\n")
+    assert again["text"][0].startswith("SUBREDDIT: r/cats\n")
 
 
 def test_news_summaries_prompt_with_the_full_document():
@@ -127,17 +134,17 @@ def test_news_summaries_prompt_with_the_full_document():
     table = build_prompts(
         "cnn_dailymail", FAMILIES["cnn_dailymail"], [cnn], n=1, seed=0, source="c"
     )
-    assert table.loc[0, "text"] == f"{article}\nTL;DR:"
-    assert table.loc[0, "prompt_id"] == "cnn_dailymail/abc"
-    assert json.loads(table.loc[0, "reference"]) == {"reference": "One.\nTwo."}
-    assert article in json.loads(table.loc[0, "messages"])[0]["content"]
+    assert table["text"][0] == f"{article}\nTL;DR:"
+    assert table["prompt_id"][0] == "cnn_dailymail/abc"
+    assert json.loads(table["reference"][0]) == {"reference": "One.\nTwo."}
+    assert article in json.loads(table["messages"][0])[0]["content"]
     xsum = {"document": "Doc text.", "summary": "Short.", "id": "123"}
     table = build_prompts("xsum", FAMILIES["xsum"], [xsum], n=1, seed=0, source="x")
-    assert table.loc[0, "text"] == "Doc text.\nTL;DR:"
-    assert json.loads(table.loc[0, "messages"])[0]["content"] == (
+    assert table["text"][0] == "Doc text.\nTL;DR:"
+    assert json.loads(table["messages"][0])[0]["content"] == (
         "Summarize the following article in one sentence.\n\nDoc text."
     )
-    assert json.loads(table.loc[0, "reference"]) == {"reference": "Short."}
+    assert json.loads(table["reference"][0]) == {"reference": "Short."}
 
 
 def test_alpaca_template_with_and_without_input():
@@ -358,8 +365,11 @@ def test_prism_filter_and_round_robin_balance():
 
 
 def test_prism_demo_drops_two_and_reports_it():
-    table = demo_table("prism")
-    assert table.attrs["selection"]["n_dropped_by_filter"] == 2
+    table, selection = build_prompts_and_selection(
+        "prism", FAMILIES["prism"], demo("prism"), n=None, seed=1234, source="demo"
+    )
+    assert table.equals(demo_table("prism"))
+    assert selection["n_dropped_by_filter"] == 2
     assert len(table) == 10
     assert not any("Qué" in t for t in table["text"])
     first_six = [json.loads(m)["conversation_type"] for m in table["meta"][:6]]

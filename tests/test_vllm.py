@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import pytest
 
 from divtrace import io
@@ -49,7 +49,7 @@ def backend(checkpoint):
 
 
 @pytest.fixture(scope="module")
-def prompts() -> pd.DataFrame:
+def prompts() -> pl.DataFrame:
     records = read_jsonl(REPO / "resources/tasks/demo/gsm8k.jsonl")
     return build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=6, seed=7, source="demo")
 
@@ -89,24 +89,26 @@ def test_same_schema_as_the_transformers_backend(backend, prompts):
     assert (frame["backend"] == "vllm").all()
     assert len(frame) == 6 * 3
     assert meta["backend_versions"]["vllm"] == vllm.__version__
-    by_id = prompts.set_index("prompt_id")
-    for row in frame.itertuples():
-        user = json.loads(by_id.loc[row.prompt_id, "messages"])[0]["content"]
-        assert f"<|im_start|>user\n{user}<|im_end|>" in row.prompt_text
+    assert frame.schema == io.empty_frame("generations").schema
+    by_id = dict(zip(prompts["prompt_id"], prompts["messages"], strict=True))
+    for row in frame.iter_rows(named=True):
+        user = json.loads(by_id[row["prompt_id"]])[0]["content"]
+        assert f"<|im_start|>user\n{user}<|im_end|>" in row["prompt_text"]
 
 
 def test_sharding_and_order_do_not_change_samples(backend, prompts):
     """vLLM on the CPU batches whatever is scheduled together; measure how often text differs."""
     whole, _ = sample_shard(prompts, spec(per_shard=6), PARAMS, backend, {})
-    parts = pd.concat(
+    parts = pl.concat(
         [
             sample_shard(prompts, spec(shard=s, per_shard=2), PARAMS, backend, {})[0]
             for s in (2, 0, 1)
         ]
     )
     key = ["prompt_id", "sample"]
-    left = whole.sort_values(key).reset_index(drop=True)
-    right = parts.sort_values(key).reset_index(drop=True)
+    left = whole.sort(key)
+    right = parts.sort(key)
+    assert left.select(key).equals(right.select(key)) and len(left) == 6 * 3
     assert (left["seed"] == right["seed"]).all()
     differing = int((left["raw"] != right["raw"]).sum())
     print(f"vLLM CPU: {differing}/{len(left)} samples differ between 1 and 3 shards")
@@ -115,8 +117,8 @@ def test_sharding_and_order_do_not_change_samples(backend, prompts):
 
 def test_cot_off_prefill_and_split(backend, prompts):
     frame, _ = sample_shard(prompts, spec(cot="off"), PARAMS, backend, {})
-    assert frame["prompt_text"].str.endswith("<think></think>").all()
-    assert frame["think_closed"].all()
+    assert frame["prompt_text"].str.ends_with("<think></think>").all()
+    assert frame["think_closed"].null_count() == 0 and frame["think_closed"].all()
 
 
 def test_a_prompt_longer_than_max_model_len_is_recorded_and_the_others_sampled(backend):

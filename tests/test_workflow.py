@@ -14,32 +14,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import pytest
 import yaml
 
-from divtrace import io
-from divtrace.analysis.common import ALL_TASKS
+from divtrace import io, names
+from divtrace.names import ALL_TASKS, FIGURE_NAMES, TABLE_NAMES
 
 from .conftest import REPO
 
-TABLE_NAMES = [
-    "diversity",
-    "retention",
-    "stages",
-    "cot",
-    "decomposition",
-    "quality",
-    "truncation",
-]
-FIGURE_NAMES = [
-    "lineage_trajectories",
-    "retention_heatmap",
-    "stage_attribution",
-    "cot_on_off",
-    "decomposition",
-    "quality_by_stage",
-]
 DEMO_MODELS = [
     "base",
     "think-sft",
@@ -112,18 +95,41 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def test_workflow_names_every_table_and_figure():
-    """common.smk spells the table and figure names out (no pandas at parse time)."""
+def test_workflow_names_every_table_and_figure(tmp_path):
+    """common.smk and the library take the table and figure names and the file layout from
+    divtrace.names (spelled once); the workflow's final rules write every one of them."""
     from divtrace.analysis.tables import TABLE_NAMES as tables
     from divtrace.figures import FIGURE_NAMES as figures
 
+    assert tuple(tables) == TABLE_NAMES and tuple(figures) == FIGURE_NAMES
     common = (REPO / "workflow/rules/common.smk").read_text()
-    assert list(tables) == TABLE_NAMES and list(figures) == FIGURE_NAMES
+    assert "from divtrace.names import" in common
+    rules = "\n".join(p.read_text() for p in sorted((REPO / "workflow/rules").glob("*.smk")))
     for name in [*TABLE_NAMES, *FIGURE_NAMES]:
-        assert f'"{name}"' in common
+        assert f'"{name}"' not in rules, f"{name!r} is spelled out in the workflow"
+    for template in ("resources/models/", "resources/metric_models/", "/tables/", "/figures/"):
+        assert template not in rules, f"{template!r} is spelled out in the workflow"
+
+    result = snakemake(copy_workflow(tmp_path), "-n", "--configfile", "config/config.yaml")
+    outputs = set(scheduled_outputs(result.stdout))
+    results = "results"
+    for name in TABLE_NAMES:
+        for ext in ("parquet", "csv"):
+            assert names.TABLE_FILE.format(results=results, name=name, ext=ext) in outputs
     for name in FIGURE_NAMES:
+        for ext in ("pdf", "png"):
+            assert names.FIGURE_FILE.format(results=results, name=name, ext=ext) in outputs
         assert (REPO / f"workflow/report/{name}.rst").is_file()
-    assert (REPO / "workflow/report/truncation_table.rst").is_file()
+    for name in names.REPORT_TABLES:
+        assert (REPO / f"workflow/report/{name}_table.rst").is_file()
+    assert names.MODEL_MANIFEST.format(model="think-sft") in outputs
+    assert names.METRIC_MODEL_MANIFEST.format(role="sbert") in outputs
+    shard = dict(results=results, model="base", task="gsm8k", cot="on", shard="0000")
+    assert names.SHARD_FILE.format(**shard) in outputs
+    assert names.PROMPTS_FILE.format(results=results, task="gsm8k") in outputs
+    run = dict(results=results, model="base", task="gsm8k", cot="on")
+    assert names.QUALITY_FILE.format(**run) in outputs
+    assert names.DIVERSITY_FILE.format(**run) in outputs
 
 
 # ---------------------------------------------------------------------------- dry runs
@@ -192,20 +198,21 @@ def demo_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_demo_produces_tables_and_figures(demo_run):
-    table = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
-    csv = pd.read_csv(demo_run / "results/tables/diversity.csv")
+    table = pl.read_parquet(demo_run / "results/tables/diversity.parquet")
+    csv = pl.read_csv(demo_run / "results/tables/diversity.csv", infer_schema_length=None)
     assert len(table) == len(csv) > 0
     assert set(table["model"]) == set(DEMO_MODELS)
     assert set(table["metric"]) == {"ead", "sbert", "vendi"}
     assert set(table["scope"]) == {"per_input", "across_input"}
     assert {"lineage", "stage", "ratio_to_base"} <= set(table.columns)
-    base = table[table["model"] == "base"]
-    assert (base["ratio_to_base"].dropna() == 1.0).all()
-    assert set(table.loc[table["model"] == "think-sft", "cot"]) == {"on", "off"}
-    assert table[["ci_low", "ci_high"]].notna().any().all()
+    base = table.filter(pl.col("model") == "base")
+    assert (base["ratio_to_base"].drop_nulls().drop_nans() == 1.0).all()
+    assert set(table.filter(pl.col("model") == "think-sft")["cot"]) == {"on", "off"}
+    for column in ("ci_low", "ci_high"):
+        assert table[column].is_not_null().any(), column
     for name in TABLE_NAMES:
         assert (demo_run / f"results/tables/{name}.csv").stat().st_size > 0
-    assert len(pd.read_csv(demo_run / "results/tables/retention.csv")) > 0
+    assert len(pl.read_csv(demo_run / "results/tables/retention.csv", infer_schema_length=None)) > 0
     for name in FIGURE_NAMES:
         for suffix in ("pdf", "png"):
             assert (demo_run / f"results/figures/{name}.{suffix}").stat().st_size > 1000
@@ -213,49 +220,54 @@ def test_demo_produces_tables_and_figures(demo_run):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _per_input(table: pd.DataFrame) -> pd.DataFrame:
+def _per_input(table: pl.DataFrame) -> pl.DataFrame:
     """Per-input diversity over all outputs, CoT on (the think models' default)."""
-    return table[
-        (table["scope"] == "per_input") & (table["subset"] == "all") & (table["cot"] == "on")
-    ]
+    return table.filter(scope="per_input", subset="all", cot="on")
 
 
 @pytest.mark.slow
 def test_demo_shows_collapse_after_sft(demo_run):
     """think-sft's per-input SBERT and EAD are below base's on most demo tasks (issue 8)."""
-    table = _per_input(pd.read_parquet(demo_run / "results/tables/diversity.parquet"))
-    value = table.set_index(["model", "task", "metric"])["value"]
+    table = _per_input(pl.read_parquet(demo_run / "results/tables/diversity.parquet"))
+    value = {
+        (row["model"], row["task"], row["metric"]): row["value"]
+        for row in table.iter_rows(named=True)
+    }
     tasks = sorted(set(table["task"]) - {ALL_TASKS})
     assert tasks == ["gsm8k", "ifeval", "writingprompts"]
     for metric in ("sbert", "ead"):
         lower = [t for t in tasks if value["think-sft", t, metric] < value["base", t, metric]]
-        assert len(lower) > len(tasks) / 2, (metric, lower, value.xs(metric, level="metric"))
+        assert len(lower) > len(tasks) / 2, (metric, lower, table.filter(metric=metric))
 
 
 @pytest.mark.slow
 def test_demo_rlzero_retains_more_than_think_rl(demo_run):
     """RL on the base model keeps more of its diversity than the end of the Think lineage."""
-    table = _per_input(pd.read_csv(demo_run / "results/tables/retention.csv"))
-    table = table[table["task"] == ALL_TASKS]  # the ratio of the means over the tasks
+    table = _per_input(
+        pl.read_csv(demo_run / "results/tables/retention.csv", infer_schema_length=None)
+    )
+    table = table.filter(task=ALL_TASKS)  # the ratio of the means over the tasks
     assert set(table["metric"]) == {"ead", "sbert", "vendi"}
-    mean = table.groupby("model")["ratio_to_base"].mean()  # over the three metrics
-    assert mean["rlzero-math"] > mean["think-rl"], mean.to_dict()
+    means = table.group_by("model").agg(pl.col("ratio_to_base").mean())  # over the 3 metrics
+    mean = dict(means.iter_rows())
+    assert mean["rlzero-math"] > mean["think-rl"], mean
 
 
 @pytest.mark.slow
 def test_demo_shards_follow_the_contract(demo_run):
     shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
     assert len(shards) == RUNS * 3 * 2
-    frames = [io.read_table(p, "generations") for p in shards]
-    generations = pd.concat(frames, ignore_index=True)
+    generations = io.read_tables(shards, "generations")
     assert len(generations) == RUNS * 3 * 8 * 4  # runs × tasks × prompts × K
-    per_prompt = generations.groupby(["model", "task", "cot", "prompt_id"])["sample"].agg(sorted)
-    assert all(samples == [0, 1, 2, 3] for samples in per_prompt)
-    think = generations[generations["model"] == "think-sft"]
-    off = think[think["cot"] == "off"]
-    assert off["prompt_text"].str.endswith("<think></think>").all()
-    assert off["think_closed"].all()
-    assert generations.loc[generations["model"] == "base", "think_closed"].isna().all()
+    per_prompt = generations.group_by(["model", "task", "cot", "prompt_id"]).agg(
+        pl.col("sample").sort()
+    )
+    assert all(samples == [0, 1, 2, 3] for samples in per_prompt["sample"].to_list())
+    off = generations.filter(model="think-sft", cot="off")
+    assert len(off) and off["prompt_text"].str.ends_with("<think></think>").all()
+    assert off["think_closed"].null_count() == 0 and off["think_closed"].all()
+    base = generations.filter(model="base")
+    assert len(base) and base["think_closed"].is_null().all()
     meta = io.read_metadata(shards[0])
     assert meta["sampling"]["temperature"] == 0.6
     assert meta["backend"] == "transformers"
@@ -268,8 +280,8 @@ def test_demo_diversity_files_carry_every_metric(demo_run):
     for path in files:
         frame = io.read_table(path, "diversity")
         assert set(frame["metric"]) == {"ead", "sbert", "vendi"}
-        across = frame[(frame["scope"] == "across_input") & (frame["subset"] == "all")]
-        assert across["prompt_id"].isna().all() and len(across) == 3
+        across = frame.filter(scope="across_input", subset="all")
+        assert across["prompt_id"].is_null().all() and len(across) == 3
 
 
 @pytest.mark.slow
@@ -279,35 +291,34 @@ def test_demo_scores_its_verifiable_tasks(demo_run):
     for path in files:
         quality = io.read_table(path, "quality")
         assert len(quality) == 8 * 4
-    table = pd.read_csv(demo_run / "results/tables/quality.csv")
+    table = pl.read_csv(demo_run / "results/tables/quality.csv", infer_schema_length=None)
     assert set(table["task"]) == {"gsm8k", "ifeval"}
     assert {"lineage", "stage"} <= set(table.columns)
-    assert table[["accuracy_at_1", "pass_at_1", "pass_at_4"]].notna().all().all()
-    diversity = pd.read_parquet(demo_run / "results/tables/diversity.parquet")
-    correct = diversity[diversity["subset"] == "correct"]
+    for column in ("accuracy_at_1", "pass_at_1", "pass_at_4"):
+        assert table[column].is_not_null().all(), column
+    diversity = pl.read_parquet(demo_run / "results/tables/diversity.parquet")
+    correct = diversity.filter(subset="correct")
     assert set(correct["task"]) <= {"gsm8k", "ifeval"}
 
 
 @pytest.mark.slow
 def test_demo_counts_what_the_budgets_cut(demo_run):
-    table = pd.read_csv(demo_run / "results/tables/truncation.csv")
+    table = pl.read_csv(demo_run / "results/tables/truncation.csv", infer_schema_length=None)
     assert len(table) == RUNS * 3  # one row per run and task
     assert {"lineage", "stage", "n_prompt_too_long", "length_share"} <= set(table.columns)
     assert (table["n_prompts"] == 8).all() and (table["n_samples"] == 8 * 4).all()
     for column in ("length_share", "unclosed_share", "short_prompt_share"):
-        assert table[column].between(0, 1).all(), column
+        assert table[column].is_not_null().all() and table[column].is_between(0, 1).all(), column
     # The demo's 96-token budget cuts some samples; the think models' traces close or are counted.
     assert table["length_share"].max() > 0
     shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
-    generations = pd.concat([io.read_table(p, "generations") for p in shards])
-    cut = (
-        generations["finish_reason"]
-        .eq("length")
-        .groupby([generations["model"], generations["task"], generations["cot"]])
-        .mean()
-    )
-    row = table.set_index(["model", "task", "cot"])["length_share"]
-    assert row.sort_index().to_numpy() == pytest.approx(cut.sort_index().to_numpy())
+    keys = ["model", "task", "cot"]
+    generations = io.read_tables(shards, "generations", columns=[*keys, "finish_reason"])
+    generated = generations.filter(pl.col("finish_reason") != "prompt_too_long")
+    cut = generated.group_by(keys).agg((pl.col("finish_reason") == "length").mean()).sort(keys)
+    row = table.select(*keys, "length_share").sort(keys)
+    assert row.select(keys).equals(cut.select(keys))
+    assert row["length_share"].to_list() == pytest.approx(cut["finish_reason"].to_list())
 
 
 @pytest.mark.slow

@@ -63,13 +63,13 @@ def cmd_fetch_metric_model(args: argparse.Namespace) -> None:
 def cmd_prompts(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.tasks import get_family, styles
-    from divtrace.tasks.prompts import build_prompts, load_records
+    from divtrace.tasks.prompts import build_prompts_and_selection, load_records
 
     family = get_family(args.family or args.task)
     records = load_records(
         args.source, family, hf_config=args.hf_config, split=args.split, revision=args.revision
     )
-    table = build_prompts(
+    table, selection = build_prompts_and_selection(
         args.task,
         family,
         records,
@@ -89,7 +89,7 @@ def cmd_prompts(args: argparse.Namespace) -> None:
             "revision": args.revision,
             "n_requested": args.n,
             "n_available": len(records),
-            "selection": table.attrs.get("selection"),
+            "selection": selection,
             "seed": args.seed,
             "prompt_style": args.prompt_style,
             "completion_stop": list(styles.completion_stop(family, args.prompt_style)),
@@ -156,15 +156,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from divtrace import io
-    from divtrace.quality.score import score_generations
+    from divtrace.quality.score import INPUT_COLUMNS, score_generations
 
     prompts = io.read_table(args.prompts, "prompts")
-    generations = pd.concat(
-        [io.read_table(p, "generations") for p in args.generations], ignore_index=True
-    )
+    # Only the columns the judges need: never the prompt texts, raw outputs or reasoning.
+    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
     family = args.family or args.task
     quality = score_generations(family, prompts, generations)
     io.write_table(
@@ -177,25 +174,20 @@ def cmd_score(args: argparse.Namespace) -> None:
             "inputs": [str(p) for p in args.generations],
         },
     )
-    n_correct = int(quality["correct"].sum()) if len(quality) else 0
+    n_correct = int(quality.get_column("correct").sum())
     _log(f"{args.task}: {n_correct}/{len(quality)} correct → {args.out}")
 
 
 # --------------------------------------------------------------------------- diversity
 def cmd_diversity(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from divtrace import io
-    from divtrace.metrics.api import compute_diversity
+    from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
     from divtrace.models import read_manifest
 
-    generations = pd.concat(
-        [io.read_table(p, "generations") for p in args.generations], ignore_index=True
-    )
+    # Only the columns the metrics read: the keys, the answers and what drops an output.
+    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
     quality = (
-        pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
-        if args.quality
-        else None
+        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS) if args.quality else None
     )
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
     load = {"sbert": args.sbert_model, "nli": args.nli_model}
@@ -234,27 +226,23 @@ def cmd_diversity(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- summarize
 def cmd_summarize(args: argparse.Namespace) -> None:
-    import pandas as pd
+    import polars as pl
 
     from divtrace import io
-    from divtrace.analysis.tables import TABLE_NAMES, build_tables, write_tables
+    from divtrace.analysis.tables import build_tables, write_tables
     from divtrace.analysis.truncation import INPUT_COLUMNS as TRUNCATION_INPUT
     from divtrace.lineage import Lineage
+    from divtrace.metrics.api import OUTPUT_COLUMNS as DIVERSITY_COLUMNS
+    from divtrace.names import TABLE_NAMES
 
     lineage = Lineage.from_dict(args.lineage)
-    diversity = pd.concat(
-        [io.read_table(p, "diversity") for p in args.diversity], ignore_index=True
-    )
-    quality = (
-        pd.concat([io.read_table(p, "quality") for p in args.quality], ignore_index=True)
-        if args.quality
-        else None
-    )
+    # The diversity contract and the drop counts compute_diversity adds to it.
+    diversity = io.read_tables(args.diversity, "diversity", columns=DIVERSITY_COLUMNS)
+    # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K)
+    # and counts unclosed traces by ``detail``.
+    quality = io.read_tables(args.quality, "quality") if args.quality else None
     generations = (
-        pd.concat(
-            [io.read_table(p, "generations", columns=TRUNCATION_INPUT) for p in args.generations],
-            ignore_index=True,
-        )
+        io.read_tables(args.generations, "generations", columns=TRUNCATION_INPUT)
         if args.generations
         else None
     )
@@ -267,7 +255,7 @@ def cmd_summarize(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
-        tables.setdefault(name, pd.DataFrame())
+        tables.setdefault(name, pl.DataFrame())
     write_tables(tables, args.out_dir, metadata={"n_boot": args.n_boot, "seed": args.seed})
     sizes = ", ".join(f"{name} {len(table)}" for name, table in tables.items())
     _log(f"tables → {args.out_dir} ({sizes} rows)")

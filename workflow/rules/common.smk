@@ -1,6 +1,7 @@
 """Config → models, tasks, CoT modes and shards; input functions. No rules here.
 
-Parsing stays cheap: only divtrace.config (pure Python) is imported.
+Parsing stays cheap: only pure-Python modules of divtrace are imported (config, plan, and names,
+which spells every table, figure and file path once for the workflow and the library alike).
 """
 
 import json
@@ -13,6 +14,19 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from divtrace.config import Study, validate_config  # noqa: E402
+from divtrace.names import (  # noqa: E402
+    DIVERSITY_FILE,
+    FIGURE_FILE,
+    FIGURE_NAMES,
+    METRIC_MODEL_MANIFEST,
+    MODEL_MANIFEST,
+    PROMPTS_FILE,
+    QUALITY_FILE,
+    REPORT_TABLES,
+    SHARD_FILE,
+    TABLE_FILE,
+    TABLE_NAMES,
+)
 from divtrace.plan import metrics_gpus, sampling_gpus, shard_minutes  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -40,12 +54,13 @@ wildcard_constraints:
 
 
 # ---------------------------------------------------------------- paths
+# The templates of divtrace.names, filled in (a wildcard passed as "{model}" stays a wildcard).
 def model_manifest(model):
-    return f"resources/models/{model}/manifest.json"
+    return MODEL_MANIFEST.format(model=model)
 
 
 def metric_model_manifest(role):
-    return f"resources/metric_models/{role}/manifest.json"
+    return METRIC_MODEL_MANIFEST.format(role=role)
 
 
 def metric_model_manifests():
@@ -54,49 +69,32 @@ def metric_model_manifests():
 
 
 def prompts_file(task):
-    return f"{RESULTS}/prompts/{task}.parquet"
+    return PROMPTS_FILE.format(results=RESULTS, task=task)
 
 
 def shard_file(model, task, cot, shard):
-    return f"{RESULTS}/generations/{model}/{task}/cot-{cot}/shard-{shard}.parquet"
+    return SHARD_FILE.format(
+        results=RESULTS, model=model, task=task, cot=cot, shard=shard
+    )
 
 
 def quality_file(model, task, cot):
-    return f"{RESULTS}/quality/{model}/{task}/cot-{cot}.parquet"
+    return QUALITY_FILE.format(results=RESULTS, model=model, task=task, cot=cot)
 
 
 def diversity_file(model, task, cot):
-    return f"{RESULTS}/diversity/{model}/{task}/cot-{cot}.parquet"
+    return DIVERSITY_FILE.format(results=RESULTS, model=model, task=task, cot=cot)
 
 
-# Names as divtrace.analysis.TABLE_NAMES and divtrace.figures.FIGURE_NAMES (a test checks they
-# agree; importing them here would load pandas at parse time).
-TABLE_NAMES = [
-    "diversity",
-    "retention",
-    "stages",
-    "cot",
-    "decomposition",
-    "quality",
-    "truncation",
-]
-# Tables the HTML report (snakemake --report) shows beside the figures.
-REPORT_TABLES = ["truncation"]
-FIGURE_NAMES = [
-    "lineage_trajectories",
-    "retention_heatmap",
-    "stage_attribution",
-    "cot_on_off",
-    "decomposition",
-    "quality_by_stage",
-]
+# Tables (TABLE_NAMES; the HTML report shows REPORT_TABLES beside the figures) and figures
+# (FIGURE_NAMES), as divtrace.analysis and divtrace.figures write them.
 TABLES = {
-    (name, ext): f"{RESULTS}/tables/{name}.{ext}"
+    (name, ext): TABLE_FILE.format(results=RESULTS, name=name, ext=ext)
     for name in TABLE_NAMES
     for ext in ("parquet", "csv")
 }
 FIGURES = {
-    (name, ext): f"{RESULTS}/figures/{name}.{ext}"
+    (name, ext): FIGURE_FILE.format(results=RESULTS, name=name, ext=ext)
     for name in FIGURE_NAMES
     for ext in ("pdf", "png")
 }

@@ -3,7 +3,7 @@ rule fetch_model:
     input:
         parent=parent_manifest,
     output:
-        manifest="resources/models/{model}/manifest.json",
+        manifest=model_manifest("{model}"),
     log:
         f"{RESULTS}/logs/fetch_model/{{model}}.log",
     benchmark:
@@ -26,7 +26,7 @@ rule fetch_model:
 rule fetch_metric_model:
     """Make the SBERT or NLI model available offline (hub snapshot or local copy; local rule)."""
     output:
-        manifest="resources/metric_models/{role}/manifest.json",
+        manifest=metric_model_manifest("{role}"),
     log:
         f"{RESULTS}/logs/fetch_metric_model/{{role}}.log",
     benchmark:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import polars as pl
 
 from divtrace import io
 from divtrace.generation.backend import PROMPT_TOO_LONG, Backend, Request, SamplingParams
@@ -53,11 +53,12 @@ class ShardSpec:
         return start, start + self.prompts_per_shard
 
 
-def shard_prompts(prompts: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
-    """Rows of the prompts table whose ``index`` falls in the shard (possibly none)."""
+def shard_prompts(prompts: pl.DataFrame, spec: ShardSpec) -> pl.DataFrame:
+    """Rows of the prompts table whose ``index`` falls in the shard (possibly none), by index."""
     start, stop = spec.index_range()
-    chosen = prompts[(prompts["index"] >= start) & (prompts["index"] < stop)]
-    return chosen.sort_values("index")
+    return prompts.filter(pl.col("index").is_between(start, stop, closed="left")).sort(
+        "index", maintain_order=True
+    )
 
 
 def make_backend(name: str, model_dir: str | Path, settings: Mapping[str, Any]) -> Backend:
@@ -83,12 +84,12 @@ def make_backend(name: str, model_dir: str | Path, settings: Mapping[str, Any]) 
 
 
 def sample_shard(
-    prompts: pd.DataFrame,
+    prompts: pl.DataFrame,
     spec: ShardSpec,
     params: SamplingParams,
     backend: Backend,
     model_manifest: Mapping[str, Any],
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Generations (DESIGN §3 schema) of one shard, and the file metadata to store with them."""
     if spec.cot not in ("on", "off"):
         raise ShardError(f"cot must be 'on' or 'off', got {spec.cot!r}")
@@ -97,11 +98,11 @@ def sample_shard(
     missing = [c for c in io.PROMPTS.names if c not in prompts.columns]
     if missing:
         raise ShardError(f"prompts table lacks column(s) {missing}")
-    rows = shard_prompts(prompts[prompts["task"] == spec.task], spec)
+    rows = shard_prompts(prompts.filter(pl.col("task") == spec.task), spec)
     tokenizer = backend.tokenizer()
     requests: list[Request] = []
     rendered: list[RenderedPrompt] = []
-    records_in = rows.to_dict("records")
+    records_in = rows.to_dicts()
     for row in records_in:
         prompt = render_prompt(
             tokenizer,
@@ -155,8 +156,8 @@ def sample_shard(
                     "backend": backend.info.name,
                 }
             )
-    frame = pd.DataFrame(records) if records else io.empty_frame("generations")
-    n_tokens = int(frame["n_tokens"].sum()) if len(frame) else 0
+    frame = pl.DataFrame(records, schema=io.empty_frame("generations").schema)
+    n_tokens = int(frame.get_column("n_tokens").sum())
     prompt_tokens = [outs[0].prompt_tokens for outs in completions if outs]
     too_long = [
         str(row["prompt_id"])

@@ -31,10 +31,10 @@ subset, scope, prompt, metric), independent of the input's row order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from divtrace import io
 from divtrace.generation.backend import PROMPT_TOO_LONG
@@ -50,8 +50,19 @@ NOT_YET_AVAILABLE: dict[str, str] = {}
 GROUP_KEYS = ["model", "task", "cot"]
 SAMPLE_KEYS = [*GROUP_KEYS, "prompt_id", "sample"]
 REQUIRED_COLUMNS = [*SAMPLE_KEYS, "answer"]
+#: Every generations column :func:`compute_diversity` reads (``divtrace diversity`` reads only
+#: these); the last two are optional.
+INPUT_COLUMNS = [*REQUIRED_COLUMNS, "think_closed", "finish_reason"]
+#: Every quality column it reads.
+QUALITY_COLUMNS = [*SAMPLE_KEYS, "correct"]
 # The diversity contract (DESIGN §3), plus how many outputs each row dropped.
 OUTPUT_COLUMNS = [*io.DIVERSITY.names, "n_dropped"]
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+    **{name: pl.String() for name in OUTPUT_COLUMNS},
+    "value": pl.Float64(),
+    "n_outputs": pl.Int64(),
+    "n_dropped": pl.Int64(),
+}
 MIN_SET_SIZE = {"all": 1, "correct": 2}
 
 
@@ -78,115 +89,130 @@ def check_metrics(metrics: Sequence[str]) -> list[str]:
     return names
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def _require_columns(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what} table lacks column(s) {missing}")
-    for column in columns:
-        nulls = int(frame[column].isna().sum())
-        if nulls:
-            raise ValueError(f"{what} column {column!r} has {nulls} null value(s)")
+    nulls = frame.select(pl.col(c).null_count() for c in columns).row(0)
+    for column, count in zip(columns, nulls, strict=True):
+        if count:
+            raise ValueError(f"{what} column {column!r} has {count} null value(s)")
 
 
-def _normalise_keys(frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    out = frame.copy()
-    for column in [*GROUP_KEYS, "prompt_id"]:
-        out[column] = out[column].astype(str)
+def _normalise_keys(frame: pl.DataFrame, what: str) -> pl.DataFrame:
+    """Keys as strings and ``sample`` as int64; a repeated (model, task, cot, prompt_id, sample)
+    is an error."""
+    out = frame.with_columns(pl.col([*GROUP_KEYS, "prompt_id"]).cast(pl.String))
     try:
-        out["sample"] = out["sample"].astype(np.int64)
-    except (TypeError, ValueError) as err:
+        out = out.with_columns(pl.col("sample").cast(pl.Int64))
+    except pl.exceptions.PolarsError as err:
         raise ValueError(f"{what} column 'sample' must hold integers: {err}") from err
-    duplicated = out.duplicated(SAMPLE_KEYS)
-    if duplicated.any():
-        first = out.loc[duplicated, SAMPLE_KEYS].iloc[0].to_dict()
+    repeated = out.filter(~pl.struct(SAMPLE_KEYS).is_first_distinct())
+    if repeated.height:
+        first = repeated.select(SAMPLE_KEYS).row(0, named=True)
         raise ValueError(
-            f"{what} table has {int(duplicated.sum())} duplicated (model, task, cot, prompt_id, "
+            f"{what} table has {repeated.height} duplicated (model, task, cot, prompt_id, "
             f"sample) row(s), e.g. {first}"
         )
     return out
 
 
-def _kept(frame: pd.DataFrame) -> np.ndarray:
+def _kept(frame: pl.DataFrame) -> pl.Series:
     """True for outputs the metrics use: ``think_closed`` is True or null (or absent), and the
     sample was generated (``finish_reason`` is not ``prompt_too_long``)."""
-    kept = np.ones(len(frame), dtype=bool)
+    kept = pl.lit(True)
     if "finish_reason" in frame.columns:
-        kept &= (frame["finish_reason"] != PROMPT_TOO_LONG).to_numpy(dtype=bool)
-    if "think_closed" not in frame.columns:
-        return kept
-    try:
-        closed = frame["think_closed"].astype("boolean")
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"generations column 'think_closed' must be boolean or null: {err}"
-        ) from err
-    return kept & ~closed.eq(False).fillna(False).to_numpy(dtype=bool)
+        kept = kept & pl.col("finish_reason").cast(pl.String).ne_missing(PROMPT_TOO_LONG)
+    if "think_closed" in frame.columns:
+        try:
+            closed = frame.get_column("think_closed").cast(pl.Boolean)
+        except pl.exceptions.PolarsError as err:
+            raise ValueError(
+                f"generations column 'think_closed' must be boolean or null: {err}"
+            ) from err
+        frame = frame.with_columns(closed)
+        kept = kept & ~pl.col("think_closed").eq_missing(False)
+    return frame.select(kept.alias("kept")).to_series()
 
 
-def _prepare(generations: pd.DataFrame) -> pd.DataFrame:
+def _prepare(generations: pl.DataFrame) -> pl.DataFrame:
+    """The key, answer and drop columns, keys normalised, sorted by (model, task, cot,
+    prompt_id, sample), with ``kept`` and the answers of dropped outputs blanked."""
     _require_columns(generations, SAMPLE_KEYS, "generations")
     if "answer" not in generations.columns:
         raise ValueError("generations table lacks column(s) ['answer']")
-    columns = [*REQUIRED_COLUMNS] + [
-        c for c in ("think_closed", "finish_reason") if c in generations.columns
-    ]
-    frame = _normalise_keys(generations[columns], "generations")
-    frame["kept"] = _kept(frame)
-    bad = frame["kept"] & frame["answer"].isna()
-    if bad.any():
-        raise ValueError(f"generations column 'answer' has {int(bad.sum())} null value(s)")
-    frame = frame.sort_values(SAMPLE_KEYS, kind="mergesort").reset_index(drop=True)
-    frame["answer"] = frame["answer"].where(frame["kept"], "").astype(str)
-    return frame
+    columns = [c for c in INPUT_COLUMNS if c in generations.columns]
+    frame = _normalise_keys(generations.select(columns), "generations")
+    frame = frame.with_columns(_kept(frame))
+    bad = frame.filter(pl.col("kept") & pl.col("answer").is_null()).height
+    if bad:
+        raise ValueError(f"generations column 'answer' has {bad} null value(s)")
+    return frame.sort(SAMPLE_KEYS, maintain_order=True).with_columns(
+        answer=pl.when(pl.col("kept")).then(pl.col("answer").cast(pl.String)).otherwise(pl.lit(""))
+    )
 
 
-def _attach_quality(frame: pd.DataFrame, quality: pd.DataFrame) -> pd.Series:
-    """Per generation: True/False when judged, NA for groups absent from ``quality``."""
-    _require_columns(quality, [*SAMPLE_KEYS, "correct"], "quality")
-    judged = _normalise_keys(quality[[*SAMPLE_KEYS, "correct"]], "quality")
+def _attach_quality(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
+    """Per generation (in ``frame``'s order): True/False when judged, null for groups absent
+    from ``quality``."""
+    _require_columns(quality, QUALITY_COLUMNS, "quality")
+    judged = _normalise_keys(quality.select(QUALITY_COLUMNS), "quality")
     try:
-        judged["correct"] = judged["correct"].astype(bool)
-    except (TypeError, ValueError) as err:
+        judged = judged.with_columns(pl.col("correct").cast(pl.Boolean))
+    except pl.exceptions.PolarsError as err:
         raise ValueError(f"quality column 'correct' must be boolean: {err}") from err
-    merged = frame[[*SAMPLE_KEYS, "kept"]].merge(judged, on=SAMPLE_KEYS, how="left")
-    judged_groups = set(map(tuple, judged[GROUP_KEYS].drop_duplicates().to_numpy().tolist()))
-    in_judged = np.fromiter(
-        (tuple(k) in judged_groups for k in merged[GROUP_KEYS].to_numpy().tolist()),
-        dtype=bool,
-        count=len(merged),
+    groups = judged.select(GROUP_KEYS).unique().with_columns(_judged=pl.lit(True))
+    merged = (
+        frame.select([*SAMPLE_KEYS, "kept"])
+        .join(judged, on=SAMPLE_KEYS, how="left", maintain_order="left")
+        .join(groups, on=GROUP_KEYS, how="left", maintain_order="left")
+        .with_columns(pl.col("_judged").fill_null(False))
     )
-    unjudged = in_judged & merged["kept"].to_numpy(dtype=bool) & merged["correct"].isna().to_numpy()
-    if unjudged.any():
-        first = merged.loc[unjudged, SAMPLE_KEYS].iloc[0].to_dict()
+    unjudged = merged.filter(pl.col("_judged") & pl.col("kept") & pl.col("correct").is_null())
+    if unjudged.height:
+        first = unjudged.select(SAMPLE_KEYS).row(0, named=True)
         raise ValueError(
-            f"quality table has no row for {int(unjudged.sum())} generation(s), e.g. {first}"
+            f"quality table has no row for {unjudged.height} generation(s), e.g. {first}"
         )
-    judged_mask = pd.Series(in_judged, index=merged.index)
-    return merged["correct"].astype("boolean").where(judged_mask)
+    # Only judged groups have quality rows, so ``correct`` is null outside them.
+    return merged.get_column("correct")
 
 
-def count_dropped(generations: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task, cot, prompt_id): ``n_samples`` and ``n_dropped`` (unclosed think blocks
-    and samples whose prompt did not fit)."""
-    frame = _prepare(generations)
-    frame["dropped"] = ~frame["kept"]
-    counts = frame.groupby([*GROUP_KEYS, "prompt_id"], sort=True).agg(
-        n_samples=("sample", "size"), n_dropped=("dropped", "sum")
+def count_dropped(generations: pl.DataFrame) -> pl.DataFrame:
+    """Per (model, task, cot, prompt_id), sorted: ``n_samples`` and ``n_dropped`` (unclosed
+    think blocks and samples whose prompt did not fit)."""
+    keys = [*GROUP_KEYS, "prompt_id"]
+    return (
+        _prepare(generations)
+        .group_by(keys)
+        .agg(
+            n_samples=pl.len().cast(pl.Int64),
+            n_dropped=(~pl.col("kept")).sum().cast(pl.Int64),
+        )
+        .sort(keys)
     )
-    return counts.reset_index().astype({"n_samples": np.int64, "n_dropped": np.int64})
 
 
-def _build_sets(frame: pd.DataFrame, with_quality: bool) -> list[dict[str, Any]]:
-    """Every (group, subset, scope, prompt) set: its keys, row indices and drop count."""
+def _build_sets(frame: pl.DataFrame, with_quality: bool) -> list[dict[str, Any]]:
+    """Every (group, subset, scope, prompt) set: its keys, row indices and drop count.
+
+    ``frame`` is sorted by (model, task, cot, prompt_id, sample) (:func:`_prepare`), so a group
+    is a run of rows and its prompts' outputs are runs inside it, in sample order.
+    """
     sets: list[dict[str, Any]] = []
-    kept = frame["kept"].to_numpy(dtype=bool)
-    correct = frame["correct"].fillna(False).to_numpy(dtype=bool) if with_quality else None
-    judged = frame["correct"].notna().to_numpy() if with_quality else None
-    for key, rows in frame.groupby(GROUP_KEYS, sort=True).indices.items():
-        model, task, cot = cast(tuple[str, str, str], key)
-        rows = np.sort(rows)
-        prompt_ids = frame["prompt_id"].to_numpy()[rows]
-        prompts, prompt_codes = np.unique(prompt_ids, return_inverse=True)
+    kept = frame.get_column("kept").to_numpy()
+    correct = frame.get_column("correct").fill_null(False).to_numpy() if with_quality else None
+    judged = frame.get_column("correct").is_not_null().to_numpy() if with_quality else None
+    prompt_id = np.asarray(frame.get_column("prompt_id").to_list(), dtype=object)
+    bounds = (
+        frame.with_row_index("_row")
+        .group_by(GROUP_KEYS, maintain_order=True)
+        .agg(start=pl.col("_row").first(), stop=pl.col("_row").last() + 1)
+    )
+    for model, task, cot, start, stop in bounds.iter_rows():
+        rows = np.arange(start, stop, dtype=np.int64)
+        prompts, prompt_codes = np.unique(prompt_id[rows], return_inverse=True)
+        prompt_codes = prompt_codes.reshape(-1)
         dropped = np.bincount(prompt_codes, weights=~kept[rows], minlength=len(prompts))
         subsets = ["all"]
         if judged is not None and judged[rows].any():
@@ -200,11 +226,10 @@ def _build_sets(frame: pd.DataFrame, with_quality: bool) -> list[dict[str, Any]]
             pool_codes = prompt_codes[mask]
             minimum = MIN_SET_SIZE[subset]
             base = {"model": model, "task": task, "cot": cot, "subset": subset}
-            # Rows are sorted by (prompt_id, sample) inside a group, so runs of equal codes are
-            # the prompts' outputs in sample order.
+            # Runs of equal codes are the prompts' outputs in sample order.
             starts = np.r_[0, np.flatnonzero(np.diff(pool_codes)) + 1] if pool.size else pool
-            for start, members in zip(starts, np.split(pool, starts[1:]), strict=False):
-                code = pool_codes[start]
+            for first, members in zip(starts, np.split(pool, starts[1:]), strict=False):
+                code = pool_codes[first]
                 if members.size >= minimum:
                     sets.append(
                         {
@@ -230,24 +255,33 @@ def _build_sets(frame: pd.DataFrame, with_quality: bool) -> list[dict[str, Any]]
     return sets
 
 
+def _factorize(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Codes of ``texts`` and the distinct texts, in order of first appearance."""
+    index: dict[str, int] = {}
+    codes = np.fromiter(
+        (index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts)
+    )
+    return codes, list(index)
+
+
 def nli_seed(s: dict[str, Any]) -> int:
     """The NLI seed of a set: from its (model, task, cot, scope, prompt_id), not its subset."""
     return set_seed(s["model"], s["task"], s["cot"], s["scope"], s["prompt_id"])
 
 
 def compute_diversity(
-    generations: pd.DataFrame,
+    generations: pl.DataFrame,
     metrics: Sequence[str],
     *,
     sbert_model: str = DEFAULT_MODEL,
     ead_vocab_size: int = DEFAULT_VOCAB_SIZE,
-    quality: pd.DataFrame | None = None,
+    quality: pl.DataFrame | None = None,
     embedder: TextEmbedder | None = None,
     nli_model: str = DEFAULT_NLI_MODEL,
     nli_scorer: PairScorer | None = None,
     nli_stats: dict[str, int] | None = None,
     device: str | None = None,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Diversity rows (DIVERSITY contract plus ``n_dropped``) for a generations table.
 
     See the module docstring for the semantics. ``device`` (None/"auto": CUDA when available)
@@ -263,23 +297,23 @@ def compute_diversity(
     frame = _prepare(generations)
     with_quality = quality is not None
     if quality is not None:
-        frame["correct"] = _attach_quality(frame, quality).array
+        frame = frame.with_columns(_attach_quality(frame, quality).alias("correct"))
     sets = _build_sets(frame, with_quality)
     if not sets:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in OUTPUT_COLUMNS})
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
 
-    answers = frame["answer"].to_numpy(dtype=object)
+    answers = np.asarray(frame.get_column("answer").to_list(), dtype=object)
     values: dict[str, np.ndarray] = {}
     if "ead" in names:
         values["ead"] = ead_many([answers[s["rows"]].tolist() for s in sets], ead_vocab_size)
     if "sbert" in names or "vendi" in names:
         used = np.unique(np.concatenate([s["rows"] for s in sets]))
         codes = np.full(len(frame), -1, dtype=np.int64)
-        used_codes, uniques = pd.factorize(answers[used])
+        used_codes, uniques = _factorize(answers[used].tolist())
         codes[used] = used_codes
         if embedder is None:
             embedder = Embedder(sbert_model, device=device, show_progress_bar=True)
-        emb = np.asarray(embedder.embed([str(t) for t in uniques]), dtype=np.float64)
+        emb = np.asarray(embedder.embed(uniques), dtype=np.float64)
         if emb.ndim != 2 or emb.shape[0] != len(uniques):
             raise ValueError(
                 f"embedder returned shape {emb.shape} for {len(uniques)} texts; expected (n, dim)"
@@ -299,31 +333,22 @@ def compute_diversity(
             stats=nli_stats,
         )
 
-    records: list[dict[str, Any]] = []
-    for i, s in enumerate(sets):
-        for name in names:
-            records.append(
-                {
-                    "model": s["model"],
-                    "task": s["task"],
-                    "cot": s["cot"],
-                    "scope": s["scope"],
-                    "subset": s["subset"],
-                    "prompt_id": s["prompt_id"],
-                    "metric": name,
-                    "value": float(values[name][i]),
-                    "n_outputs": len(s["rows"]),
-                    "n_dropped": s["n_dropped"],
-                }
-            )
-    out = pd.DataFrame.from_records(records, columns=OUTPUT_COLUMNS)
-    out["prompt_id"] = pd.Series([r["prompt_id"] for r in records], dtype=object)
-    return out.astype({"value": np.float64, "n_outputs": np.int64, "n_dropped": np.int64})
+    # One row per (set, metric), sets in their fixed order and metrics in the order asked for.
+    def each(key: str) -> list[Any]:
+        return [s[key] for s in sets for _ in names]
 
-
-def _dtype(column: str) -> Any:
-    if column == "value":
-        return np.float64
-    if column in ("n_outputs", "n_dropped"):
-        return np.int64
-    return object
+    return pl.DataFrame(
+        {
+            "model": each("model"),
+            "task": each("task"),
+            "cot": each("cot"),
+            "scope": each("scope"),
+            "subset": each("subset"),
+            "prompt_id": each("prompt_id"),
+            "metric": names * len(sets),
+            "value": [float(values[name][i]) for i in range(len(sets)) for name in names],
+            "n_outputs": [len(s["rows"]) for s in sets for _ in names],
+            "n_dropped": each("n_dropped"),
+        },
+        schema=OUTPUT_SCHEMA,
+    )

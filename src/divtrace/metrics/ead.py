@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 DEFAULT_VOCAB_SIZE = 50257
 DEFAULT_N_MAX = 5
@@ -96,7 +96,9 @@ def ead_terms_many(
     if n_tokens == 0:
         return out
 
-    ids = pd.factorize(np.asarray(tokens, dtype=object))[0].astype(np.int64)
+    # An exact integer id per distinct token: the physical code of a categorical (injective).
+    ids = pl.Series(tokens, dtype=pl.String).cast(pl.Categorical).to_physical().to_numpy()
+    ids = ids.astype(np.int64)
     length_arr = np.asarray(lengths, dtype=np.int64)
     token_group = np.repeat(np.asarray(text_group, dtype=np.int64), length_arr)
     text_end = np.repeat(np.cumsum(length_arr), length_arr)

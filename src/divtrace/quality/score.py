@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, cast
 
-import pandas as pd
+import polars as pl
 
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.io import QUALITY, empty_frame
@@ -33,6 +33,9 @@ UNCLOSED = "unclosed reasoning trace"
 
 _PROMPT_COLUMNS = ("prompt_id", "reference")
 _GENERATION_COLUMNS = ("model", "task", "cot", "prompt_id", "sample", "answer")
+#: Every generations column :func:`score_generations` reads (``divtrace score`` reads only these;
+#: the last two are optional).
+INPUT_COLUMNS: tuple[str, ...] = (*_GENERATION_COLUMNS, "think_closed", "finish_reason")
 
 
 def get_judge(family: str) -> BatchJudge:
@@ -51,7 +54,7 @@ def get_judge(family: str) -> BatchJudge:
         raise ValueError(f"judge {target!r} of family {family!r}: no such function") from None
 
 
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what} table lacks column(s) {missing}")
@@ -69,83 +72,76 @@ def _decode(reference: Any, prompt_id: str) -> Mapping[str, Any]:
     return decoded
 
 
-def _unclosed(value: Any) -> bool:
-    """``think_closed`` is False (null means "not a reasoning model": judged normally)."""
-    return value is not None and not pd.isna(value) and not bool(value)
-
-
 def score_generations(
-    family: str, prompts: pd.DataFrame, generations: pd.DataFrame
-) -> pd.DataFrame:
+    family: str, prompts: pl.DataFrame, generations: pl.DataFrame
+) -> pl.DataFrame:
     """Judge every generation of ``family``; one QUALITY row per (prompt_id, sample).
 
     The judge sees the ``answer`` column. A row whose ``think_closed`` is False (a reasoning trace
     that never closed) is judged incorrect with detail ``"unclosed reasoning trace"`` and is not
-    passed to the judge. A sample that was never generated (``finish_reason`` ``prompt_too_long``:
-    its prompt did not fit the model's context) has no quality row: there is nothing to judge, and
+    passed to the judge; null ``think_closed`` means "not a reasoning model" and is judged
+    normally. A sample that was never generated (``finish_reason`` ``prompt_too_long``: its
+    prompt did not fit the model's context) has no quality row: there is nothing to judge, and
     it says nothing of the model. Rows come out in prompt-table order, then by sample.
     """
     _require(prompts, _PROMPT_COLUMNS, "prompts")
     _require(generations, _GENERATION_COLUMNS, "generations")
-    duplicated = prompts["prompt_id"][prompts["prompt_id"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"prompts table repeats prompt_id {duplicated.iloc[0]!r}")
+    repeated_ids = prompts.filter(~pl.col("prompt_id").is_first_distinct())
+    if repeated_ids.height:
+        raise ValueError(f"prompts table repeats prompt_id {repeated_ids['prompt_id'][0]!r}")
     key = ["model", "task", "cot", "prompt_id", "sample"]
-    repeated = generations[generations.duplicated(key)]
-    if len(repeated):
-        first = repeated.iloc[0]
+    repeated = generations.filter(~pl.struct(key).is_first_distinct())
+    if repeated.height:
+        first = repeated.row(0, named=True)
         raise ValueError(
             f"generations repeat prompt_id {first['prompt_id']!r} sample {first['sample']} "
             f"(model {first['model']!r}, task {first['task']!r}, cot {first['cot']!r})"
         )
     if "finish_reason" in generations.columns:
-        generations = generations[generations["finish_reason"] != PROMPT_TOO_LONG]
-    if generations.empty:
+        generations = generations.filter(pl.col("finish_reason").ne_missing(PROMPT_TOO_LONG))
+    if generations.is_empty():
         return empty_frame("quality")
 
-    known = set(prompts["prompt_id"])
-    unknown = sorted(set(generations["prompt_id"]) - known)
+    known = set(prompts.get_column("prompt_id").to_list())
+    unknown = sorted(set(generations.get_column("prompt_id").to_list()) - known)
     if unknown:
         shown = ", ".join(repr(p) for p in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise ValueError(f"generations name prompt_id(s) not in the prompts table: {shown}{more}")
 
-    order = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
-    generations = generations.assign(_order=generations["prompt_id"].map(order))
-    generations = generations.sort_values(["_order", "sample"], kind="stable").reset_index(
-        drop=True
+    order = prompts.select("prompt_id").with_row_index("_order")
+    generations = generations.join(order, on="prompt_id", how="left").sort(
+        ["_order", "sample"], maintain_order=True
     )
 
     prompt_rows: dict[str, Mapping[str, Any]] = {
-        str(row["prompt_id"]): {str(k): v for k, v in row.items()}
-        for row in prompts.to_dict("records")
+        str(row["prompt_id"]): row for row in prompts.iter_rows(named=True)
     }
     references = {pid: _decode(row["reference"], pid) for pid, row in prompt_rows.items()}
 
     if "think_closed" in generations.columns:
-        unclosed = [_unclosed(v) for v in generations["think_closed"]]
+        unclosed = pl.col("think_closed").cast(pl.Boolean).eq_missing(False)
     else:
-        unclosed = [False] * len(generations)
-    to_judge = [i for i, skip in enumerate(unclosed) if not skip]
-    judgements: list[Judgement] = [Judgement(False, 0.0, None, UNCLOSED)] * len(generations)
-    if len(to_judge):
+        unclosed = pl.lit(False)
+    to_judge = generations.with_row_index("_position").filter(~unclosed)
+    judgements: list[Judgement] = [Judgement(False, 0.0, None, UNCLOSED)] * generations.height
+    if to_judge.height:
         judge = get_judge(family)
-        rows = generations.iloc[to_judge]
-        answers = ["" if pd.isna(a) else str(a) for a in rows["answer"]]
-        ids = [str(p) for p in rows["prompt_id"]]
+        answers = to_judge.get_column("answer").cast(pl.String).fill_null("").to_list()
+        ids = [str(p) for p in to_judge.get_column("prompt_id")]
         verdicts = judge(answers, [references[p] for p in ids], [prompt_rows[p] for p in ids])
         if len(verdicts) != len(answers):
             raise RuntimeError(
                 f"judge of {family!r} returned {len(verdicts)} verdicts for {len(answers)} answers"
             )
-        for position, verdict in zip(to_judge, verdicts, strict=True):
+        for position, verdict in zip(to_judge.get_column("_position"), verdicts, strict=True):
             judgements[position] = verdict
 
-    out = generations[["model", "task", "cot", "prompt_id", "sample"]].copy()
-    out["sample"] = out["sample"].astype("int64")
-    out["correct"] = [bool(j.correct) for j in judgements]
-    out["score"] = [float(j.score) for j in judgements]
-    # object dtype keeps None (pandas' string dtype would turn it into NaN)
-    out["extracted"] = pd.Series([j.extracted for j in judgements], index=out.index, dtype=object)
-    out["detail"] = pd.Series([j.detail for j in judgements], index=out.index, dtype=object)
-    return out[QUALITY.names]
+    return generations.select(
+        *key[:-1],
+        pl.col("sample").cast(pl.Int64),
+        pl.Series("correct", [bool(j.correct) for j in judgements], dtype=pl.Boolean),
+        pl.Series("score", [float(j.score) for j in judgements], dtype=pl.Float64),
+        pl.Series("extracted", [j.extracted for j in judgements], dtype=pl.String),
+        pl.Series("detail", [j.detail for j in judgements], dtype=pl.String),
+    ).select(QUALITY.names)

@@ -13,7 +13,7 @@ references), so the reference is empty.
 The subset ("English, balanced"), in the order :mod:`divtrace.tasks.prompts` applies it:
 
 1. Filter (:func:`keep`, before the seeded shuffle; the count dropped is reported in the prompts
-   table's ``attrs["selection"]``). A conversation is kept when both hold:
+   file's ``selection`` metadata). A conversation is kept when both hold:
 
    a. ``included_in_balanced_subset`` is not false: PRISM's own balanced subset, which the
       dataset authors drew (seed 0) to balance the three conversation types. A record without

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
+from divtrace import io
 from divtrace.tasks import styles
 from divtrace.tasks.base import Record, TaskDataError, TaskFamily
 
@@ -166,13 +167,31 @@ def build_prompts(
     seed: int,
     source: str,
     style: str = styles.DEFAULT_PROMPT_STYLE,
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """The prompts table of ``task`` in prompt ``style``: ``n`` records (all if fewer), in the
-    order of the style's selection.
+    order of the style's selection (:func:`build_prompts_and_selection` without the report)."""
+    table, _ = build_prompts_and_selection(
+        task, family, records, n=n, seed=seed, source=source, style=style
+    )
+    return table
 
-    ``table.attrs["selection"]`` reports the selection (:func:`select_records`): the style and
+
+def build_prompts_and_selection(
+    task: str,
+    family: TaskFamily,
+    records: Sequence[Record],
+    *,
+    n: int | None,
+    seed: int,
+    source: str,
+    style: str = styles.DEFAULT_PROMPT_STYLE,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The prompts table of ``task`` in prompt ``style`` and the report of its selection.
+
+    The table holds ``n`` records (all if fewer), in the order of the style's selection, with the
+    PROMPTS contract's columns and types. The report (:func:`select_records`) gives the style and
     the seed of its shuffle, how many records the filter dropped and, for a balanced family, how
-    many prompts each group got.
+    many prompts each group got; ``divtrace prompts`` stores it in the file's metadata.
     """
     if not records:
         raise TaskDataError(f"{source}: the dataset has no records for task {task!r}")
@@ -217,6 +236,4 @@ def build_prompts(
                 ),
             }
         )
-    table = pd.DataFrame(rows)
-    table.attrs["selection"] = report
-    return table
+    return pl.DataFrame(rows, schema=io.empty_frame("prompts").schema), report
