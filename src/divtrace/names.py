@@ -53,6 +53,8 @@ BASE_LABEL = "base"
 LINEAGE_COLUMNS: tuple[str, ...] = ("model", "lineage", "stage", "parent", "depth")
 
 # --------------------------------------------------------------------------- file layout
+#: The config schema, relative to the repository root.
+CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
 MODEL_MANIFEST = "resources/models/{model}/manifest.json"
 METRIC_MODEL_MANIFEST = "resources/metric_models/{role}/manifest.json"
 PROMPTS_FILE = "{results}/prompts/{task}.parquet"

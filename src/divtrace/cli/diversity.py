@@ -1,0 +1,86 @@
+"""``divtrace diversity``: the diversity metrics of one run, per input and across inputs."""
+
+from __future__ import annotations
+
+import argparse
+
+from divtrace.cli.common import csv_list, log, schema_default
+
+NAME = "diversity"
+HELP = "diversity metrics per input and across inputs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
+    p.add_argument("--out", required=True, help="output diversity Parquet file")
+    p.add_argument(
+        "--metrics",
+        type=csv_list,
+        default=list(schema_default("metrics.names")),
+        help="comma-separated metric names",
+    )
+    p.add_argument(
+        "--sbert-model", default=schema_default("metrics.sbert_model"), help="name or local path"
+    )
+    p.add_argument("--ead-vocab-size", type=int, default=schema_default("metrics.ead_vocab_size"))
+    p.add_argument(
+        "--nli-model",
+        default=schema_default("metrics.nli_model"),
+        help="MNLI classifier: name or path",
+    )
+    p.add_argument(
+        "--device", default=schema_default("metrics.device"), help="device of the SBERT/NLI models"
+    )
+    p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
+    p.add_argument(
+        "--model-manifests",
+        nargs="*",
+        default=[],
+        help="manifests of fetch-metric-model: load the SBERT/NLI models from their paths",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    from divtrace import io
+    from divtrace.errors import ContractError
+    from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
+    from divtrace.models import read_manifest
+
+    # Only the columns the metrics read: the keys, the answers and what drops an output.
+    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
+    quality = (
+        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS) if args.quality else None
+    )
+    # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
+    load = {"sbert": args.sbert_model, "nli": args.nli_model}
+    fetched: dict[str, dict[str, object]] = {}
+    for path in args.model_manifests:
+        manifest = read_manifest(path, "metric model manifest", "fetch_metric_model")
+        role = manifest.get("role")
+        if role not in load:
+            raise ContractError(f"{path}: not a metric model manifest (role {role!r})")
+        load[role] = manifest["path"]
+        fetched[role] = {k: manifest.get(k) for k in ("model", "source", "revision", "commit")}
+    table = compute_diversity(
+        generations,
+        args.metrics,
+        sbert_model=load["sbert"],
+        ead_vocab_size=args.ead_vocab_size,
+        quality=quality,
+        nli_model=load["nli"],
+        device=None if args.device == "auto" else args.device,
+    )
+    io.write_table(
+        table,
+        args.out,
+        "diversity",
+        metadata={
+            "metrics": args.metrics,
+            "sbert_model": args.sbert_model,
+            "ead_vocab_size": args.ead_vocab_size,
+            "nli_model": args.nli_model if "nli" in args.metrics else None,
+            "metric_models": fetched,
+            "inputs": [str(p) for p in args.generations],
+        },
+    )
+    log(f"{len(generations)} generations → {len(table)} diversity rows → {args.out}")

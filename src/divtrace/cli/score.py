@@ -1,0 +1,41 @@
+"""``divtrace score``: the correctness of every sample of a verifiable task."""
+
+from __future__ import annotations
+
+import argparse
+
+from divtrace.cli.common import log
+
+NAME = "score"
+HELP = "judge the correctness of every sample of a verifiable task"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="task name (also its family unless --family)")
+    p.add_argument("--family", help="task family (default: the task name)")
+    p.add_argument("--prompts", required=True, help="prompts Parquet file of the task")
+    p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
+    p.add_argument("--out", required=True, help="output quality Parquet file")
+
+
+def run(args: argparse.Namespace) -> None:
+    from divtrace import io
+    from divtrace.quality.score import INPUT_COLUMNS, score_generations
+
+    prompts = io.read_table(args.prompts, "prompts")
+    # Only the columns the judges need: never the prompt texts, raw outputs or reasoning.
+    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
+    family = args.family or args.task
+    quality = score_generations(family, prompts, generations)
+    io.write_table(
+        quality,
+        args.out,
+        "quality",
+        metadata={
+            "task": args.task,
+            "family": family,
+            "inputs": [str(p) for p in args.generations],
+        },
+    )
+    n_correct = int(quality.get_column("correct").sum())
+    log(f"{args.task}: {n_correct}/{len(quality)} correct → {args.out}")

@@ -1,0 +1,63 @@
+"""``divtrace summarize``: every analysis table, from the diversity, quality and shard files."""
+
+from __future__ import annotations
+
+import argparse
+
+from divtrace.cli.common import json_arg, log, schema_default
+
+NAME = "summarize"
+HELP = "every analysis table, with lineage labels and intervals"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--diversity", nargs="+", required=True, help="diversity Parquet files")
+    p.add_argument("--quality", nargs="*", default=[], help="quality Parquet files")
+    p.add_argument(
+        "--generations",
+        nargs="*",
+        default=[],
+        help="generation shards (the truncation table; only their accounting columns are read)",
+    )
+    p.add_argument("--lineage", required=True, type=json_arg, help="lineage tree (JSON)")
+    p.add_argument("--out-dir", required=True, help="directory of {table}.parquet and .csv")
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=schema_default("analysis.n_boot"),
+        help="bootstrap resamples of prompts",
+    )
+    p.add_argument(
+        "--seed", type=int, default=schema_default("analysis.seed"), help="bootstrap seed"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from divtrace import io
+    from divtrace.analysis.tables import build_tables, write_tables
+    from divtrace.analysis.truncation import INPUT_COLUMNS as TRUNCATION_INPUT
+    from divtrace.lineage import Lineage
+    from divtrace.metrics.api import OUTPUT_COLUMNS as DIVERSITY_COLUMNS
+    from divtrace.names import TABLE_NAMES
+
+    lineage = Lineage.from_dict(args.lineage)
+    # The diversity contract and the drop counts compute_diversity adds to it.
+    diversity = io.read_tables(args.diversity, "diversity", columns=DIVERSITY_COLUMNS)
+    # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K)
+    # and counts unclosed traces by ``detail``.
+    quality = io.read_tables(args.quality, "quality") if args.quality else None
+    generations = (
+        io.read_tables(args.generations, "generations", columns=TRUNCATION_INPUT)
+        if args.generations
+        else None
+    )
+    tables = build_tables(
+        diversity, quality, lineage, generations=generations, n_boot=args.n_boot, seed=args.seed
+    )
+    for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
+        tables.setdefault(name, pl.DataFrame())
+    write_tables(tables, args.out_dir, metadata={"n_boot": args.n_boot, "seed": args.seed})
+    sizes = ", ".join(f"{name} {len(table)}" for name, table in tables.items())
+    log(f"tables → {args.out_dir} ({sizes} rows)")
