@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from divtrace.quality import code
-from divtrace.quality.code import SandboxLimits, judge_humaneval, judge_mbpp, run_program
+from divtrace.errors import DivtraceError, JudgeError, SandboxError
+from divtrace.quality import code, sandbox
+from divtrace.quality.code import judge_humaneval, judge_mbpp
+from divtrace.quality.sandbox import CHILD, SandboxLimits, processes, run_program, runner
+from divtrace.quality.sandbox.limits import rlimits
 from divtrace.tasks import humaneval, mbpp
 
-REAL = Path("/work/shared/data/real")
-HUMANEVAL = REAL / "humaneval.jsonl"
-MBPP = REAL / "mbpp_test_100.jsonl"
+from .conftest import REPO
+
+HUMANEVAL = "humaneval.jsonl"
+MBPP = "mbpp_test_100.jsonl"
 FAST = SandboxLimits(timeout_s=3.0)
 
 
@@ -29,12 +38,17 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-@pytest.fixture(scope="module")
-def he_records() -> list[dict[str, Any]]:
-    return _records(HUMANEVAL)
+@pytest.fixture
+def he_records(shared_real: Path) -> list[dict[str, Any]]:
+    return _records(shared_real / HUMANEVAL)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def mbpp_records(shared_real: Path) -> list[dict[str, Any]]:
+    return _records(shared_real / MBPP)
+
+
+@pytest.fixture
 def he_refs(he_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [humaneval.FAMILY.reference(r) for r in he_records]
 
@@ -45,7 +59,7 @@ def he_refs(he_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _sandbox_processes() -> list[tuple[int, int, str]]:
     """Live processes this test run's sandboxes could have left: processes running under a uid
     this process issued (other test runs on the machine use other uids), or descendants of it."""
-    entries = code._proc_entries()
+    entries = processes.proc_entries()
     parent = {}
     for pid, *_ in entries:
         try:
@@ -68,21 +82,27 @@ def _sandbox_processes() -> list[tuple[int, int, str]]:
     return [
         (pid, uid, state)
         for pid, uid, state, _pgrp, _sid in entries
-        if state not in ("Z", "X") and (uid in code.ISSUED_UIDS or descends(pid))
+        if state not in ("Z", "X") and (uid in sandbox.ISSUED_UIDS or descends(pid))
     ]
 
 
-def _sandbox_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("divtrace-sandbox-*")}
-
-
 @pytest.fixture
-def contained():
-    """Asserts that a test leaves no sandbox process and no sandbox directory behind."""
-    dirs = _sandbox_dirs()
-    yield
-    assert _sandbox_processes() == []
-    assert _sandbox_dirs() <= dirs
+def contained(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Asserts that a test leaves no sandbox process and no sandbox directory behind.
+
+    The sandboxes' temp folders go to a fresh folder of this test (so that another test run on
+    the machine cannot be mistaken for a leak), which any user may enter, as /tmp.
+    """
+    tmp_path_factory.getbasetemp()  # settled before the temp folder moves
+    base = tempfile.mkdtemp(prefix="divtrace-test-sandboxes-")
+    os.chmod(base, 0o755)
+    monkeypatch.setattr(tempfile, "tempdir", base)
+    try:
+        yield
+        assert _sandbox_processes() == []
+        assert os.listdir(base) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _failed_fast(program: str, limits: SandboxLimits = FAST, *, bound: float = 8.0) -> Any:
@@ -113,8 +133,8 @@ def test_humaneval_family(he_records: list[dict[str, Any]]) -> None:
     assert "\ndef " in fam.stop and "\n#" in fam.stop and "\nif __name__" in fam.stop
 
 
-def test_mbpp_family() -> None:
-    record = _records(MBPP)[0]
+def test_mbpp_family(mbpp_records: list[dict[str, Any]]) -> None:
+    record = mbpp_records[0]
     fam = mbpp.FAMILY
     fam.check_record(record, "test")
     assert (fam.hf_id, fam.hf_config, fam.split) == (
@@ -193,9 +213,19 @@ def test_judge_small_batch(contained: None) -> None:
         judge_humaneval(answers, [REF], [{}])
 
 
+def test_reference_without_its_keys_is_a_judge_error() -> None:
+    with pytest.raises(JudgeError, match=r"prompt 'he/0': humaneval reference lacks \['test', "):
+        judge_humaneval(["    pass\n"], [{"prompt": "def f():\n"}], [{"prompt_id": "he/0"}])
+    with pytest.raises(JudgeError, match=r"^mbpp reference lacks \['test_list'\]"):
+        judge_mbpp(["pass\n"], [{"test_setup_code": ""}], [{}])
+    with pytest.raises(ValueError):  # JudgeError is a ValueError too
+        code.humaneval_program("", {})
+
+
 # --- real data ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # every problem of the benchmark through the sandbox
 def test_humaneval_canonical_solutions_pass(
     he_records: list[dict[str, Any]], he_refs: list[dict[str, Any]], contained: None
 ) -> None:
@@ -208,6 +238,7 @@ def test_humaneval_canonical_solutions_pass(
     assert len(judged) == 164
 
 
+@pytest.mark.slow  # every problem of the benchmark through the sandbox
 def test_humaneval_empty_body_fails(
     he_records: list[dict[str, Any]], he_refs: list[dict[str, Any]], contained: None
 ) -> None:
@@ -231,8 +262,9 @@ def test_humaneval_fenced_whole_functions_pass(
     assert all(j.correct for j in judged), [j.detail for j in judged if not j.correct]
 
 
-def test_mbpp_reference_code_passes(contained: None) -> None:
-    records = _records(MBPP)
+@pytest.mark.slow  # every problem of the benchmark through the sandbox
+def test_mbpp_reference_code_passes(mbpp_records: list[dict[str, Any]], contained: None) -> None:
+    records = mbpp_records
     refs = [mbpp.FAMILY.reference(r) for r in records]
     judged = judge_mbpp([r["code"] for r in records], refs, [{}] * len(refs), timeout_s=10)
     failed = [
@@ -260,7 +292,7 @@ def test_sandbox_environment(monkeypatch: pytest.MonkeyPatch, contained: None) -
         "open('scratch.txt', 'w').write('fine inside the sandbox')\n"
         "os.remove('scratch.txt')\n"
     )
-    if code.sandbox_mode() == "dedicated-uid":
+    if sandbox.sandbox_mode() == "dedicated-uid":
         program += "assert os.getuid() != 0 and os.getgid() != 0 and os.getgroups() == []\n"
     result = run_program(program, FAST)
     assert result.passed, result
@@ -286,7 +318,7 @@ def test_fork_bomb_is_refused(contained: None) -> None:
 
 def test_fork_bomb_without_the_guard_is_bounded(contained: None) -> None:
     """The outer layers alone (own uid, RLIMIT_NPROC, kill by session/uid) contain a fork bomb."""
-    if os.geteuid() == 0 and code.sandbox_mode() != "dedicated-uid":
+    if os.geteuid() == 0 and sandbox.sandbox_mode() != "dedicated-uid":
         pytest.skip("as root without a dedicated uid, RLIMIT_NPROC does not apply")
     limits = SandboxLimits(timeout_s=3.0, nproc=8, python_guard=False)
     bomb = (
@@ -377,7 +409,7 @@ def test_guard_protects_world_writable_files(contained: None) -> None:
 
 
 def test_own_uid_protects_files_without_the_guard(tmp_path: Path, contained: None) -> None:
-    if code.sandbox_mode() != "dedicated-uid":
+    if sandbox.sandbox_mode() != "dedicated-uid":
         pytest.skip("the child does not run under a dedicated uid here")
     (tmp_path / "sentinel.txt").write_text("keep me")
     mode = stat.S_IMODE((tmp_path / "sentinel.txt").stat().st_mode)
@@ -389,7 +421,7 @@ def test_own_uid_protects_files_without_the_guard(tmp_path: Path, contained: Non
 
 def test_parallel_batch_keeps_order(contained: None) -> None:
     programs = ["assert True\n", "assert False\n", "while True:\n    pass\n", "x = 1\n"]
-    results = code.run_programs(programs, SandboxLimits(timeout_s=2.0), workers=4)
+    results = sandbox.run_programs(programs, SandboxLimits(timeout_s=2.0), workers=4)
     assert [r.status for r in results] == ["passed", "failed", "timeout", "passed"]
 
 
@@ -401,8 +433,8 @@ def test_gradual_allocation_hits_the_memory_limit(contained: None) -> None:
 
 def test_current_user_mode(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
     """Without a dedicated uid (not root, or no usable interpreter) the inner layers still hold."""
-    monkeypatch.setattr(code, "_MODE", code._Mode(False, sys.executable))
-    assert code.sandbox_mode() == "current-user"
+    monkeypatch.setattr(runner, "_MODE", runner._Mode(False, sys.executable))
+    assert sandbox.sandbox_mode() == "current-user"
     assert run_program("import math\nassert math.gcd(4, 6) == 2\n", FAST).passed
     with tempfile.TemporaryDirectory(prefix="divtrace-test-open-") as folder:
         target = Path(folder)
@@ -423,9 +455,115 @@ def test_wait_without_pidfd(monkeypatch: pytest.MonkeyPatch, contained: None) ->
 
 
 def test_rlimits_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    limits = dict((name, (soft, hard)) for name, soft, hard in code._rlimits(FAST, True))
+    limits = dict((name, (soft, hard)) for name, soft, hard in rlimits(FAST, True))
     assert limits["RLIMIT_NPROC"] == (FAST.nproc, FAST.nproc)
     assert limits["RLIMIT_CPU"] == (4, 5)
     monkeypatch.setattr(os, "geteuid", lambda: 12345)
-    limits = dict((name, (soft, hard)) for name, soft, hard in code._rlimits(FAST, False))
+    limits = dict((name, (soft, hard)) for name, soft, hard in rlimits(FAST, False))
     assert limits["RLIMIT_NPROC"][0] >= FAST.nproc
+
+
+# --- the child program --------------------------------------------------------------------------
+
+
+def test_child_is_a_self_contained_module_that_the_linters_see() -> None:
+    assert CHILD.parent == Path(sandbox.__file__).resolve().parent and CHILD.name == "child.py"
+    source = CHILD.read_text(encoding="utf-8")
+    tree = ast.parse(source, str(CHILD))
+    compile(tree, str(CHILD), "exec")
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    # Importing it runs nothing (it would read stdin): the program starts under __main__ only.
+    module = importlib.import_module("divtrace.quality.sandbox.child")
+    assert Path(module.__file__ or "").resolve() == CHILD
+    # Within what mypy and ruff check.
+    relative = "src/divtrace/quality/sandbox/child.py"
+    assert (REPO / relative).read_bytes() == CHILD.read_bytes()
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        tools = tomllib.load(handle)["tool"]
+    assert any(relative.startswith(f.rstrip("/") + "/") for f in tools["mypy"]["files"])
+    excluded = tools["ruff"].get("exclude", []) + tools["ruff"].get("extend-exclude", [])
+    assert not any(relative.startswith(e.rstrip("/") + "/") for e in excluded)
+
+
+def test_child_runs_without_divtrace(tmp_path: Path) -> None:
+    """The file is a program of its own: run with ``-I -S`` (no site, so no divtrace) it runs
+    a job and reports on its channel."""
+    read_fd, write_fd = os.pipe()
+    program = "import importlib.util\nassert importlib.util.find_spec('divtrace') is None\n"
+    job = {"marker": "m4rk", "channel": write_fd, "program": program, "limits": [], "guard": True}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(CHILD)],
+            input=json.dumps(job).encode(),
+            cwd=tmp_path,
+            pass_fds=(write_fd,),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        report = os.read(read_fd, 4096).decode()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+    assert (done.returncode, report) == (0, "m4rk OK\n"), done.stderr
+
+
+def test_sandbox_launches_the_child_file(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
+    """The child is the package's file run by path (not a ``-c`` string), with ``-s -P -B``."""
+    monkeypatch.setattr(runner, "_MODE", runner._Mode(False, sys.executable))
+    launched: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def spy(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        launched.append(list(args))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    assert run_program("assert __name__ == '__candidate__'\n", FAST).passed
+    assert launched == [[sys.executable, "-s", "-P", "-B", str(CHILD)]]
+
+
+def test_private_installation_runs_a_readable_copy(
+    monkeypatch: pytest.MonkeyPatch, contained: None
+) -> None:
+    """Where the sandbox uid could not read the package's file, it runs a world-readable copy."""
+    assert runner._child_for(dedicated_uid=False) == str(CHILD)
+    if sandbox.sandbox_mode() != "dedicated-uid":
+        pytest.skip("the child does not run under a dedicated uid here")
+    monkeypatch.setattr(runner, "_others_can_read", lambda path: False)
+    monkeypatch.setattr(runner, "_STAGED", None)
+    staged = Path(runner._child_for(dedicated_uid=True))
+    try:
+        assert staged != CHILD and staged.read_bytes() == CHILD.read_bytes()
+        assert stat.S_IMODE(staged.stat().st_mode) == 0o644
+        assert stat.S_IMODE(staged.parent.stat().st_mode) == 0o755
+        mode = runner._Mode(True, runner._mode().python, str(staged))
+        monkeypatch.setattr(runner, "_MODE", mode)
+        assert run_program("import os\nassert os.getuid() != 0\n", FAST).passed
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+
+
+def test_a_sandbox_that_cannot_run_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "_MODE", None)
+    monkeypatch.setattr(runner, "_interpreters", lambda: [])
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    with pytest.raises(SandboxError, match="cannot run programs here") as caught:
+        sandbox.sandbox_mode()
+    assert isinstance(caught.value, DivtraceError) and runner._MODE is None
+    monkeypatch.setattr(runner, "CHILD", Path("/nonexistent/child.py"))
+    with pytest.raises(SandboxError, match=r"child program /nonexistent/child\.py is missing"):
+        run_program("pass\n", FAST)
