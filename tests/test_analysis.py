@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from divtrace import io
 from divtrace.analysis import summarize_diversity, write_summary
 from divtrace.analysis.aggregate import summary_columns
+from divtrace.errors import AnalysisError, ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import BASE_LABEL
 
@@ -225,22 +226,22 @@ def test_missing_base_rows_give_nan():
 
 def test_unknown_model_is_named():
     diversity = set_cell(make_diversity(), 0, "model", "mystery-7b")
-    with pytest.raises(ValueError, match="mystery-7b"):
+    with pytest.raises(AnalysisError, match="mystery-7b"):
         summarize_diversity(diversity, make_lineage())
 
 
 @pytest.mark.parametrize("column", ["metric", "value", "prompt_id", "n_outputs"])
 def test_missing_column_is_named(column):
-    with pytest.raises(ValueError, match=column):
+    with pytest.raises(ContractError, match=column):
         summarize_diversity(make_diversity().drop(column), make_lineage())
 
 
 def test_bad_values_are_named():
     diversity = set_cell(make_diversity(), 0, "scope", "global")
-    with pytest.raises(ValueError, match=r"scope.*global"):
+    with pytest.raises(ContractError, match=r"scope.*global"):
         summarize_diversity(diversity, make_lineage())
     duplicated = pl.concat([make_diversity(), make_diversity().head(1)])
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(ContractError, match="duplicate"):
         summarize_diversity(duplicated, make_lineage())
 
 
@@ -301,11 +302,11 @@ def test_trajectory_figure_rejects_empty_selection(tmp_path: Path):
 
     lineage = make_lineage()
     table = summarize_diversity(make_diversity(), lineage)
-    with pytest.raises(ValueError, match="scope='nope'"):
+    with pytest.raises(AnalysisError, match="scope='nope'"):
         plot_lineage_trajectories(
             table, lineage, tmp_path / "a.pdf", tmp_path / "a.png", scope="nope"
         )
-    with pytest.raises(ValueError, match="value"):
+    with pytest.raises(ContractError, match="value"):
         plot_lineage_trajectories(
             table.drop("value"), lineage, tmp_path / "a.pdf", tmp_path / "a.png"
         )

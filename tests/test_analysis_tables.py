@@ -31,6 +31,7 @@ from divtrace.analysis import cot as cot_module
 from divtrace.analysis import decomposition as decomposition_module
 from divtrace.analysis import retention as retention_module
 from divtrace.analysis import stages as stages_module
+from divtrace.errors import AnalysisError
 from divtrace.lineage import Lineage
 from divtrace.names import ALL_TASKS, TABLE_NAMES
 from divtrace.quality.metrics import majority_vote, pass_at_k, per_prompt, quality_summary
@@ -438,7 +439,7 @@ def test_quality_table_matches_quality_summary_and_adds_intervals():
     ok = table["accuracy_at_1_ci_low"] <= table["accuracy_at_1"] + 1e-12
     assert ok.all() and (table["accuracy_at_1"] <= table["accuracy_at_1_ci_high"] + 1e-12).all()
     assert table["model"].to_list() == ["base", "think-sft", "think-sft"]
-    with pytest.raises(ValueError, match="mystery"):
+    with pytest.raises(AnalysisError, match="mystery"):
         quality_table(quality.with_columns(model=pl.lit("mystery")), make_lineage())
 
 
@@ -485,7 +486,7 @@ def test_build_tables_on_empty_input():
 def test_bad_input_is_named():
     diversity = set_cell(make_diversity(), 0, "model", "mystery-7b")
     for build in (retention_table, stage_table, cot_table, decomposition_table):
-        with pytest.raises(ValueError, match="mystery-7b"):
+        with pytest.raises(AnalysisError, match="mystery-7b"):
             build(diversity, make_lineage())
 
 

@@ -15,6 +15,7 @@ from divtrace.analysis.bootstrap import (
     rng_for,
     safe_ratio,
 )
+from divtrace.errors import AnalysisError
 
 
 def test_constant_values_give_zero_width_interval():
@@ -123,7 +124,7 @@ def test_seeded_reproducibility_and_keys():
     other_key = bootstrap_mean(values, n_boot=200, seed=7, key=("math",))
     assert not np.array_equal(first.samples, other_seed.samples)
     assert not np.array_equal(first.samples, other_key.samples)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(AnalysisError, match="seed"):
         rng_for(-1)
 
 

@@ -11,6 +11,7 @@ import polars.selectors as cs
 import pytest
 
 from divtrace.analysis import build_tables
+from divtrace.errors import AnalysisError
 from divtrace.figures import FIGURE_NAMES, FIGURES, draw_figures
 from divtrace.lineage import Lineage
 from divtrace.names import FIGURE_TABLES
@@ -192,6 +193,7 @@ def test_draw_every_figure(study_tables, drawn, tmp_path: Path):
         assert len(drawn[f"{name}.png"]) > 2 * len(none[f"{name}.png"]), name
 
 
+@pytest.mark.slow  # draws every figure again
 def test_figures_are_reproducible(study_tables, drawn, tmp_path: Path):
     """Drawing again gives byte-identical PDF and PNG files (no timestamps, no set order)."""
     tables, lineage = study_tables
@@ -219,6 +221,7 @@ def test_degenerate_tables_with_nulls_and_few_rows(study_tables, tmp_path: Path)
     _check_written(tmp_path / "figures")
 
 
+@pytest.mark.slow  # draws every figure again
 def test_nan_and_null_draw_the_same(study_tables, drawn, tmp_path: Path):
     """A missing number drawn from a file (null) or from a table built in memory (NaN), with keys
     as strings or categoricals: the same figures, byte for byte."""
@@ -236,6 +239,7 @@ def test_nan_and_null_draw_the_same(study_tables, drawn, tmp_path: Path):
     assert _files(tmp_path / "null") != drawn
 
 
+@pytest.mark.slow  # draws every figure again
 def test_tables_read_back_from_files_draw_the_same(study_tables, drawn, tmp_path: Path):
     from divtrace.analysis import read_tables, write_tables
 
@@ -258,7 +262,7 @@ def test_figures_import_no_pandas():
 
 def test_unknown_figure_name_is_named(study_tables, tmp_path: Path):
     tables, lineage = study_tables
-    with pytest.raises(ValueError, match="nope"):
+    with pytest.raises(AnalysisError, match="nope"):
         draw_figures(tables, lineage, tmp_path, names=("nope",))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from divtrace.errors import JudgeError
 from divtrace.quality.base import Judgement
 from divtrace.quality.ifeval import (
     REGISTRY,
@@ -288,17 +289,17 @@ def test_relations(instruction_id: str, kwargs_for: Any, response: str, actual: 
 
 
 def test_unknown_id_and_bad_kwargs() -> None:
-    with pytest.raises(ValueError, match="detectable_format:haiku"):
+    with pytest.raises(JudgeError, match="detectable_format:haiku"):
         evaluate("text", ["detectable_format:haiku"], [{}])
-    with pytest.raises(ValueError, match="relation"):
+    with pytest.raises(JudgeError, match="relation"):
         build_instruction(
             "length_constraints:number_words", {"num_words": 3, "relation": "at most"}
         )
-    with pytest.raises(ValueError, match="prompt_to_repeat"):
+    with pytest.raises(JudgeError, match="prompt_to_repeat"):
         build_instruction("combination:repeat_prompt", {})
-    with pytest.raises(ValueError, match="detectable_format:title"):
+    with pytest.raises(JudgeError, match="detectable_format:title"):
         build_instruction("detectable_format:title", {"num_words": 3})
-    with pytest.raises(ValueError, match="kwargs"):
+    with pytest.raises(JudgeError, match="kwargs"):
         evaluate("text", ["punctuation:no_comma", "detectable_format:title"], [{}])
 
 
@@ -410,8 +411,9 @@ def test_judge_ifeval() -> None:
     long_answer = "x" * 500
     (judgement,) = judge_ifeval([long_answer], references[2:], prompts[:1])
     assert judgement.extracted is not None and len(judgement.extracted) < 100
-    with pytest.raises(ValueError, match="unknown"):
-        judge_ifeval(["a"], [{"instruction_id_list": ["nope:nope"], "kwargs": [{}]}], prompts[:1])
+    unknown_id = [{"instruction_id_list": ["nope:nope"], "kwargs": [{}]}]
+    with pytest.raises(JudgeError, match="prompt 'ifeval/9': unknown IFEval instruction id"):
+        judge_ifeval(["a"], unknown_id, [{**prompts[0], "prompt_id": "ifeval/9"}])
 
 
 # ------------------------------------------------------------------------------- text helpers

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from divtrace import io
+from divtrace.errors import MissingFileError
 
 
 def _diversity_rows(n: int = 2) -> pl.DataFrame:
@@ -122,7 +123,7 @@ def test_read_tables_names_the_bad_file(tmp_path):
     pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
     with pytest.raises(io.ContractError, match=r"other\.parquet: diversity file lacks"):
         io.read_tables([good, tmp_path / "other.parquet"], "diversity")
-    with pytest.raises(FileNotFoundError, match="gone"):
+    with pytest.raises(MissingFileError, match="gone"):
         io.read_tables([good, tmp_path / "gone.parquet"], "diversity")
 
 

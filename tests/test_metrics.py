@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from divtrace.errors import ContractError, MetricError
 from divtrace.io import DIVERSITY, read_table, write_table
 from divtrace.metrics import (
     Embedder,
@@ -119,7 +120,7 @@ def test_ead_strip_periods() -> None:
 
 
 def test_ead_bad_parameters() -> None:
-    with pytest.raises(ValueError, match="vocab_size"):
+    with pytest.raises(MetricError, match="vocab_size"):
         ead(["a"], vocab_size=0)
     with pytest.raises(ValueError, match="n_max"):
         ead(["a"], n_max=0)
@@ -424,7 +425,7 @@ def test_subset_all_keeps_singletons() -> None:
 def test_quality_must_cover_kept_outputs() -> None:
     gen = generations()
     q = quality_for(gen).filter(~((pl.col("prompt_id") == "p1") & (pl.col("sample") == 2)))
-    with pytest.raises(ValueError, match="quality table has no row for 1 generation"):
+    with pytest.raises(ContractError, match="quality table has no row for 1 generation"):
         compute_diversity(gen, ["ead"], quality=q)
     # A missing row of a dropped output is fine (nothing to judge).
     q = quality_for(gen).filter(pl.col("prompt_id") != "p3")
@@ -437,7 +438,7 @@ def test_quality_must_cover_kept_outputs() -> None:
     out = compute_diversity(pl.concat([gen, other]), ["ead"], quality=quality_for(gen))
     assert set(out.filter(task="story")["subset"]) == {"all"}
     assert set(out.filter(task="gsm8k")["subset"]) == {"all", "correct"}
-    with pytest.raises(ValueError, match="'correct' has 1 null"):
+    with pytest.raises(ContractError, match="'correct' has 1 null"):
         bad = quality_for(gen).with_columns(
             correct=pl.when(pl.col("sample") == 0, pl.col("prompt_id") == "p1")
             .then(None)
@@ -481,25 +482,32 @@ def test_several_groups_order_independence_and_single_embedding_batch() -> None:
 
 def test_metric_names() -> None:
     gen = generations()
-    with pytest.raises(ValueError, match="unknown diversity metric 'bleu'"):
+    with pytest.raises(MetricError, match="unknown diversity metric 'bleu'"):
         compute_diversity(gen, ["ead", "bleu"])
     assert check_metrics(["nli", "NLI"]) == ["nli"]  # accepted (computed in test_nli.py)
     out = compute_diversity(gen, ["EAD", "ead"])
     assert set(out["metric"]) == {"ead"}
 
 
+def test_generations_without_the_optional_columns_keep_every_output() -> None:
+    gen = generations().drop("think_closed")
+    out = compute_diversity(gen, ["ead"])
+    assert set(out.filter(scope="per_input")["prompt_id"]) == {"p1", "p2", "p3"}
+    assert (out["n_dropped"] == 0).all()
+
+
 def test_bad_generations() -> None:
     gen = generations()
-    with pytest.raises(ValueError, match="lacks column"):
+    with pytest.raises(ContractError, match="lacks column"):
         compute_diversity(gen.drop("answer"), ["ead"])
-    with pytest.raises(ValueError, match="1 duplicated"):
+    with pytest.raises(ContractError, match="1 duplicated"):
         compute_diversity(pl.concat([gen, gen.head(1)]), ["ead"])
-    with pytest.raises(ValueError, match="'prompt_id' has 1 null"):
+    with pytest.raises(ContractError, match="'prompt_id' has 1 null"):
         one_null = pl.when(pl.col("prompt_id") == "p1", pl.col("sample") == 0)
         compute_diversity(
             gen.with_columns(prompt_id=one_null.then(None).otherwise("prompt_id")), ["ead"]
         )
-    with pytest.raises(ValueError, match="'answer' has 1 null"):
+    with pytest.raises(ContractError, match="'answer' has 1 null"):
         kept_null = pl.when(pl.col("prompt_id") == "p1", pl.col("sample") == 0)
         compute_diversity(
             gen.with_columns(answer=kept_null.then(None).otherwise("answer")), ["ead"]
@@ -510,9 +518,9 @@ def test_bad_generations() -> None:
         compute_diversity(gen.with_columns(answer=dropped_null), ["ead"]),
         compute_diversity(gen, ["ead"]),
     )
-    with pytest.raises(ValueError, match="'think_closed' must be boolean"):
+    with pytest.raises(ContractError, match="'think_closed' must be boolean"):
         compute_diversity(gen.with_columns(think_closed=pl.lit("yes")), ["ead"])
-    with pytest.raises(ValueError, match="'sample' must hold integers"):
+    with pytest.raises(ContractError, match="'sample' must hold integers"):
         compute_diversity(gen.with_columns(sample=pl.format("s{}", "sample")), ["ead"])
     empty = compute_diversity(gen.head(0), ["ead"])
     assert empty.is_empty() and empty.columns[:9] == DIVERSITY.names

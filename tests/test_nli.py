@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from divtrace.errors import DivtraceError, MetricError
 from divtrace.io import DIVERSITY, read_table, write_table
 from divtrace.metrics.api import check_metrics, compute_diversity, nli_seed
 from divtrace.metrics.nli import (
@@ -268,20 +269,21 @@ def test_bad_inputs() -> None:
         def score(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
             return np.zeros((len(premises), 3))
 
-    with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
+    with pytest.raises(ValueError, match=r"expected \(n, 2\)") as err:
         nli_many([["a.", "b."]], [1], Wrong())
+    assert not isinstance(err.value, DivtraceError)  # the scorer's bug, not the user's input
 
 
 def test_label_indices() -> None:
     assert label_indices({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}) == (2, 0)
     assert label_indices({0: "entailment", 1: "neutral", 2: "contradiction"}) == (0, 2)
     assert label_indices({"0": "Entails", "1": "Contradicts"}) == (0, 1)
-    with pytest.raises(ValueError, match=r"'LABEL_0'.*'LABEL_2'"):
+    with pytest.raises(MetricError, match=r"'LABEL_0'.*'LABEL_2'"):
         label_indices({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     # 'not_entailment' is not an entailment label, and contradiction is missing.
-    with pytest.raises(ValueError, match="not_entailment"):
+    with pytest.raises(MetricError, match="not_entailment"):
         label_indices({0: "entailment", 1: "not_entailment"})
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(MetricError, match="exactly one"):
         label_indices({0: "entailment", 1: "entailment_2", 2: "contradiction"})
 
 
@@ -523,7 +525,14 @@ def test_hf_scorer_from_loaded_dtype_and_progress(
 
 def test_hf_scorer_missing_labels(tiny: dict[str, Path]) -> None:
     scorer = HFNLIScorer(str(tiny["unlabelled"]), device="cpu", progress=False)
-    with pytest.raises(ValueError, match=r"unlabelled.*'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2'"):
+    with pytest.raises(MetricError, match=r"unlabelled.*'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2'"):
+        scorer.score(["a."], ["b."])
+
+
+def test_hf_scorer_names_a_directory_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    scorer = HFNLIScorer(str(tmp_path / "empty"), device="cpu", progress=False)
+    with pytest.raises(MetricError, match=r"NLI model '.*empty'.*cannot be loaded"):
         scorer.score(["a."], ["b."])
 
 

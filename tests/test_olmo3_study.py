@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from divtrace.config import Study, load_config
+from divtrace.errors import UsageError
 from divtrace.plan import format_plan, metrics_gpus, plan, sampling_gpus, shard_minutes
 
 from .conftest import REPO
@@ -244,11 +245,11 @@ def test_the_plan_takes_throughput_and_mean_lengths():
     tuned = plan(config, mean_tokens={"reasoning": 16000, "direct": 700, "completion": 64})
     assert tuned["totals"]["tokens"] == expected_tokens(means)
     assert "reasoning 16,000" in format_plan(tuned)
-    with pytest.raises(ValueError, match="unknown mode 'thinking'"):
+    with pytest.raises(UsageError, match="unknown mode 'thinking'"):
         plan(config, mean_tokens={"thinking": 5})
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(UsageError, match="at least 1"):
         plan(config, mean_tokens={"direct": 0})
-    with pytest.raises(ValueError, match="tokens_per_second"):
+    with pytest.raises(UsageError, match="tokens_per_second"):
         plan(config, tokens_per_second=0)
 
 
@@ -435,12 +436,14 @@ def rerun(
     return job_counts(result.stdout)
 
 
+@pytest.mark.slow
 def test_a_finished_study_has_nothing_to_do(done_study):
     workdir, _ = done_study
     result = snakemake(workdir, "-n", *TRIGGERS, "--configfile", OLMO3)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_new_temperature_resamples_every_shard(done_study):
     workdir, _ = done_study
     override = write_config(workdir, "hotter.yaml", {"sampling": {"temperature": 0.7}})
@@ -449,6 +452,7 @@ def test_a_new_temperature_resamples_every_shard(done_study):
     assert counts == expected | AGGREGATES
 
 
+@pytest.mark.slow
 def test_a_relabelled_stage_rebuilds_no_model_and_resamples_nothing(done_study):
     """Only the keys that decide the weights reach fetch_model; labels reach the analysis."""
     workdir, _ = done_study
@@ -456,6 +460,7 @@ def test_a_relabelled_stage_rebuilds_no_model_and_resamples_nothing(done_study):
     assert rerun(workdir, configs=(override,)) == AGGREGATES
 
 
+@pytest.mark.slow
 def test_reasoning_without_cot_off_resamples_its_model_on_only(done_study):
     """A model newly marked reasoning with cot_off false: its think block is split off the
     answer (its shards resample), no CoT-off run appears and its weights are not refetched."""
@@ -471,6 +476,7 @@ def test_reasoning_without_cot_off_resamples_its_model_on_only(done_study):
     assert rerun(workdir, configs=(override,)) == own | AGGREGATES
 
 
+@pytest.mark.slow
 def test_a_new_prompt_style_reprepares_and_resamples_only_its_task(done_study):
     workdir, _ = done_study
     override = write_config(
@@ -485,6 +491,7 @@ def test_a_new_prompt_style_reprepares_and_resamples_only_its_task(done_study):
     assert rerun(workdir, configs=(override,)) == own | AGGREGATES
 
 
+@pytest.mark.slow
 def test_the_budget_variant_resamples_every_shard_but_fetches_nothing(done_study):
     workdir, _ = done_study
     counts = rerun(workdir, configs=("config/olmo3-budget.yaml",))
@@ -493,11 +500,13 @@ def test_the_budget_variant_resamples_every_shard_but_fetches_nothing(done_study
     assert counts == expected | AGGREGATES
 
 
+@pytest.mark.slow
 def test_figures_rerun_alone(done_study):
     workdir, _ = done_study
     assert rerun(workdir, "--forcerun", "figures") == {"figures": 1, "all": 1}
 
 
+@pytest.mark.slow
 def test_a_new_model_runs_only_its_own_jobs_and_the_aggregates(done_study):
     workdir, _ = done_study
     mix = {
@@ -519,6 +528,7 @@ def test_a_new_model_runs_only_its_own_jobs_and_the_aggregates(done_study):
     assert rerun(workdir, configs=(extra,)) == own | AGGREGATES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shard", "downstream"),
     [

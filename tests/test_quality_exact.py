@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from divtrace.errors import JudgeError
 from divtrace.quality.exact import (
     extract_output,
     judge_cruxeval,
@@ -160,7 +161,7 @@ def test_truthfulqa_weak_match(answer: str, correct: bool) -> None:
 
 def test_truthfulqa_normalisation_and_missing_reference() -> None:
     assert normalize_text("The “Answer”: a Cat, an owl!") == "answer cat owl"
-    with pytest.raises(ValueError, match="truthfulqa/3"):
+    with pytest.raises(JudgeError, match="truthfulqa/3"):
         judge_truthfulqa(["x"], [{"best_answer": "x"}], [{"prompt_id": "truthfulqa/3"}])
 
 

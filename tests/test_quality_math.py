@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from divtrace.errors import JudgeError
 from divtrace.quality import math as qmath
 from divtrace.quality.math import answers_match, extract_answer, judge_math, judge_text, last_boxed
 from divtrace.tasks.gsm8k import gold_answer
@@ -147,7 +148,7 @@ def test_judge_text_reports_extraction_and_method() -> None:
 def test_judge_math_batch_and_missing_gold() -> None:
     out = judge_math(["#### 5", "\\boxed{6}"], [{"answer": "5"}, {"answer": "5"}], [{}, {}])
     assert [j.correct for j in out] == [True, False]
-    with pytest.raises(ValueError, match="p1"):
+    with pytest.raises(JudgeError, match="p1"):
         judge_math(["5"], [{"solution": "x"}], [{"prompt_id": "p1"}])
 
 

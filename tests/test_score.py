@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from divtrace.errors import ContractError, JudgeError
 from divtrace.io import QUALITY, conform, empty_frame
 from divtrace.quality import score as score_module
 from divtrace.quality.base import Judgement
@@ -178,23 +179,23 @@ def test_all_unclosed_needs_no_judge() -> None:
 def test_unknown_prompt_id_is_named() -> None:
     prompts = _prompts({"gsm8k/0": "18"})
     generations = _generations([("gsm8k/0", 0, "18", None), ("gsm8k/77", 0, "18", None)])
-    with pytest.raises(ValueError, match="gsm8k/77"):
+    with pytest.raises(ContractError, match="gsm8k/77"):
         score_generations("gsm8k", prompts, generations)
 
 
 def test_bad_inputs_are_reported() -> None:
     prompts = _prompts({"gsm8k/0": "18"})
-    with pytest.raises(ValueError, match="answer"):
+    with pytest.raises(ContractError, match="answer"):
         score_generations("gsm8k", prompts, _generations([]).drop("answer"))
     twice = _generations([("gsm8k/0", 0, "18", None), ("gsm8k/0", 0, "18", None)])
-    with pytest.raises(ValueError, match="repeat"):
+    with pytest.raises(ContractError, match="repeat"):
         score_generations("gsm8k", prompts, twice)
-    with pytest.raises(ValueError, match="repeats prompt_id"):
+    with pytest.raises(ContractError, match="repeats prompt_id"):
         score_generations("gsm8k", pl.concat([prompts, prompts]), _generations([]))
     broken = prompts.with_columns(reference=pl.lit("{not json"))
-    with pytest.raises(ValueError, match="gsm8k/0"):
+    with pytest.raises(ContractError, match="gsm8k/0"):
         score_generations("gsm8k", broken, _generations([("gsm8k/0", 0, "18", None)]))
-    with pytest.raises(ValueError, match="no correctness judge"):
+    with pytest.raises(JudgeError, match="no correctness judge"):
         score_generations("writingprompts", prompts, _generations([("gsm8k/0", 0, "18", None)]))
 
 
@@ -217,7 +218,7 @@ def test_registry_is_lazy_and_complete() -> None:
     assert all(":" in target for target in JUDGES.values())
     for family in ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "truthfulqa"):
         assert callable(get_judge(family))
-    with pytest.raises(ValueError, match="writingprompts"):
+    with pytest.raises(JudgeError, match="writingprompts"):
         get_judge("writingprompts")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from divtrace.errors import ConfigError, FetchError
 from divtrace.toy import corpus
 from divtrace.toy.build import RECIPES, build_toy_model, register_recipe
 from divtrace.toy.tokenizer import (
@@ -277,20 +278,20 @@ def test_same_seed_gives_identical_weights(lineage: dict[str, Any], tmp_path: Pa
     ],
 )
 def test_bad_spec_raises_naming_the_key(spec: dict[str, Any], key: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=re.escape(key)):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         build_toy_model(spec, tmp_path / "out", None)
     assert not (tmp_path / "out").exists()
 
 
 def test_unknown_recipe_names_it(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="distill"):
+    with pytest.raises(ConfigError, match="distill"):
         build_toy_model({"recipe": "distill"}, tmp_path / "out", None)
 
 
 def test_sft_needs_a_parent(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="parent"):
+    with pytest.raises(ConfigError, match="parent"):
         build_toy_model({"recipe": "sft", "style": "think"}, tmp_path / "out", None)
-    with pytest.raises(ValueError, match="parent"):
+    with pytest.raises(FetchError, match=r"parent checkpoint .*nope has no config\.json"):
         build_toy_model({"recipe": "sft", "style": "think"}, tmp_path / "out", tmp_path / "nope")
 
 

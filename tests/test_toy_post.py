@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from divtrace.errors import ConfigError
 from divtrace.toy import build, corpus, rl
 from divtrace.toy.build import RECIPES, build_toy_model
 from divtrace.toy.dpo import dpo_loss
@@ -344,7 +345,7 @@ def test_builds_run_on_a_fixed_thread_count(parents: Path, tmp_path: Path) -> No
 def test_bad_spec_raises_naming_the_key(
     parents: Path, tmp_path: Path, spec: dict[str, Any], key: str
 ) -> None:
-    with pytest.raises(ValueError, match=re.escape(key)):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         build_toy_model(spec, tmp_path / "out", parents / "think")
     assert not (tmp_path / "out").exists()
 
@@ -353,5 +354,5 @@ def test_bad_spec_raises_naming_the_key(
 def test_post_training_needs_a_parent(tmp_path: Path, recipe: str) -> None:
     assert RECIPES[recipe].needs_parent
     spec = {"recipe": recipe} if recipe == "rlzero-math" else {"recipe": recipe, "style": "think"}
-    with pytest.raises(ValueError, match="parent"):
+    with pytest.raises(ConfigError, match="parent"):
         build_toy_model(spec, tmp_path / "out", None)

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from divtrace.analysis.truncation import COLUMNS, truncation_table
+from divtrace.errors import AnalysisError, ContractError
 from divtrace.lineage import Lineage
 
 LINEAGE = Lineage.from_models(
@@ -75,10 +76,10 @@ def test_a_run_with_nothing_generated_has_no_shares():
 
 
 def test_bad_input_is_named():
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['finish_reason'\]"):
+    with pytest.raises(ContractError, match=r"lacks column\(s\) \['finish_reason'\]"):
         truncation_table(generations().drop("finish_reason"), LINEAGE)
     other = generations().with_columns(model=pl.lit("ghost"))
-    with pytest.raises(ValueError, match=r"model\(s\) \['ghost'\] not in the lineage"):
+    with pytest.raises(AnalysisError, match=r"model\(s\) \['ghost'\] not in the lineage"):
         truncation_table(other, LINEAGE)
 
 

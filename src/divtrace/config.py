@@ -19,13 +19,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from divtrace.errors import ConfigError, MissingFileError
 from divtrace.lineage import Lineage, LineageError
+from divtrace.names import CONFIG_SCHEMA
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key."""
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / CONFIG_SCHEMA
 
 
 def _key_path(parts: Iterator[Any] | list[Any]) -> str:
@@ -128,8 +126,13 @@ def load_config(
         raise ConfigError("no config file given")
     config: dict[str, Any] = {}
     for one in paths:
-        with open(one, encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle)
+        if not Path(one).is_file():
+            raise MissingFileError(f"{one}: no such config file")
+        try:
+            with open(one, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{one}: not valid YAML ({' '.join(str(err).split())})") from err
         if not isinstance(loaded, dict):
             raise ConfigError(f"{one}: the config must be a mapping")
         merge_configs(config, loaded)

@@ -21,11 +21,9 @@ import polars.selectors as cs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from divtrace.errors import ContractError, MissingFileError
+
 METADATA_KEY = b"divtrace"
-
-
-class ContractError(ValueError):
-    """A table or file does not follow its DESIGN §3 contract."""
 
 
 PROMPTS = pa.schema(
@@ -245,7 +243,7 @@ def _write_arrow(
         pq.write_table(table, tmp)
         written = pq.read_table(tmp)
         if written.num_rows != table.num_rows or written.schema.names != table.schema.names:
-            raise ContractError(f"{path}: read-back check failed")
+            raise RuntimeError(f"{path}: read-back check failed")  # pyarrow or the disk
     return Path(path)
 
 
@@ -259,7 +257,7 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
 def _check_file(path: Path, contract: str | None, columns: Sequence[str] | None) -> list[str]:
     """The column names of a readable Parquet file that has what is asked of it."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     try:
         names = list(pq.read_schema(path).names)
     except (pa.ArrowInvalid, OSError) as err:
@@ -329,6 +327,8 @@ def read_tables(
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the JSON file metadata written by :func:`write_table` (empty if none)."""
+    if not Path(path).exists():
+        raise MissingFileError(f"{path}: no such file")
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as err:

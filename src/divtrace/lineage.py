@@ -11,12 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from divtrace.errors import LineageError
+
 # Conventional order of post-training stages on plot axes; unknown stages sort after these.
 STAGE_ORDER = ("base", "sft", "dpo", "rl", "rlzero")
-
-
-class LineageError(ValueError):
-    """The parent links do not form a tree rooted in one base model."""
 
 
 @dataclass(frozen=True)

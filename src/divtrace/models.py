@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from divtrace.errors import ConfigError, FetchError
+
 MANIFEST = "manifest.json"
 # What a snapshot needs for sampling: weights, configs, tokenizer and chat template.
 HF_ALLOW_PATTERNS = [
@@ -28,10 +30,6 @@ HF_ALLOW_PATTERNS = [
     "*.jinja",
     "tokenizer*",
 ]
-
-
-class FetchError(RuntimeError):
-    """A checkpoint could not be fetched or built."""
 
 
 def _file_list(directory: Path) -> list[dict[str, Any]]:
@@ -68,7 +66,10 @@ def read_manifest(
 def build_toy(
     name: str, spec: Mapping[str, Any], out_dir: Path, parent_manifest: Path | None
 ) -> dict[str, Any]:
-    """Build a toy checkpoint into ``out_dir`` (atomically) and return its manifest."""
+    """Build a toy checkpoint into ``out_dir`` (atomically) and return its manifest.
+
+    A bad ``toy:`` block is a :class:`ConfigError` naming ``models.<name>.toy.<key>``.
+    """
     from divtrace.toy.build import build_toy_model
 
     parent_dir = None
@@ -78,7 +79,12 @@ def build_toy(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:
         started = time.time()
-        facts = build_toy_model(dict(spec["toy"]), tmp, parent_dir)
+        try:
+            facts = build_toy_model(dict(spec["toy"]), tmp, parent_dir)
+        except ConfigError as err:  # "toy.<key>: ..." → the key's place in the config
+            raise ConfigError(f"config key models.{name}.{err}") from err
+        except FetchError as err:
+            raise FetchError(f"models.{name}: {err}") from err
         manifest = {
             "name": name,
             "source": "toy",

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from divtrace.config import Study
+from divtrace.errors import UsageError
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -100,9 +101,9 @@ def check_mean_tokens(mean_tokens: Mapping[str, int] | None) -> dict[str, int]:
     merged = dict(DEFAULT_MEAN_TOKENS)
     for mode, value in (mean_tokens or {}).items():
         if mode not in MODES:
-            raise ValueError(f"mean_tokens: unknown mode {mode!r} (known: {', '.join(MODES)})")
+            raise UsageError(f"mean_tokens: unknown mode {mode!r} (known: {', '.join(MODES)})")
         if int(value) < 1:
-            raise ValueError(f"mean_tokens for mode {mode!r} must be at least 1, got {value}")
+            raise UsageError(f"mean_tokens for mode {mode!r} must be at least 1, got {value}")
         merged[mode] = int(value)
     return merged
 
@@ -155,9 +156,9 @@ def plan(
     GPU-hours) and ``assumptions`` (every number the estimate rests on).
     """
     if tokens_per_second <= 0:
-        raise ValueError(f"tokens_per_second must be positive, got {tokens_per_second}")
+        raise UsageError(f"tokens_per_second must be positive, got {tokens_per_second}")
     if load_seconds < 0:
-        raise ValueError(f"load_seconds must not be negative, got {load_seconds}")
+        raise UsageError(f"load_seconds must not be negative, got {load_seconds}")
     means = check_mean_tokens(mean_tokens)
     study = Study(config)
     k = int(config["sampling"]["k"])

@@ -139,8 +139,9 @@ def summarize_diversity(
     """Aggregate diversity rows of many checkpoints into the summary table (module docstring).
 
     ``n_boot``, ``seed`` and ``level`` set the bootstrap intervals (``n_boot = 0``: none, null).
-    Raises :class:`ValueError` naming the column for a missing column or bad values, and naming the
-    model for a model that is not in ``lineage``.
+    Raises :class:`~divtrace.errors.ContractError` naming the column for a missing column or bad
+    values, and :class:`~divtrace.errors.AnalysisError` naming the model for a model that is not in
+    ``lineage``.
     """
     data = diversity_data(diversity, lineage)
     frame = data.frame

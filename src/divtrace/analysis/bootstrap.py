@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from divtrace.errors import AnalysisError
+
 DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
 
@@ -60,15 +62,19 @@ def single_threaded_blas() -> Iterator[None]:
 def rng_for(seed: int, *key: object) -> np.random.Generator:
     """A generator seeded by ``seed`` and a stable hash (CRC-32) of each part of ``key``."""
     if int(seed) < 0:
-        raise ValueError(f"bootstrap seed must be >= 0, got {seed}")
+        raise AnalysisError(f"bootstrap seed (analysis.seed, --seed) must be >= 0, got {seed}")
     words = [int(seed), *(zlib.crc32(str(part).encode("utf-8")) for part in key)]
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
 def resample_indices(n_items: int, n_boot: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
     """``(n_boot, n_items)`` indices drawn uniformly with replacement from ``range(n_items)``."""
-    if n_items < 0 or n_boot < 0:
-        raise ValueError(f"need n_items >= 0 and n_boot >= 0, got {n_items}, {n_boot}")
+    if n_boot < 0:
+        raise AnalysisError(
+            f"bootstrap n_boot (analysis.n_boot, --n-boot) must be >= 0, got {n_boot}"
+        )
+    if n_items < 0:
+        raise ValueError(f"need n_items >= 0, got {n_items}")
     if n_items == 0 or n_boot == 0:
         return np.zeros((n_boot, n_items), dtype=np.intp)
     return rng.integers(0, n_items, size=(n_boot, n_items), dtype=np.intp)

@@ -22,6 +22,7 @@ import polars as pl
 import polars.selectors as cs
 
 from divtrace import io
+from divtrace.errors import AnalysisError, ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import (
     ALL_TASKS,
@@ -56,16 +57,17 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
 def validate_diversity(diversity: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     """``diversity`` checked and typed: key columns as strings, ``value`` float, counts integers.
 
-    Raises :class:`ValueError` naming the column for a missing column or bad values, naming the
-    model for a model that is not in ``lineage``, and showing one duplicated row.
+    Raises :class:`ContractError` naming the column for a missing column or bad values and
+    showing one duplicated row, and :class:`AnalysisError` naming the model for a model that is not
+    in ``lineage`` (both ValueErrors).
     """
     missing = [name for name in DIVERSITY_COLUMNS if name not in diversity.columns]
     if missing:
-        raise ValueError(f"diversity table lacks column(s) {missing}")
+        raise ContractError(f"diversity table lacks column(s) {missing}")
     for column in KEY:
         nulls = diversity.get_column(column).null_count()
         if nulls:
-            raise ValueError(f"diversity column {column!r} has {nulls} null value(s)")
+            raise ContractError(f"diversity column {column!r} has {nulls} null value(s)")
     numeric = ["value", "n_outputs", *(["n_dropped"] if "n_dropped" in diversity.columns else [])]
     try:
         frame = diversity.with_columns(
@@ -74,24 +76,24 @@ def validate_diversity(diversity: pl.DataFrame, lineage: Lineage) -> pl.DataFram
             *(pl.col(c).cast(pl.Int64) for c in numeric if c != "value"),
         )
     except pl.exceptions.PolarsError as err:
-        raise ValueError(f"diversity columns {numeric} must be numeric: {err}") from err
+        raise ContractError(f"diversity columns {numeric} must be numeric: {err}") from err
     models = set(frame.get_column("model").unique().to_list())
     unknown = sorted(models - set(lineage.checkpoints))
     if unknown:
-        raise ValueError(
+        raise AnalysisError(
             f"diversity column 'model' names model(s) {unknown} that are not in the lineage "
             f"(known: {sorted(lineage.checkpoints)})"
         )
     for column, allowed in ALLOWED.items():
         bad = sorted(set(frame.get_column(column).unique().to_list()) - set(allowed))
         if bad:
-            raise ValueError(
+            raise ContractError(
                 f"diversity column {column!r} has value(s) {bad}; allowed: {list(allowed)}"
             )
     per_input = frame.filter(pl.col("scope") == "per_input")
     no_prompt = per_input.get_column("prompt_id").null_count()
     if no_prompt:
-        raise ValueError(f"diversity column 'prompt_id' is null in {no_prompt} per_input row(s)")
+        raise ContractError(f"diversity column 'prompt_id' is null in {no_prompt} per_input row(s)")
     for rows, key, what in (
         (per_input, [*KEY, "prompt_id"], "duplicate per_input rows"),
         (frame.filter(pl.col("scope") != "per_input"), list(KEY), "more than one across_input row"),
@@ -99,19 +101,20 @@ def validate_diversity(diversity: pl.DataFrame, lineage: Lineage) -> pl.DataFram
         repeated = rows.filter(pl.struct(key).is_duplicated())
         if len(repeated):
             row = repeated.row(0, named=True)
-            raise ValueError(
+            raise ContractError(
                 f"diversity table has {what}, e.g. " + ", ".join(f"{c}={row[c]!r}" for c in key)
             )
     return frame
 
 
 def check_models(frame: pl.DataFrame, lineage: Lineage, what: str) -> None:
-    """Raise :class:`ValueError` if ``frame['model']`` names a model that is not in the lineage."""
+    """Raise :class:`AnalysisError` if ``frame['model']`` names a model that is not in the
+    lineage."""
     unknown = sorted(
         set(frame.get_column("model").cast(pl.String).unique()) - set(lineage.checkpoints)
     )
     if unknown:
-        raise ValueError(
+        raise AnalysisError(
             f"{what} column 'model' names model(s) {unknown} that are not in the lineage "
             f"(known: {sorted(lineage.checkpoints)})"
         )

@@ -26,6 +26,7 @@ import polars.selectors as cs
 
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
 from divtrace.analysis.common import check_models, finish, missing_as_null, with_lineage_columns
+from divtrace.errors import ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import LINEAGE_COLUMNS
 from divtrace.quality.metrics import METRIC_COLUMNS, per_prompt, with_pass_at_k
@@ -40,13 +41,13 @@ def quality_per_prompt(quality: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     (:func:`divtrace.quality.metrics.per_prompt`), otherwise computed from the quality contract.
 
     Key columns come back as strings, missing float values as null; a null ``pass_at_1`` is filled
-    with ``c / n`` where those columns exist. Raises :class:`ValueError` for a missing column or a
-    model that is not in ``lineage``.
+    with ``c / n`` where those columns exist. Raises :class:`ContractError` for a missing column
+    and :class:`AnalysisError` for a model that is not in ``lineage``.
     """
     prompts = quality if "sample" not in quality.columns else per_prompt(quality)
     missing = [c for c in (*RUN, "prompt_id", *QUALITY_METRICS) if c not in prompts.columns]
     if missing:
-        raise ValueError(f"quality table lacks column(s) {missing}")
+        raise ContractError(f"quality table lacks column(s) {missing}")
     check_models(prompts, lineage, "quality")
     prompts = prompts.with_columns(cs.float().fill_nan(None))
     if {"c", "n"} <= set(prompts.columns):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import polars as pl
 
 from divtrace.analysis.common import finish, with_lineage_columns
+from divtrace.errors import AnalysisError, ContractError
 from divtrace.generation.backend import LENGTH, PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
 from divtrace.names import LINEAGE_COLUMNS
@@ -69,16 +70,16 @@ def truncation_table(generations: pl.DataFrame, lineage: Lineage) -> pl.DataFram
     """The truncation table (see the module docstring) of the generations of many runs."""
     missing = [c for c in INPUT_COLUMNS if c not in generations.columns]
     if missing:
-        raise ValueError(f"generations table lacks column(s) {missing}")
+        raise ContractError(f"generations table lacks column(s) {missing}")
     frame = generations.select(INPUT_COLUMNS)
     for column in RUN:
         nulls = frame.get_column(column).null_count()
         if nulls:
-            raise ValueError(f"generations column {column!r} has {nulls} null value(s)")
+            raise ContractError(f"generations column {column!r} has {nulls} null value(s)")
     models = frame.get_column("model").cast(pl.String).unique().to_list()
     unknown = sorted(set(models) - set(lineage.checkpoints))
     if unknown:
-        raise ValueError(f"generations of model(s) {unknown} not in the lineage")
+        raise AnalysisError(f"generations of model(s) {unknown} not in the lineage")
     reason = pl.col("finish_reason").cast(pl.String)
     too_long = (reason == PROMPT_TOO_LONG).fill_null(False)
     unclosed = (pl.col("think_closed").cast(pl.Boolean) == False).fill_null(False)  # noqa: E712

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from divtrace.errors import AnalysisError
 from divtrace.figures.common import empty_figure
 from divtrace.figures.cot import plot_cot_on_off
 from divtrace.figures.decomposition import plot_decomposition
@@ -78,7 +79,7 @@ def draw_figures(
     """
     unknown = [name for name in names if name not in FIGURES]
     if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}; known: {list(FIGURES)}")
+        raise AnalysisError(f"unknown figure(s) {unknown}; known: {list(FIGURES)}")
     written: list[Path] = []
     for name in names:
         table_name, plot = FIGURES[name]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from divtrace.errors import AnalysisError, ContractError
 from divtrace.figures import style
 from divtrace.figures.common import metric_label, metric_order, number, records, stage_ticks
 from divtrace.lineage import Lineage
@@ -205,16 +206,16 @@ def plot_lineage_trajectories(
     """
     missing = [name for name in REQUIRED_COLUMNS if name not in table.columns]
     if missing:
-        raise ValueError(f"summary table lacks column(s) {missing}")
+        raise ContractError(f"summary table lacks column(s) {missing}")
     selection = table.filter((pl.col("scope") == scope) & (pl.col("subset") == subset))
     if selection.is_empty():
-        raise ValueError(
+        raise AnalysisError(
             f"summary table has no rows with scope={scope!r} and subset={subset!r} "
             f"(scopes: {_distinct(table, 'scope')}, subsets: {_distinct(table, 'subset')})"
         )
     unknown = sorted(set(_distinct(selection, "model")) - set(lineage.checkpoints))
     if unknown:
-        raise ValueError(
+        raise AnalysisError(
             f"summary table column 'model' names model(s) {unknown} not in the lineage"
         )
 

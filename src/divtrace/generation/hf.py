@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from divtrace.errors import SamplingError
 from divtrace.generation.backend import (
     LENGTH,
     STOP,
@@ -28,10 +29,6 @@ from divtrace.generation.backend import (
 )
 
 CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
-
-
-class SamplingError(RuntimeError):
-    """Sampling cannot proceed (bad model directory, prompt too long, ...)."""
 
 
 def resolve_device(device: str) -> str:

@@ -18,11 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from divtrace.errors import PromptFormatError
 from divtrace.generation.cot import THINK_OPEN
-
-
-class PromptFormatError(ValueError):
-    """A prompt cannot be rendered in the requested format."""
 
 
 @dataclass(frozen=True)

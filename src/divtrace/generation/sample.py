@@ -12,15 +12,12 @@ from typing import Any
 import polars as pl
 
 from divtrace import io
+from divtrace.errors import ShardError
 from divtrace.generation.backend import PROMPT_TOO_LONG, Backend, Request, SamplingParams
 from divtrace.generation.cot import split_reasoning
 from divtrace.generation.prompting import RenderedPrompt, render_prompt
 from divtrace.generation.seeds import sample_seeds
 from divtrace.tasks.styles import DEFAULT_PROMPT_STYLE, PAPER
-
-
-class ShardError(ValueError):
-    """The shard request is inconsistent with its inputs."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +92,8 @@ def sample_shard(
         raise ShardError(f"cot must be 'on' or 'off', got {spec.cot!r}")
     if spec.cot == "off" and not spec.reasoning:
         raise ShardError(f"model {spec.model!r} is not a reasoning model: CoT off does not apply")
+    if spec.k < 1:
+        raise ShardError(f"k (samples per prompt) must be at least 1, got {spec.k}")
     missing = [c for c in io.PROMPTS.names if c not in prompts.columns]
     if missing:
         raise ShardError(f"prompts table lacks column(s) {missing}")
@@ -126,8 +125,8 @@ def sample_shard(
     for row, request, prompt, outputs in zip(
         records_in, requests, rendered, completions, strict=True
     ):
-        if len(outputs) != spec.k:
-            raise ShardError(
+        if len(outputs) != spec.k:  # a backend bug, not the user's input
+            raise RuntimeError(
                 f"backend returned {len(outputs)} samples for {row['prompt_id']}, not {spec.k}"
             )
         for j, (seed, out) in enumerate(zip(request.seeds, outputs, strict=True)):

@@ -114,7 +114,8 @@ class VLLMBackend:
             submitted.append((i, len(ids)))
             base = request.seeds[0]
             if list(request.seeds) != list(range(base, base + len(request.seeds))):
-                raise SamplingError("vLLM seeds the samples of a prompt seed, seed+1, ...")
+                # sample_seeds gives consecutive seeds; anything else is a bug
+                raise RuntimeError("vLLM seeds the samples of a prompt seed, seed+1, ...")
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             per_prompt.append(
                 VLLMSamplingParams(

@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from divtrace import io
+from divtrace.errors import ContractError, MetricError
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.metrics.ead import DEFAULT_VOCAB_SIZE, ead_many
 from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
@@ -74,29 +75,29 @@ def check_metrics(metrics: Sequence[str]) -> list[str]:
     for metric in metrics:
         name = str(metric).strip().lower()
         if name in NOT_YET_AVAILABLE:
-            raise ValueError(
+            raise MetricError(
                 f"diversity metric {metric!r} is not available yet: {NOT_YET_AVAILABLE[name]}; "
                 f"available: {', '.join(METRICS)}"
             )
         if name not in METRICS:
-            raise ValueError(
+            raise MetricError(
                 f"unknown diversity metric {metric!r}; available: {', '.join(METRICS)}"
             )
         if name not in names:
             names.append(name)
     if not names:
-        raise ValueError("no diversity metric requested")
+        raise MetricError("no diversity metric requested")
     return names
 
 
 def _require_columns(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} table lacks column(s) {missing}")
+        raise ContractError(f"{what} table lacks column(s) {missing}")
     nulls = frame.select(pl.col(c).null_count() for c in columns).row(0)
     for column, count in zip(columns, nulls, strict=True):
         if count:
-            raise ValueError(f"{what} column {column!r} has {count} null value(s)")
+            raise ContractError(f"{what} column {column!r} has {count} null value(s)")
 
 
 def _normalise_keys(frame: pl.DataFrame, what: str) -> pl.DataFrame:
@@ -106,11 +107,11 @@ def _normalise_keys(frame: pl.DataFrame, what: str) -> pl.DataFrame:
     try:
         out = out.with_columns(pl.col("sample").cast(pl.Int64))
     except pl.exceptions.PolarsError as err:
-        raise ValueError(f"{what} column 'sample' must hold integers: {err}") from err
+        raise ContractError(f"{what} column 'sample' must hold integers: {err}") from err
     repeated = out.filter(~pl.struct(SAMPLE_KEYS).is_first_distinct())
     if repeated.height:
         first = repeated.select(SAMPLE_KEYS).row(0, named=True)
-        raise ValueError(
+        raise ContractError(
             f"{what} table has {repeated.height} duplicated (model, task, cot, prompt_id, "
             f"sample) row(s), e.g. {first}"
         )
@@ -127,12 +128,13 @@ def _kept(frame: pl.DataFrame) -> pl.Series:
         try:
             closed = frame.get_column("think_closed").cast(pl.Boolean)
         except pl.exceptions.PolarsError as err:
-            raise ValueError(
+            raise ContractError(
                 f"generations column 'think_closed' must be boolean or null: {err}"
             ) from err
         frame = frame.with_columns(closed)
         kept = kept & ~pl.col("think_closed").eq_missing(False)
-    return frame.select(kept.alias("kept")).to_series()
+    # with_columns broadcasts the literal when neither optional column is present
+    return frame.with_columns(kept.alias("kept")).get_column("kept")
 
 
 def _prepare(generations: pl.DataFrame) -> pl.DataFrame:
@@ -140,13 +142,13 @@ def _prepare(generations: pl.DataFrame) -> pl.DataFrame:
     prompt_id, sample), with ``kept`` and the answers of dropped outputs blanked."""
     _require_columns(generations, SAMPLE_KEYS, "generations")
     if "answer" not in generations.columns:
-        raise ValueError("generations table lacks column(s) ['answer']")
+        raise ContractError("generations table lacks column(s) ['answer']")
     columns = [c for c in INPUT_COLUMNS if c in generations.columns]
     frame = _normalise_keys(generations.select(columns), "generations")
     frame = frame.with_columns(_kept(frame))
     bad = frame.filter(pl.col("kept") & pl.col("answer").is_null()).height
     if bad:
-        raise ValueError(f"generations column 'answer' has {bad} null value(s)")
+        raise ContractError(f"generations column 'answer' has {bad} null value(s)")
     return frame.sort(SAMPLE_KEYS, maintain_order=True).with_columns(
         answer=pl.when(pl.col("kept")).then(pl.col("answer").cast(pl.String)).otherwise(pl.lit(""))
     )
@@ -160,7 +162,7 @@ def _attach_quality(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
     try:
         judged = judged.with_columns(pl.col("correct").cast(pl.Boolean))
     except pl.exceptions.PolarsError as err:
-        raise ValueError(f"quality column 'correct' must be boolean: {err}") from err
+        raise ContractError(f"quality column 'correct' must be boolean: {err}") from err
     groups = judged.select(GROUP_KEYS).unique().with_columns(_judged=pl.lit(True))
     merged = (
         frame.select([*SAMPLE_KEYS, "kept"])
@@ -171,7 +173,7 @@ def _attach_quality(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
     unjudged = merged.filter(pl.col("_judged") & pl.col("kept") & pl.col("correct").is_null())
     if unjudged.height:
         first = unjudged.select(SAMPLE_KEYS).row(0, named=True)
-        raise ValueError(
+        raise ContractError(
             f"quality table has no row for {unjudged.height} generation(s), e.g. {first}"
         )
     # Only judged groups have quality rows, so ``correct`` is null outside them.

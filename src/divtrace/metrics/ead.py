@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from divtrace.errors import MetricError
+
 DEFAULT_VOCAB_SIZE = 50257
 DEFAULT_N_MAX = 5
 
@@ -42,7 +44,10 @@ def _check_params(vocab_size: int, n_max: int) -> None:
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
         raise TypeError(f"EAD vocab_size must be an integer, got {vocab_size!r}")
     if vocab_size < 1:
-        raise ValueError(f"EAD vocab_size must be >= 1, got {vocab_size}")
+        raise MetricError(
+            f"EAD vocab_size (metrics.ead_vocab_size, --ead-vocab-size) must be >= 1, "
+            f"got {vocab_size}"
+        )
     if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
         raise ValueError(f"EAD n_max must be an integer >= 1, got {n_max!r}")
 

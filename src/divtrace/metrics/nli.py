@@ -52,6 +52,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from divtrace.errors import MetricError
+
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
 MAX_SENTENCE_PAIRS = 3
 
@@ -285,7 +287,8 @@ def label_indices(id2label: Mapping[Any, Any]) -> tuple[int, int]:
     """(entailment index, contradiction index) from a model config's ``id2label``.
 
     Labels are matched case-insensitively by their prefixes "entail" and "contradict"; each must
-    match exactly one label, or a ValueError names the labels found.
+    match exactly one label, or a :class:`~divtrace.errors.MetricError` (a ValueError) names the
+    labels found.
     """
     labels = {int(k): str(v) for k, v in id2label.items()}
 
@@ -295,7 +298,7 @@ def label_indices(id2label: Mapping[Any, Any]) -> tuple[int, int]:
     entail, contradict = find("entail"), find("contradict")
     if len(entail) != 1 or len(contradict) != 1:
         shown = ", ".join(f"{i}: {labels[i]!r}" for i in sorted(labels))
-        raise ValueError(
+        raise MetricError(
             "an NLI model needs exactly one label starting with 'entail' and one starting with "
             f"'contradict' (case-insensitive) in config.id2label; found {{{shown}}}"
         )
@@ -378,11 +381,18 @@ class HFNLIScorer:
             path = Path(self.model).expanduser()
             local = path.exists()
             name = str(path) if local else self.model
-            with _hub_offline(local):
-                tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    name, local_files_only=local
-                )
+            try:
+                with _hub_offline(local):
+                    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        name, local_files_only=local
+                    )
+            except (OSError, ValueError) as err:  # no such path or hub model, not a classifier
+                where = name if local else f"hub model {name}"
+                raise MetricError(
+                    f"NLI model {self.model!r} ({where}) cannot be loaded: "
+                    f"{type(err).__name__}: {err}"
+                ) from err
             self._install(model, tokenizer)
         return self._model
 
@@ -391,11 +401,11 @@ class HFNLIScorer:
 
         try:
             entail, contradict = label_indices(model.config.id2label)
-        except ValueError as err:
-            raise ValueError(f"NLI model {self.model!r}: {err}") from err
+        except MetricError as err:
+            raise MetricError(f"NLI model {self.model!r}: {err}") from err
         n_labels = int(model.config.num_labels)
         if max(entail, contradict) >= n_labels:
-            raise ValueError(
+            raise MetricError(
                 f"NLI model {self.model!r}: label index out of range of its {n_labels} outputs"
             )
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")

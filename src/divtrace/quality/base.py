@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from divtrace.errors import JudgeError
+
 
 @dataclass(frozen=True)
 class Judgement:
@@ -65,6 +67,6 @@ def per_sample(judge: SampleJudge) -> BatchJudge:
     return judge_batch
 
 
-def prompt_error(prompt: Mapping[str, Any], problem: str) -> ValueError:
+def prompt_error(prompt: Mapping[str, Any], problem: str) -> JudgeError:
     """The error for a prompt whose reference is unusable, naming the prompt."""
-    return ValueError(f"prompt {prompt.get('prompt_id')!r}: {problem}")
+    return JudgeError(f"prompt {prompt.get('prompt_id')!r}: {problem}")

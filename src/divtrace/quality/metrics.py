@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from divtrace.errors import ContractError
 from divtrace.quality.score import UNCLOSED
 
 PASS_KS: tuple[int, ...] = (1, 4, 16)
@@ -132,7 +133,7 @@ def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
     """
     missing = [c for c in [*_PROMPT, "sample", "correct", "extracted"] if c not in quality.columns]
     if missing:
-        raise ValueError(f"quality table lacks column(s) {missing}")
+        raise ContractError(f"quality table lacks column(s) {missing}")
     optional = [c for c in ("score", "detail") if c in quality.columns]
     # Each prompt's samples in sample order (ties: input order); ``_pos`` ranks them.
     rows = (

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import polars as pl
 
+from divtrace.errors import ContractError, JudgeError
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.io import QUALITY, empty_frame
 from divtrace.quality.base import BatchJudge, Judgement
@@ -39,11 +40,11 @@ INPUT_COLUMNS: tuple[str, ...] = (*_GENERATION_COLUMNS, "think_closed", "finish_
 
 
 def get_judge(family: str) -> BatchJudge:
-    """The batch judge of a task family (ValueError for a family without one)."""
+    """The batch judge of a task family (:class:`JudgeError` for a family without one)."""
     try:
         target = JUDGES[family]
     except KeyError:
-        raise ValueError(
+        raise JudgeError(
             f"task family {family!r} has no correctness judge (judged families: {sorted(JUDGES)})"
         ) from None
     module_name, _, attribute = target.partition(":")
@@ -57,7 +58,7 @@ def get_judge(family: str) -> BatchJudge:
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} table lacks column(s) {missing}")
+        raise ContractError(f"{what} table lacks column(s) {missing}")
 
 
 def _decode(reference: Any, prompt_id: str) -> Mapping[str, Any]:
@@ -66,9 +67,9 @@ def _decode(reference: Any, prompt_id: str) -> Mapping[str, Any]:
     try:
         decoded = json.loads(reference)
     except (TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"prompt {prompt_id!r}: reference is not valid JSON ({err})") from err
+        raise ContractError(f"prompt {prompt_id!r}: reference is not valid JSON ({err})") from err
     if not isinstance(decoded, Mapping):
-        raise ValueError(f"prompt {prompt_id!r}: reference must be a JSON object")
+        raise ContractError(f"prompt {prompt_id!r}: reference must be a JSON object")
     return decoded
 
 
@@ -88,12 +89,12 @@ def score_generations(
     _require(generations, _GENERATION_COLUMNS, "generations")
     repeated_ids = prompts.filter(~pl.col("prompt_id").is_first_distinct())
     if repeated_ids.height:
-        raise ValueError(f"prompts table repeats prompt_id {repeated_ids['prompt_id'][0]!r}")
+        raise ContractError(f"prompts table repeats prompt_id {repeated_ids['prompt_id'][0]!r}")
     key = ["model", "task", "cot", "prompt_id", "sample"]
     repeated = generations.filter(~pl.struct(key).is_first_distinct())
     if repeated.height:
         first = repeated.row(0, named=True)
-        raise ValueError(
+        raise ContractError(
             f"generations repeat prompt_id {first['prompt_id']!r} sample {first['sample']} "
             f"(model {first['model']!r}, task {first['task']!r}, cot {first['cot']!r})"
         )
@@ -107,7 +108,9 @@ def score_generations(
     if unknown:
         shown = ", ".join(repr(p) for p in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise ValueError(f"generations name prompt_id(s) not in the prompts table: {shown}{more}")
+        raise ContractError(
+            f"generations name prompt_id(s) not in the prompts table: {shown}{more}"
+        )
 
     order = prompts.select("prompt_id").with_row_index("_order")
     generations = generations.join(order, on="prompt_id", how="left").sort(

@@ -12,11 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from divtrace.errors import TaskDataError
+
 Record = Mapping[str, Any]
-
-
-class TaskDataError(ValueError):
-    """A dataset record lacks a field or holds a value the task cannot use."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from divtrace import io
+from divtrace.errors import MissingFileError
 from divtrace.tasks import styles
 from divtrace.tasks.base import Record, TaskDataError, TaskFamily
 
@@ -56,17 +57,20 @@ def load_records(
     """
     if source.endswith(".jsonl") or Path(source).is_file():
         if not Path(source).is_file():
-            raise TaskDataError(f"{source}: no such file")
+            raise MissingFileError(f"{source}: no such file")
         return read_jsonl(source)
     import datasets
 
     default_config = None if Path(source).is_dir() else family.hf_config
-    dataset = datasets.load_dataset(
-        source,
-        hf_config if hf_config is not None else default_config,
-        split=split or family.split,
-        revision=revision,
-    )
+    try:
+        dataset = datasets.load_dataset(
+            source,
+            hf_config if hf_config is not None else default_config,
+            split=split or family.split,
+            revision=revision,
+        )
+    except FileNotFoundError as err:  # no such dataset (or data files), locally or on the hub
+        raise MissingFileError(f"{source}: dataset not found ({err})") from err
     return [dict(row) for row in dataset]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from divtrace.errors import ConfigError, FetchError
 from divtrace.toy.train import TrainConfig
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def register_recipe(
 
     ``defaults`` gives the training settings that the spec does not (its ``seed`` is unused:
     the default seed is 0); ``extra_keys`` the spec keys the recipe reads beyond
-    :data:`COMMON_KEYS`; ``check`` validates those keys (raising ValueError) before any work.
+    :data:`COMMON_KEYS`; ``check`` validates those keys (raising :class:`ConfigError`) before any
+    work.
     The recipe function receives the spec, the resolved :class:`TrainConfig`, the output
     directory and the parent directory, and returns facts about the run.
     """
@@ -98,10 +100,10 @@ def check_int(spec: Spec, key: str, low: int, high: int | None = None) -> int | 
         return None
     value = spec[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"toy.{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"toy.{key}: expected an integer, got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"toy.{key}: {value} is not {bound}")
+        raise ConfigError(f"toy.{key}: {value} is not {bound}")
     return value
 
 
@@ -113,7 +115,7 @@ def train_config(spec: Spec, defaults: TrainConfig) -> TrainConfig:
     seq_len = check_int(spec, "seq_len", 16, MAX_POSITIONS)
     lr = spec.get("lr", defaults.lr)
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 1:
-        raise ValueError(f"toy.lr: expected a number in (0, 1), got {lr!r}")
+        raise ConfigError(f"toy.lr: expected a number in (0, 1), got {lr!r}")
     return TrainConfig(
         steps=defaults.steps if steps is None else steps,
         lr=float(lr),
@@ -132,27 +134,30 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
     ``style``, ``beta``; ``rl``: ``style``, ``rounds``, ``samples_per_prompt``, ``prompts``;
     ``rlzero-math``: the same but ``style``). Recipes that post-train read the parent checkpoint
     (model and tokenizer) from ``parent_dir``. The recipe runs on :data:`BUILD_THREADS` torch
-    threads. Raises ValueError naming the offending key for an unknown recipe, style or key, a
-    bad value, or a missing parent. The facts are the recipe, its settings, ``n_params``,
+    threads. Raises :class:`ConfigError` (a ValueError) naming the offending key for an unknown
+    recipe, style or key, a bad value, or a missing parent, and :class:`FetchError` for a parent
+    directory that holds no checkpoint. The facts are the recipe, its settings, ``n_params``,
     ``final_loss``, ``seconds`` and ``steps``.
     """
     if not isinstance(spec, Mapping):
-        raise ValueError(f"toy: expected a mapping, got {type(spec).__name__}")
+        raise ConfigError(f"toy: expected a mapping, got {type(spec).__name__}")
     name = spec.get("recipe")
     if not isinstance(name, str) or name not in RECIPES:
-        raise ValueError(f"toy.recipe: unknown recipe {name!r} (known: {sorted(RECIPES)})")
+        raise ConfigError(f"toy.recipe: unknown recipe {name!r} (known: {sorted(RECIPES)})")
     recipe = RECIPES[name]
     unknown = sorted(set(spec) - COMMON_KEYS - recipe.extra_keys)
     if unknown:
-        raise ValueError(f"toy.{unknown[0]}: unknown key for recipe {name!r}")
+        raise ConfigError(f"toy.{unknown[0]}: unknown key for recipe {name!r}")
     cfg = train_config(spec, recipe.defaults)
     if recipe.check is not None:
         recipe.check(spec)
     if recipe.needs_parent:
         if parent_dir is None:
-            raise ValueError(f"toy.recipe: {name!r} needs a parent checkpoint (parent_dir is None)")
+            raise ConfigError(
+                f"toy.recipe: {name!r} needs a parent checkpoint (the model has no parent)"
+            )
         if not (Path(parent_dir) / "config.json").is_file():
-            raise ValueError(f"toy.recipe: parent checkpoint {parent_dir} has no config.json")
+            raise FetchError(f"toy.recipe: parent checkpoint {parent_dir} has no config.json")
     start = time.perf_counter()
     with torch_threads(BUILD_THREADS):
         facts = recipe.fn(
@@ -261,7 +266,9 @@ def load_parent(
     from divtrace.toy.tokenizer import IM_END, token_id, use_chat_eos
 
     if parent_dir is None:
-        raise ValueError(f"toy.recipe: {recipe!r} needs a parent checkpoint (parent_dir is None)")
+        raise ConfigError(
+            f"toy.recipe: {recipe!r} needs a parent checkpoint (the model has no parent)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(parent_dir)
     model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
     if chat:
@@ -319,7 +326,7 @@ def check_style(spec: Spec) -> None:
 
     style = spec.get("style")
     if style not in STYLES:
-        raise ValueError(f"toy.style: unknown style {style!r} (expected one of {list(STYLES)})")
+        raise ConfigError(f"toy.style: unknown style {style!r} (expected one of {list(STYLES)})")
 
 
 @register_recipe(

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from divtrace.errors import ConfigError
 from divtrace.toy.build import (
     Spec,
     check_style,
@@ -115,7 +116,7 @@ def check_dpo(spec: Spec) -> None:
     check_style(spec)
     beta = spec.get("beta", DEFAULT_BETA)
     if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 < beta <= 10:
-        raise ValueError(f"toy.beta: expected a number in (0, 10], got {beta!r}")
+        raise ConfigError(f"toy.beta: expected a number in (0, 10], got {beta!r}")
 
 
 @register_recipe(

@@ -14,7 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from divtrace.quality.base import Judgement, per_sample
+from divtrace.errors import JudgeError
+from divtrace.quality.base import Judgement, per_sample, prompt_error
 from divtrace.quality.ifeval.instructions import CHECKERS, Instruction
 
 __all__ = ["REGISTRY", "build_instruction", "evaluate", "judge_ifeval", "loose_variants"]
@@ -28,19 +29,20 @@ _EXTRACTED_CHARS = 80
 def build_instruction(instruction_id: str, kwargs: Mapping[str, Any] | None = None) -> Instruction:
     """The checker for ``instruction_id`` bound to ``kwargs`` (None-valued keys are ignored).
 
-    Raises ValueError for an unknown id and for missing, unexpected or invalid kwargs.
+    Raises :class:`~divtrace.errors.JudgeError` (a ValueError) for an unknown id and for
+    missing, unexpected or invalid kwargs.
     """
     try:
         cls = REGISTRY[instruction_id]
     except KeyError:
-        raise ValueError(f"unknown IFEval instruction id {instruction_id!r}") from None
+        raise JudgeError(f"unknown IFEval instruction id {instruction_id!r}") from None
     args = {k: v for k, v in (kwargs or {}).items() if v is not None}
     try:
         return cls(**args)
     except TypeError as error:
-        raise ValueError(f"bad kwargs for {instruction_id}: {args!r} ({error})") from None
+        raise JudgeError(f"bad kwargs for {instruction_id}: {args!r} ({error})") from None
     except ValueError as error:
-        raise ValueError(f"bad kwargs for {instruction_id}: {error}") from None
+        raise JudgeError(f"bad kwargs for {instruction_id}: {error}") from None
 
 
 def loose_variants(response: str) -> list[str]:
@@ -73,7 +75,7 @@ def evaluate(
     ids = list(instruction_ids)
     per_kwargs = list(kwargs) if kwargs is not None else [None] * len(ids)
     if len(per_kwargs) != len(ids):
-        raise ValueError(f"{len(ids)} instruction ids but {len(per_kwargs)} kwargs mappings")
+        raise JudgeError(f"{len(ids)} instruction ids but {len(per_kwargs)} kwargs mappings")
     checkers = [build_instruction(i, kw) for i, kw in zip(ids, per_kwargs, strict=True)]
     variants = [v for v in loose_variants(response) if v.strip()]
     strict = [bool(response.strip()) and c.check(response) for c in checkers]
@@ -99,9 +101,14 @@ def _judge_ifeval(
     """
     ids = reference.get("instruction_id_list")
     if not isinstance(ids, list | tuple):
-        raise ValueError(f"ifeval reference without an instruction_id_list: {reference!r}")
+        raise prompt_error(
+            prompt, f"ifeval reference without an instruction_id_list: {reference!r}"
+        )
     text = prompt.get("text") if isinstance(prompt, Mapping) else None
-    result = evaluate(answer, ids, reference.get("kwargs"), text)
+    try:
+        result = evaluate(answer, ids, reference.get("kwargs"), text)
+    except JudgeError as err:  # the reference's instructions or kwargs: name the prompt
+        raise prompt_error(prompt, str(err)) from err
     n = len(result["strict"])
     detail = {
         "instructions": [

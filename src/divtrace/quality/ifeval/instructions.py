@@ -7,7 +7,8 @@ where this implementation deliberately differs are noted on the class:
 * keywords, forbidden words, section splitters and custom postscript markers are matched
   literally (``re.escape``) where the original interpolates them into a regex unescaped (no IFEval
   keyword contains a regex metacharacter, so verdicts on the dataset are the same);
-* a missing or invalid required kwarg is a ``ValueError`` where the original draws a random value;
+* a missing or invalid required kwarg is a :class:`~divtrace.errors.JudgeError` (a
+  ``ValueError``) where the original draws a random value;
 * sentence counts and word tokens come from :mod:`divtrace.quality.ifeval.text` instead of NLTK.
 """
 
@@ -19,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from divtrace.errors import JudgeError
 from divtrace.quality.ifeval.text import (
     LanguageNotDetected,
     count_sentences,
@@ -32,25 +34,25 @@ RELATIONS = ("less than", "at least")
 
 def _relation(name: str, value: Any) -> str:
     if value not in RELATIONS:
-        raise ValueError(f"{name} must be one of {RELATIONS}, got {value!r}")
+        raise JudgeError(f"{name} must be one of {RELATIONS}, got {value!r}")
     return str(value)
 
 
 def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise JudgeError(f"{name} must be an integer, got {value!r}")
     return int(value)
 
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise JudgeError(f"{name} must be a non-empty string, got {value!r}")
     return value
 
 
 def _words(name: str, value: Any) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{name} must be a non-empty list of strings, got {value!r}")
+        raise JudgeError(f"{name} must be a non-empty list of strings, got {value!r}")
     return [_text(name, word) for word in value]
 
 
@@ -134,7 +136,7 @@ class LetterFrequency(Instruction):
     def __init__(self, *, letter: Any, let_frequency: Any, let_relation: Any) -> None:
         letter = _text("letter", letter).strip()
         if len(letter) != 1:
-            raise ValueError(f"letter must be a single character, got {letter!r}")
+            raise JudgeError(f"letter must be a single character, got {letter!r}")
         self.letter = letter.lower()
         self.frequency = _count("let_frequency", let_frequency)
         self.relation = _relation("let_relation", let_relation)
@@ -226,7 +228,7 @@ class NthParagraphFirstWord(Instruction):
         self.num_paragraphs = _count("num_paragraphs", num_paragraphs)
         self.nth_paragraph = _count("nth_paragraph", nth_paragraph)
         if self.nth_paragraph < 1:
-            raise ValueError(f"nth_paragraph must be at least 1, got {nth_paragraph!r}")
+            raise JudgeError(f"nth_paragraph must be at least 1, got {nth_paragraph!r}")
         self.first_word = _text("first_word", first_word).lower()
 
     def check(self, response: str) -> bool:
