@@ -1,10 +1,12 @@
-# Two entry points: `make demo` (set up, run the embedded demo) and `make test` (set up, run every check).
+# Entry points: `make demo` (set up, run the embedded demo) and `make test` (set up, run every
+# check, as CI does). For the inner loop: `make unit` (fast tests, no vLLM) and `make lint`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= all
+WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: setup setup-vllm demo test lint unit clean-results
+.PHONY: setup setup-vllm demo test lint unit test-all workflow-test clean-results
 
 setup: $(VENV)/.installed
 setup-vllm: $(VENV)/.installed-vllm
@@ -27,19 +29,31 @@ $(VENV)/.installed-vllm: $(VENV)/.installed
 	touch $@
 
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	$(WITH_VENV) $(BIN)/snakemake --cores $(CORES)
 
-lint: setup-vllm
+# Static checks; they need no vLLM install.
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/snakefmt --check .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
+	$(WITH_VENV) $(BIN)/snakemake --lint
 
-unit: setup-vllm
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+# The inner loop (under 3 minutes on two cores): every test but the slow ones (the demo run, the
+# finished Olmo 3 study's reruns, double draws of the figures, whole-benchmark sandbox sweeps),
+# those that need vLLM and the tiny workflow run (`make workflow-test`). Markers in pyproject.toml.
+unit: setup
+	$(WITH_VENV) $(BIN)/python -m pytest -m "not slow and not vllm and not workflow"
 
-test: lint unit
+# The tiny end-to-end workflow (.test/config.yaml), about a minute.
+workflow-test: setup
+	$(WITH_VENV) $(BIN)/python -m pytest -m workflow
+
+# Everything, with the vLLM backend installed: what CI runs.
+test-all: setup-vllm
+	$(WITH_VENV) $(BIN)/python -m pytest
+
+test: lint test-all
 
 clean-results:
 	rm -rf results .snakemake

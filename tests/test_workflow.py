@@ -1,7 +1,10 @@
-"""The Snakemake workflow: dry runs of the job graph, and one end-to-end run of the demo.
+"""The Snakemake workflow: dry runs of the job graph, the tiny configuration end to end, and one
+end-to-end run of the demo.
 
-The end-to-end run happens once per session in a temporary copy of the workflow; the tests after
-it reuse its results (nothing to do on a second run; a deleted shard reruns alone).
+The tiny run (.test/config.yaml, marker ``workflow``, about a minute) is the quick end-to-end
+check. The demo run (marker ``slow``) happens once per session in a temporary copy of the
+workflow; the tests after it reuse its results (nothing to do on a second run; a deleted shard
+reruns alone).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ DEMO_MODELS = [
     "rlzero-math",
 ]
 RUNS = 11  # sampling runs per task: the three think models twice (CoT on and off), the rest once
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "envs", "resources/tasks", "src"]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", ".test", "envs", "resources/tasks", "src"]
 
 
 def _env() -> dict[str, str]:
@@ -185,6 +188,92 @@ def test_bad_config_stops_the_workflow_naming_the_key(tmp_path, demo_config, edi
     result = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- the tiny config
+TINY = ".test/config.yaml"
+# base and think-sft (CoT on and off): 3 runs of gsm8k; 2 prompts at 1 per shard = 2 shards each.
+TINY_RUNS = [("base", "on"), ("think-sft", "on"), ("think-sft", "off")]
+TINY_SHARDS = ["0000", "0001"]
+
+
+@pytest.mark.workflow
+def test_tiny_config_runs_end_to_end_and_reruns_nothing(tmp_path):
+    """The quick end-to-end check (`make workflow-test`, about a minute): every rule of the DAG
+    runs on .test/config.yaml; a second run has nothing to do; a forced shard reruns alone with
+    the jobs that depend on it."""
+    workdir = copy_workflow(tmp_path)
+    run = snakemake(workdir, "--configfile", TINY)
+    # A real run prints the same 'Job stats' table as a dry run (on stderr).
+    assert job_counts(run.stderr) == {
+        "fetch_model": 2,
+        "fetch_metric_model": 1,
+        "prepare_prompts": 1,
+        "sample_shard": len(TINY_RUNS) * len(TINY_SHARDS),
+        "score_quality": len(TINY_RUNS),
+        "diversity": len(TINY_RUNS),
+        "summarize": 1,
+        "figures": 1,
+        "all": 1,
+    }
+
+    results = "results"
+    for name in TABLE_NAMES:
+        for ext in ("parquet", "csv"):
+            path = workdir / names.TABLE_FILE.format(results=results, name=name, ext=ext)
+            assert path.stat().st_size > 0, path
+    for name in FIGURE_NAMES:
+        for ext in ("pdf", "png"):
+            path = workdir / names.FIGURE_FILE.format(results=results, name=name, ext=ext)
+            assert path.stat().st_size > 1000, path
+    shards = [
+        names.SHARD_FILE.format(results=results, model=model, task="gsm8k", cot=cot, shard=shard)
+        for model, cot in TINY_RUNS
+        for shard in TINY_SHARDS
+    ]
+    on_disk = sorted((workdir / results / "generations").rglob("shard-*.parquet"))
+    assert [path.relative_to(workdir).as_posix() for path in on_disk] == sorted(shards)
+    generations = io.read_tables(on_disk, "generations")
+    assert len(generations) == len(TINY_RUNS) * 2 * 2  # runs × prompts × K
+    diversity = pl.read_parquet(
+        workdir / names.TABLE_FILE.format(results=results, name="diversity", ext="parquet")
+    )
+    assert set(diversity["model"]) == {"base", "think-sft"}
+    assert set(diversity["metric"]) == {"ead", "sbert", "vendi"}
+
+    again = snakemake(workdir, "-n", "--configfile", TINY)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert job_counts(again.stdout) == {}
+
+    # Forcing one shard reruns it, its run's quality and diversity, and the aggregates; not its
+    # sibling shard, nor any other run.
+    forced = names.SHARD_FILE.format(
+        results=results, model="think-sft", task="gsm8k", cot="off", shard="0001"
+    )
+    rerun = {
+        "sample_shard": 1,
+        "score_quality": 1,
+        "diversity": 1,
+        "summarize": 1,
+        "figures": 1,
+        "all": 1,
+    }
+    dry = snakemake(workdir, "-n", "--forcerun", forced, "--configfile", TINY)
+    assert job_counts(dry.stdout) == rerun
+    outputs = scheduled_outputs(dry.stdout)
+    assert [o for o in outputs if "/generations/" in o] == [forced]
+    run_files = dict(results=results, model="think-sft", task="gsm8k", cot="off")
+    assert names.QUALITY_FILE.format(**run_files) in outputs
+    assert names.DIVERSITY_FILE.format(**run_files) in outputs
+    before = {shard: (workdir / shard).stat().st_mtime_ns for shard in shards}
+    assert (
+        job_counts(snakemake(workdir, "--forcerun", forced, "--configfile", TINY).stderr) == rerun
+    )
+    changed = [shard for shard in shards if (workdir / shard).stat().st_mtime_ns != before[shard]]
+    assert changed == [forced]
+    final = snakemake(workdir, "-n", "--configfile", TINY)
+    assert "Nothing to be done" in final.stdout + final.stderr
+    assert job_counts(final.stdout) == {}
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -359,6 +448,7 @@ def test_report_bundles_every_figure(demo_run):
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_backend_switches_with_one_config_key(demo_run):
     """`sampling.backend: vllm` resamples with vLLM (run last: it leaves the demo out of date)."""
     if not os.environ.get("DIVTRACE_REQUIRE_VLLM"):
