@@ -10,7 +10,7 @@ from divtrace.tasks import FAMILIES, TaskDataError, get_family
 from divtrace.tasks.gsm8k import gold_answer
 from divtrace.tasks.prompts import build_prompts, read_jsonl, select
 
-from .conftest import REPO, SHARED_REAL
+from .conftest import REPO
 
 DEMO = REPO / "resources" / "tasks" / "demo"
 
@@ -122,22 +122,16 @@ def test_prompts_command_reports_missing_source(tmp_path, capsys):
     assert not (tmp_path / "p.parquet").exists()
 
 
-@pytest.mark.skipif(
-    not (SHARED_REAL / "gsm8k_test_100.jsonl").exists(), reason="../shared data absent"
-)
-def test_real_gsm8k_subset_loads():
-    records = read_jsonl(SHARED_REAL / "gsm8k_test_100.jsonl")
+def test_real_gsm8k_subset_loads(shared_real):
+    records = read_jsonl(shared_real / "gsm8k_test_100.jsonl")
     table = build_prompts("gsm8k", FAMILIES["gsm8k"], records, n=100, seed=1234, source="real")
     assert len(table) == len(records)
     answers = [json.loads(r)["answer"] for r in table["reference"]]
     assert all(a.lstrip("-").replace(".", "").isdigit() for a in answers)
 
 
-@pytest.mark.skipif(
-    not (SHARED_REAL / "ifeval_input_data.jsonl").exists(), reason="../shared data absent"
-)
-def test_real_ifeval_prompts_load():
-    records = read_jsonl(SHARED_REAL / "ifeval_input_data.jsonl")
+def test_real_ifeval_prompts_load(shared_real):
+    records = read_jsonl(shared_real / "ifeval_input_data.jsonl")
     table = build_prompts("ifeval", FAMILIES["ifeval"], records, n=None, seed=1234, source="real")
     assert len(table) == len(records)
     assert table["prompt_id"].n_unique() == len(table)

@@ -19,10 +19,6 @@ from divtrace.tasks.cruxeval import FAMILY as CRUXEVAL
 from divtrace.tasks.prompts import read_jsonl
 from divtrace.tasks.truthfulqa import FAMILY as TRUTHFULQA
 
-from .conftest import SHARED_REAL
-
-CRUX = SHARED_REAL / "cruxeval_100.jsonl"
-
 # ---------------------------------------------------------------------------------------------
 # CRUXEval
 # ---------------------------------------------------------------------------------------------
@@ -93,9 +89,8 @@ def test_cruxeval_long_or_deep_literal_is_safe() -> None:
     assert not out[0].correct
 
 
-@pytest.mark.skipif(not CRUX.exists(), reason=f"{CRUX} absent (../shared data)")
-def test_cruxeval_real_gold_correct_and_other_output_incorrect() -> None:
-    records = read_jsonl(CRUX)
+def test_cruxeval_real_gold_correct_and_other_output_incorrect(shared_real) -> None:
+    records = read_jsonl(shared_real / "cruxeval_100.jsonl")
     assert len(records) == 100
     references = [CRUXEVAL.reference(r) for r in records]
     prompts = [{"prompt_id": r["id"]} for r in records]

@@ -14,11 +14,6 @@ from divtrace.tasks.gsm8k import gold_answer
 from divtrace.tasks.math import FAMILY_ALGEBRA, FAMILY_GEOMETRY
 from divtrace.tasks.prompts import read_jsonl
 
-from .conftest import SHARED_REAL
-
-GSM8K = SHARED_REAL / "gsm8k_test_100.jsonl"
-MATH500 = SHARED_REAL / "math500_test.jsonl"
-
 # ---------------------------------------------------------------------------------------------
 # Equivalence
 # ---------------------------------------------------------------------------------------------
@@ -246,9 +241,8 @@ def test_math_family_reference_hub_and_math500_records() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not GSM8K.exists(), reason=f"{GSM8K} absent (../shared data)")
-def test_gsm8k_gold_solutions_judged_against_gold() -> None:
-    records = read_jsonl(GSM8K)
+def test_gsm8k_gold_solutions_judged_against_gold(shared_real) -> None:
+    records = read_jsonl(shared_real / "gsm8k_test_100.jsonl")
     assert len(records) == 100
     for record in records:
         gold = gold_answer(record["answer"])
@@ -257,9 +251,8 @@ def test_gsm8k_gold_solutions_judged_against_gold() -> None:
         assert not judge_text(record["answer"], wrong).correct, (gold, wrong)
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
-def test_math500_solutions_judged_against_answers() -> None:
-    records = read_jsonl(MATH500)
+def test_math500_solutions_judged_against_answers(shared_real) -> None:
+    records = read_jsonl(shared_real / "math500_test.jsonl")
     assert len(records) == 500
     # the task family's gold is the answer field; without it, the last \boxed{} of the solution
     misses = [
@@ -272,17 +265,15 @@ def test_math500_solutions_judged_against_answers() -> None:
     assert len(boxed_differs) <= 0.02 * len(records), boxed_differs
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
-def test_math500_answers_equivalent_through_math_verify() -> None:
+def test_math500_answers_equivalent_through_math_verify(shared_real) -> None:
     # Same check, bypassing the normalised-string shortcut: math-verify alone must agree.
-    records = read_jsonl(MATH500)
+    records = read_jsonl(shared_real / "math500_test.jsonl")
     misses = [r["unique_id"] for r in records if not qmath._verify(r["answer"], r["answer"])]
     assert len(misses) <= 0.02 * len(records), misses
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason=f"{MATH500} absent (../shared data)")
-def test_math500_solutions_rejected_against_other_answers() -> None:
-    records = read_jsonl(MATH500)[:200]
+def test_math500_solutions_rejected_against_other_answers(shared_real) -> None:
+    records = read_jsonl(shared_real / "math500_test.jsonl")[:200]
     accepted = [
         (r["answer"], other["answer"])
         for r, other in zip(records, records[1:] + records[:1], strict=True)

@@ -26,10 +26,6 @@ from divtrace.quality.score import JUDGES, UNCLOSED, get_judge, score_generation
 from divtrace.tasks.gsm8k import FAMILY as GSM8K
 from divtrace.tasks.prompts import build_prompts, read_jsonl
 
-from .conftest import SHARED_REAL
-
-GSM8K_FILE = SHARED_REAL / "gsm8k_test_100.jsonl"
-
 
 def _prompts(golds: Mapping[str, str], task: str = "gsm8k") -> pl.DataFrame:
     return pl.DataFrame(
@@ -216,16 +212,27 @@ def test_registry_is_lazy_and_complete() -> None:
         "ifeval",
     }
     assert all(":" in target for target in JUDGES.values())
+    # One definition: the scored families are the verifiable ones, and the workflow's.
+    from divtrace.config import Study
+    from divtrace.tasks import FAMILIES
+
+    assert set(JUDGES) == {name for name, family in FAMILIES.items() if family.verifiable}
+    study = Study({"tasks": {name: {} for name in FAMILIES}})
+    assert {t for t in FAMILIES if study.is_verifiable(t)} == set(JUDGES)
+    for target in set(JUDGES.values()):  # every judge the families name exists
+        module, _, function = target.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[function]), function)), target
     for family in ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "truthfulqa"):
         assert callable(get_judge(family))
     with pytest.raises(JudgeError, match="writingprompts"):
         get_judge("writingprompts")
 
 
-@pytest.mark.skipif(not GSM8K_FILE.exists(), reason=f"{GSM8K_FILE} absent (../shared data)")
-def test_score_real_gsm8k_prompts_with_k_1() -> None:
-    records = read_jsonl(GSM8K_FILE)
-    prompts = build_prompts("gsm8k", GSM8K, records, n=20, seed=0, source=str(GSM8K_FILE))
+def test_score_real_gsm8k_prompts_with_k_1(shared_real) -> None:
+    records = read_jsonl(shared_real / "gsm8k_test_100.jsonl")
+    prompts = build_prompts(
+        "gsm8k", GSM8K, records, n=20, seed=0, source=str(shared_real / "gsm8k_test_100.jsonl")
+    )
     rows = []
     for prompt in prompts.iter_rows(named=True):
         solution = records[json.loads(prompt["meta"])["row"]]["answer"]

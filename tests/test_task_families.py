@@ -96,7 +96,7 @@ def test_demo_miniature_builds_a_prompts_table(name):
         assert messages[0]["content"].strip()
         assert isinstance(json.loads(row["reference"]), dict)
         assert json.loads(row["meta"])["family"] == name
-    # Larger n extends the same order (DESIGN: shard of a prompt depends only on its index).
+    # Larger n extends the same order (docs/design.md §2: the shard of a prompt depends only on its index).
     first = build_prompts(name, FAMILIES[name], records, n=5, seed=1234, source="demo")
     assert list(first["prompt_id"]) == list(table["prompt_id"][:5])
 

@@ -1,4 +1,4 @@
-"""Parquet file contracts (DESIGN §3) and atomic writes.
+"""Parquet file contracts (docs/design.md §3) and atomic writes.
 
 Every table the workflow writes goes through :func:`write_table`: the rows are checked against the
 file's contract, written to a temporary file in the destination directory, flushed to disk, read
@@ -213,7 +213,7 @@ def _summary_arrow(frame: pl.DataFrame) -> pa.Table:
 def write_frame(
     frame: pl.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Atomically write a table that has no DESIGN §3 contract (summary tables).
+    """Atomically write a table that has no docs/design.md §3 contract (summary tables).
 
     NaN (what numpy gives for a missing ratio or interval) is stored as null.
     """

@@ -1,4 +1,4 @@
-"""Tables under ``results/tables/`` built from the per-prompt contracts (DESIGN §3), as polars frames.
+"""Tables under ``results/tables/`` built from the per-prompt contracts (docs/design.md §3), as polars frames.
 
 Entry points: :func:`build_tables` (every table from the diversity and quality contracts),
 :func:`write_tables` / :func:`read_tables`. One module per table: ``diversity``

@@ -1,6 +1,6 @@
 """Summary of the diversity scores: one row per checkpoint, task, CoT mode, scope, subset and metric.
 
-:func:`summarize_diversity` turns the per-prompt rows of the ``diversity`` contract (DESIGN §3) into
+:func:`summarize_diversity` turns the per-prompt rows of the ``diversity`` contract (docs/design.md §3) into
 the table behind ``results/tables/diversity.parquet``. Each row carries the checkpoint's place in
 the lineage tree and its ratios to the base model and to its parent stage.
 
@@ -27,7 +27,7 @@ Columns of the summary (in this order):
     ``n_boot = 0``).
 ``n_prompts``
     ``per_input``: number of prompts averaged; ``across_input``: number of outputs in the set, one
-    per prompt (DESIGN §5), i.e. the row's ``n_outputs``.
+    per prompt (docs/design.md §5), i.e. the row's ``n_outputs``.
 ``n_outputs``
     total number of outputs scored (sum over prompts).
 ``n_dropped``

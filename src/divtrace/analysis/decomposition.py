@@ -1,4 +1,4 @@
-"""Decomposition of a diversity loss into quality control and narrowing (DESIGN §6).
+"""Decomposition of a diversity loss into quality control and narrowing (docs/design.md §6).
 
 Between a reference run ``r`` (the base model, or the parent stage) and a checkpoint's run ``m``,
 per task and metric (SBERT and Vendi by default), on the prompts where *both* runs have at least
@@ -89,7 +89,7 @@ def decomposition_table(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
 ) -> pl.DataFrame:
-    """The DESIGN §6 decomposition against the base model and the parent stage (module docstring)."""
+    """The docs/design.md §6 decomposition against the base model and the parent stage (module docstring)."""
     data = diversity_data(diversity, lineage)
     verifiable = sorted({t for (_m, t, _c, _sc, s, _x) in data.keys if s == "correct"})
     rows: list[dict[str, object]] = []

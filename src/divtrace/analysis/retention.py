@@ -99,7 +99,7 @@ def retention_table(
 ) -> pl.DataFrame:
     """Ratios to the base model and to the parent stage with paired bootstrap intervals.
 
-    ``diversity`` follows the DESIGN §3 contract (many checkpoints); see the module docstring for
+    ``diversity`` follows the docs/design.md §3 contract (many checkpoints); see the module docstring for
     the columns. Raises :class:`ValueError` like :func:`summarize_diversity` for bad input.
     """
     data = diversity_data(diversity, lineage)

@@ -47,7 +47,7 @@ def build_tables(
 ) -> dict[str, pl.DataFrame]:
     """All analysis tables from the diversity contract and (optionally) the quality contract.
 
-    ``diversity``: rows of the DESIGN §3 diversity contract for many checkpoints (the per-model
+    ``diversity``: rows of the docs/design.md §3 diversity contract for many checkpoints (the per-model
     files concatenated). ``quality``: the quality contract (one row per sample), or None.
     ``generations``: the generations' accounting columns
     (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None.

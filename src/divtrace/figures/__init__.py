@@ -1,4 +1,4 @@
-"""Paper figures (DESIGN §7): one function per figure, each reading tables, never raw generations.
+"""Paper figures (docs/design.md §7): one function per figure, each reading tables, never raw generations.
 
 Entry point: :func:`draw_figures` writes every figure of :data:`FIGURE_NAMES` as PDF and PNG.
 Importing this package is cheap; matplotlib is imported by the functions that draw.

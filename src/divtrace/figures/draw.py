@@ -1,4 +1,4 @@
-"""Entry point: every figure of DESIGN §7 from the tables of :func:`divtrace.analysis.build_tables`.
+"""Entry point: every figure of docs/design.md §7 from the tables of :func:`divtrace.analysis.build_tables`.
 
 >>> draw_figures(tables, lineage, "results/figures")   # → [.../lineage_trajectories.pdf, ...]
 

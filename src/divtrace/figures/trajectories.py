@@ -1,6 +1,6 @@
 """Lineage trajectories: diversity along each post-training lineage, one panel per task and metric.
 
-Reads only the summary table of :func:`divtrace.analysis.summarize_diversity` (DESIGN §7).
+Reads only the summary table of :func:`divtrace.analysis.summarize_diversity` (docs/design.md §7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Split a reasoning model's output into its reasoning and its answer (DESIGN §4).
+"""Split a reasoning model's output into its reasoning and its answer (docs/design.md §4).
 
 The split reads the assistant turn as the model wrote it: the part of the turn the prompt already
 held (``turn_prefix``: an opening tag the chat template left open, a CoT-off prefill) followed by

@@ -87,7 +87,7 @@ def sample_shard(
     backend: Backend,
     model_manifest: Mapping[str, Any],
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Generations (DESIGN §3 schema) of one shard, and the file metadata to store with them."""
+    """Generations (docs/design.md §3 schema) of one shard, and the file metadata to store with them."""
     if spec.cot not in ("on", "off"):
         raise ShardError(f"cot must be 'on' or 'off', got {spec.cot!r}")
     if spec.cot == "off" and not spec.reasoning:

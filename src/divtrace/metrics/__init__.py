@@ -1,4 +1,4 @@
-"""Diversity metrics (DESIGN §5): EAD, SBERT, NLI, Vendi, and the table-level API.
+"""Diversity metrics (docs/design.md §5): EAD, SBERT, NLI, Vendi, and the table-level API.
 
 Importing this package is cheap: torch and sentence-transformers are imported only when an
 :class:`~divtrace.metrics.embeddings.Embedder` first encodes text.

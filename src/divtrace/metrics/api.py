@@ -1,4 +1,4 @@
-"""Diversity of a generations table, as rows of the DIVERSITY contract (DESIGN §3, §5).
+"""Diversity of a generations table, as rows of the DIVERSITY contract (docs/design.md §3, §5).
 
 Semantics of :func:`compute_diversity`:
 
@@ -56,7 +56,7 @@ REQUIRED_COLUMNS = [*SAMPLE_KEYS, "answer"]
 INPUT_COLUMNS = [*REQUIRED_COLUMNS, "think_closed", "finish_reason"]
 #: Every quality column it reads.
 QUALITY_COLUMNS = [*SAMPLE_KEYS, "correct"]
-# The diversity contract (DESIGN §3), plus how many outputs each row dropped.
+# The diversity contract (docs/design.md §3), plus how many outputs each row dropped.
 OUTPUT_COLUMNS = [*io.DIVERSITY.names, "n_dropped"]
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.String() for name in OUTPUT_COLUMNS},

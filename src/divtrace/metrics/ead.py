@@ -1,4 +1,4 @@
-"""Expectation-Adjusted Distinct n-grams (EAD; Liu et al. 2022), DESIGN §5.
+"""Expectation-Adjusted Distinct n-grams (EAD; Liu et al. 2022), docs/design.md §5.
 
 For a set S of texts, tokens are whitespace tokens (``str.split()``, so newlines separate tokens
 too). For each n in 1..n_max, U_n is the number of distinct n-grams and C_n the total number of

@@ -1,4 +1,4 @@
-"""NLI diversity (Stasaski & Hearst 2022 as used by the paper), DESIGN §5.
+"""NLI diversity (Stasaski & Hearst 2022 as used by the paper), docs/design.md §5.
 
 For a set S of outputs, every unordered pair of outputs (a, b) gets a similarity:
 

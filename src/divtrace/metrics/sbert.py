@@ -1,4 +1,4 @@
-"""SBERT diversity: 1 - mean pairwise cosine similarity of sentence embeddings (DESIGN §5)."""
+"""SBERT diversity: 1 - mean pairwise cosine similarity of sentence embeddings (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Vendi score (Friedman & Dieng 2023) with the cosine kernel (DESIGN §5).
+"""Vendi score (Friedman & Dieng 2023) with the cosine kernel (docs/design.md §5).
 
 Vendi = exp(-sum_i lam_i log lam_i) over the eigenvalues lam of K / n, K the cosine kernel of the
 n L2-normalised embeddings. Tiny negative eigenvalues (rounding) are clipped to 0, 0 log 0 = 0,

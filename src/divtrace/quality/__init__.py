@@ -1,1 +1,1 @@
-"""Correctness of sampled answers on verifiable tasks (DESIGN §6)."""
+"""Correctness of sampled answers on verifiable tasks (docs/design.md §6)."""

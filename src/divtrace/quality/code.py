@@ -1,4 +1,4 @@
-"""Code correctness by execution: HumanEval and MBPP answers run in the sandbox (DESIGN §6).
+"""Code correctness by execution: HumanEval and MBPP answers run in the sandbox (docs/design.md §6).
 
 Each answer becomes one program (:func:`humaneval_program`, :func:`mbpp_program`): the code picked
 from the answer, with the problem's prompt or setup code before it and its tests after it. The

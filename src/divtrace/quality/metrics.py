@@ -1,4 +1,4 @@
-"""Quality metrics over a QUALITY table (DESIGN §6): accuracy@1, majority@K, pass@k.
+"""Quality metrics over a QUALITY table (docs/design.md §6): accuracy@1, majority@K, pass@k.
 
 Per prompt, with n samples of which c are correct:
 

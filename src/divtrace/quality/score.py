@@ -1,8 +1,9 @@
-"""Score generations: one quality row (DESIGN §3) per sampled answer of a verifiable task.
+"""Score generations: one quality row (docs/design.md §3) per sampled answer of a verifiable task.
 
 :data:`JUDGES` maps a task family to its :class:`~divtrace.quality.base.BatchJudge`, named as
-``"module:function"`` and imported only when used, so this module imports even when a judge's
-module (or its heavy dependencies) is missing.
+``"module:function"`` by the family itself (:attr:`divtrace.tasks.base.TaskFamily.judge`) and
+imported only when used, so this module imports even when a judge's module (or its heavy
+dependencies) is missing.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.io import QUALITY, empty_frame
 from divtrace.quality.base import BatchJudge, Judgement
 
-JUDGES: dict[str, str] = {
-    "gsm8k": "divtrace.quality.math:judge_math",
-    "math_algebra": "divtrace.quality.math:judge_math",
-    "math_geometry": "divtrace.quality.math:judge_math",
-    "cruxeval": "divtrace.quality.exact:judge_cruxeval",
-    "truthfulqa": "divtrace.quality.exact:judge_truthfulqa",
-    "humaneval": "divtrace.quality.code:judge_humaneval",
-    "mbpp": "divtrace.quality.code:judge_mbpp",
-    "ifeval": "divtrace.quality.ifeval:judge_ifeval",
-}
+
+def _judges() -> dict[str, str]:
+    from divtrace.tasks import FAMILIES
+
+    return {name: family.judge for name, family in FAMILIES.items() if family.judge is not None}
+
+
+JUDGES: dict[str, str] = _judges()
+"""Task family → its judge, as each family names it (``TaskFamily.judge``)."""
 
 UNCLOSED = "unclosed reasoning trace"
 

@@ -41,7 +41,7 @@ class TaskFamily:
     hf_config: str | None = None
     id_fields: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
-    verifiable: bool = False
+    judge: str | None = None
     meta_fields: tuple[str, ...] = field(default_factory=tuple)
     keep: Callable[[Record], bool] | None = None
     balance_by: str | None = None
@@ -49,6 +49,11 @@ class TaskFamily:
     paper_stop: tuple[str, ...] = ()
     paper_keep: Callable[[Record], bool] | None = None
     paper_max_tokens: int = 32768
+
+    @property
+    def verifiable(self) -> bool:
+        """The family has a correctness judge: its samples are scored."""
+        return self.judge is not None
 
     def record_id(self, record: Record, row_number: int) -> tuple[str | None, Any]:
         """(field the id came from, id) of a record; (None, row number) without an id field."""

@@ -32,7 +32,7 @@ FAMILY = TaskFamily(
     render_user=lambda r: str(r["question"]),
     reference=_reference,
     stop=("\n\nQuestion:", "\n\n\n"),
-    verifiable=True,
+    judge="divtrace.quality.math:judge_math",
     paper_query=lambda r: f"Question: {r['question']}\n\nAnswer:",
     paper_stop=("\nQuestion:", "\n\nQuestion"),
 )

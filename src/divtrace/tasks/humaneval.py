@@ -51,7 +51,7 @@ FAMILY = TaskFamily(
     render_user=render_user,
     reference=_reference,
     stop=STOP,
-    verifiable=True,
+    judge="divtrace.quality.code:judge_humaneval",
     paper_query=lambda r: str(r["prompt"]),
     paper_stop=("\nclass ", "\ndef ", "\n#", "\nif __name__"),
 )

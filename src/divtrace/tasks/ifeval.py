@@ -31,6 +31,6 @@ FAMILY = TaskFamily(
     render_user=lambda r: str(r["prompt"]),
     reference=_reference,
     stop=("\n\nInstruction:",),
-    verifiable=True,
+    judge="divtrace.quality.ifeval:judge_ifeval",
     paper_query=lambda r: str(r["prompt"]),
 )

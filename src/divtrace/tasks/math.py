@@ -47,7 +47,7 @@ def _family(name: str, config: str) -> TaskFamily:
         render_user=lambda r: str(r["problem"]),
         reference=_reference,
         stop=("\n\nProblem:",),
-        verifiable=True,
+        judge="divtrace.quality.math:judge_math",
         id_fields=("unique_id",),  # MATH500-style records; the hub copy has none
         meta_fields=("level", "type", "subject", "unique_id"),
         paper_query=lambda r: f"Problem: {r['problem']}\n\nSolution:",

@@ -65,7 +65,7 @@ FAMILY = TaskFamily(
     render_user=render_prompt,
     reference=_reference,
     stop=("\n```",),
-    verifiable=True,
+    judge="divtrace.quality.code:judge_mbpp",
     paper_query=lambda r: f'"""\n{r["text"]}\n"""\n',  # the task text only, no tests
     paper_stop=("\nclass ", "\n#", "\nif __name__"),
 )

@@ -1,4 +1,4 @@
-"""Load a task's dataset and turn it into the prompts table (DESIGN §3).
+"""Load a task's dataset and turn it into the prompts table (docs/design.md §3).
 
 Prompts are rendered and chosen in one of the prompt styles of :mod:`divtrace.tasks.styles`:
 ``instructed`` draws them by a shuffle seeded with the study's seed (after the family's record

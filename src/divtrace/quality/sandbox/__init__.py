@@ -1,4 +1,4 @@
-"""A sandbox for running untrusted Python programs (model-written code; DESIGN §6).
+"""A sandbox for running untrusted Python programs (model-written code; docs/design.md §6).
 
 Each program runs in a fresh Python interpreter of its own (``subprocess``, never a fork of this
 process) that runs :mod:`~divtrace.quality.sandbox.child` (the file ``child.py`` of this package,
