@@ -73,8 +73,10 @@ def test_study_enumerates_the_job_space(demo_config):
     study = Study(validate_config(demo_config))
     assert study.cot_modes("think-sft") == ["on", "off"]
     assert study.cot_modes("base") == ["on"]
-    assert study.n_shards("gsm8k") == 2  # 8 prompts, 4 per shard
-    assert study.shards("gsm8k") == ["0000", "0001"]
+    assert study.n_shards("gsm8k") == 1  # 8 prompts, 8 per shard
+    assert study.shards("gsm8k") == ["0000"]
+    smaller = validate_config({**demo_config, "sampling": {"prompts_per_shard": 3}})
+    assert Study(smaller).shards("gsm8k") == ["0000", "0001", "0002"]  # ceil(8 / 3)
     runs = study.runs()
     # base, rlzero-math and three instruct checkpoints once; three think ones with CoT on and off.
     assert len(runs) == (1 + 1 + 3 + 3 * 2) * 3

@@ -317,3 +317,16 @@ def test_recipes_plug_in(tmp_path: Path) -> None:
             register_recipe("noop-test", defaults=TrainConfig(1, 1e-3, 1, 32, 0))(noop)
     finally:
         RECIPES.pop("noop-test", None)
+
+
+def test_a_build_does_not_depend_on_its_thread_count(tmp_path):
+    """The workflow builds the root on two threads and the rest on one: same bytes either way."""
+    import hashlib
+
+    spec = {"recipe": "pretrain", "seed": 0, "steps": 3}
+    digests = []
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}"
+        build_toy_model(spec, out, None, threads=threads)
+        digests.append(hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]

@@ -141,12 +141,12 @@ def test_dry_run_lists_every_job(tmp_path):
     result = snakemake(workdir, "-n", "--configfile", "config/config.yaml")
     counts = job_counts(result.stdout)
     # 8 models; runs per task: base, rlzero-math and the three instruct models once, the three
-    # think models with CoT on and off = 11; 3 tasks; 8 prompts per task at 4 per shard = 2 shards.
+    # think models with CoT on and off = 11; 3 tasks; 8 prompts per task at 8 per shard = 1 shard.
     assert counts == {
         "fetch_model": 8,
         "fetch_metric_model": 1,  # the SBERT model (SBERT and Vendi); no NLI in the demo
         "prepare_prompts": 3,
-        "sample_shard": RUNS * 3 * 2,
+        "sample_shard": RUNS * 3,
         "score_quality": RUNS * 2,  # gsm8k and ifeval are verifiable
         "diversity": RUNS * 3,
         "summarize": 1,
@@ -154,8 +154,8 @@ def test_dry_run_lists_every_job(tmp_path):
         "all": 1,
     }
     outputs = scheduled_outputs(result.stdout)
-    assert "results/generations/think-sft/gsm8k/cot-off/shard-0001.parquet" in outputs
-    assert "results/generations/think-rl/gsm8k/cot-off/shard-0001.parquet" in outputs
+    assert "results/generations/think-sft/gsm8k/cot-off/shard-0000.parquet" in outputs
+    assert "results/generations/think-rl/gsm8k/cot-off/shard-0000.parquet" in outputs
     assert not any("instruct-sft/gsm8k/cot-off" in o for o in outputs)
     assert not any("rlzero-math/gsm8k/cot-off" in o for o in outputs)
 
@@ -345,7 +345,7 @@ def test_demo_rlzero_retains_more_than_think_rl(demo_run):
 @pytest.mark.slow
 def test_demo_shards_follow_the_contract(demo_run):
     shards = sorted((demo_run / "results/generations").rglob("shard-*.parquet"))
-    assert len(shards) == RUNS * 3 * 2
+    assert len(shards) == RUNS * 3
     generations = io.read_tables(shards, "generations")
     assert len(generations) == RUNS * 3 * 8 * 4  # runs × tasks × prompts × K
     per_prompt = generations.group_by(["model", "task", "cot", "prompt_id"]).agg(
@@ -419,7 +419,7 @@ def test_second_run_has_nothing_to_do(demo_run):
 
 @pytest.mark.slow
 def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
-    shard = demo_run / "results/generations/think-sft/ifeval/cot-off/shard-0001.parquet"
+    shard = demo_run / "results/generations/think-sft/ifeval/cot-off/shard-0000.parquet"
     shard.unlink()
     result = snakemake(demo_run, "-n")
     assert job_counts(result.stdout) == {
@@ -431,7 +431,7 @@ def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
         "all": 1,
     }
     outputs = scheduled_outputs(result.stdout)
-    assert "results/generations/think-sft/ifeval/cot-off/shard-0001.parquet" in outputs
+    assert "results/generations/think-sft/ifeval/cot-off/shard-0000.parquet" in outputs
     assert "results/diversity/think-sft/ifeval/cot-off.parquet" in outputs
     snakemake(demo_run)
     assert shard.exists()

@@ -64,7 +64,11 @@ def read_manifest(
 
 
 def build_toy(
-    name: str, spec: Mapping[str, Any], out_dir: Path, parent_manifest: Path | None
+    name: str,
+    spec: Mapping[str, Any],
+    out_dir: Path,
+    parent_manifest: Path | None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Build a toy checkpoint into ``out_dir`` (atomically) and return its manifest.
 
@@ -80,7 +84,7 @@ def build_toy(
     try:
         started = time.time()
         try:
-            facts = build_toy_model(dict(spec["toy"]), tmp, parent_dir)
+            facts = build_toy_model(dict(spec["toy"]), tmp, parent_dir, threads=threads)
         except ConfigError as err:  # "toy.<key>: ..." → the key's place in the config
             raise ConfigError(f"config key models.{name}.{err}") from err
         except FetchError as err:
@@ -252,11 +256,17 @@ def fetch_hf(
 
 
 def fetch_model(
-    name: str, spec: Mapping[str, Any], out_dir: str | Path, parent_manifest: str | Path | None
+    name: str,
+    spec: Mapping[str, Any],
+    out_dir: str | Path,
+    parent_manifest: str | Path | None,
+    threads: int = 1,
 ) -> dict[str, Any]:
+    """Build a toy checkpoint (on ``threads`` torch threads) or fetch a hub snapshot."""
     out = Path(out_dir)
     if spec["source"] == "toy":
-        return build_toy(name, spec, out, Path(parent_manifest) if parent_manifest else None)
+        parent = Path(parent_manifest) if parent_manifest else None
+        return build_toy(name, spec, out, parent, threads=threads)
     if spec["source"] == "hf":
         return fetch_hf(name, spec, out)
     raise FetchError(f"models.{name}.source: unknown source {spec['source']!r}")

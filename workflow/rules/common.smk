@@ -123,6 +123,13 @@ def parent_manifest(wildcards):
     return []
 
 
+def fetch_threads(wildcards):
+    """Torch threads of a toy build: two for the root (nothing else can run beside it), one for
+    the post-training recipes, which run side by side."""
+    spec = STUDY.model(wildcards.model)
+    return 2 if spec["source"] == "toy" and not spec.get("parent") else 1
+
+
 # The keys of a model entry that decide its weights. Only these reach fetch_model, so editing a
 # label (stage, lineage) or how a model is sampled (format, reasoning) rebuilds nothing.
 FETCH_KEYS = ("source", "repo", "revision", "parent", "toy")

@@ -11,7 +11,9 @@ rule fetch_model:
     localrule: True
     conda:
         "../../envs/sampling.yaml"
-    threads: 1  # toy recipes train on one thread (divtrace.toy.build.BUILD_THREADS)
+    # The root toy build runs alone (everything waits for it): two threads; the others one, side
+    # by side. A build's bytes do not depend on its thread count.
+    threads: fetch_threads
     params:
         spec=model_spec_json,
         parent_arg=lambda wildcards, input: (
@@ -20,7 +22,7 @@ rule fetch_model:
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "divtrace fetch-model --name {wildcards.model} --spec {params.spec:q} "
-        "--out-dir {params.out_dir} {params.parent_arg} > {log} 2>&1"
+        "--out-dir {params.out_dir} {params.parent_arg} --threads {threads} > {log} 2>&1"
 
 
 rule fetch_metric_model:

@@ -45,10 +45,11 @@ MAX_POSITIONS = 512
 
 PRETRAIN_DOCUMENTS = 8000
 SFT_EXAMPLES = 3000
-#: torch threads while a recipe runs. One: the toy model's matrices are too small to gain much
-#: from a second thread (about 1.4× on an idle machine), while on a shared machine a busy second
-#: core stalls every operation (5-10× slower, with the CPU time burnt spinning). It also makes
-#: the bytes of a build independent of the caller's thread settings.
+#: torch threads while a recipe runs, by default. One: the toy model's matrices are too small to
+#: gain much from a second thread (about 1.4× on an idle machine), while on a shared machine a
+#: busy second core stalls every operation (5-10× slower, with the CPU time burnt spinning). The
+#: workflow gives the root build two (it runs alone: nothing else can start before it). The bytes
+#: of a build do not depend on the thread count (tested).
 BUILD_THREADS = 1
 
 
@@ -125,7 +126,9 @@ def train_config(spec: Spec, defaults: TrainConfig) -> TrainConfig:
     )
 
 
-def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None) -> dict[str, Any]:
+def build_toy_model(
+    spec: dict[str, Any], out_dir: Path, parent_dir: Path | None, threads: int = BUILD_THREADS
+) -> dict[str, Any]:
     """Build the checkpoint described by ``spec`` into ``out_dir``; return facts about the run.
 
     ``spec`` is the config's ``toy:`` block, e.g. ``{"recipe": "pretrain", "seed": 0}`` or
@@ -133,8 +136,8 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
     recipe are ``lr``, ``batch_size`` and ``seq_len``, and a recipe adds its own (``dpo``:
     ``style``, ``beta``; ``rl``: ``style``, ``rounds``, ``samples_per_prompt``, ``prompts``;
     ``rlzero-math``: the same but ``style``). Recipes that post-train read the parent checkpoint
-    (model and tokenizer) from ``parent_dir``. The recipe runs on :data:`BUILD_THREADS` torch
-    threads. Raises :class:`ConfigError` (a ValueError) naming the offending key for an unknown
+    (model and tokenizer) from ``parent_dir``. The recipe runs on ``threads`` torch threads
+    (:data:`BUILD_THREADS` by default). Raises :class:`ConfigError` (a ValueError) naming the offending key for an unknown
     recipe, style or key, a bad value, or a missing parent, and :class:`FetchError` for a parent
     directory that holds no checkpoint. The facts are the recipe, its settings, ``n_params``,
     ``final_loss``, ``seconds`` and ``steps``.
@@ -159,7 +162,9 @@ def build_toy_model(spec: dict[str, Any], out_dir: Path, parent_dir: Path | None
         if not (Path(parent_dir) / "config.json").is_file():
             raise FetchError(f"toy.recipe: parent checkpoint {parent_dir} has no config.json")
     start = time.perf_counter()
-    with torch_threads(BUILD_THREADS):
+    if threads < 1:
+        raise ConfigError(f"toy: threads must be at least 1, got {threads}")
+    with torch_threads(threads):
         facts = recipe.fn(
             spec, cfg, Path(out_dir), None if parent_dir is None else Path(parent_dir)
         )

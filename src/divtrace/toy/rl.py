@@ -143,8 +143,8 @@ def sample_rollouts(
 
     Tokens run through the first eos (included; ``finished``) or ``max_new_tokens``. Prompts are
     left-padded in batches of whole prompts; torch's generator is seeded with ``seed`` first and
-    recipes run on :data:`divtrace.toy.build.BUILD_THREADS` threads, so the rollouts are a pure
-    function of the weights, prompts and seed on one machine.
+    recipes run on a fixed number of threads, so the rollouts are a pure function of the
+    weights, prompts and seed on one machine.
     """
     import torch
 
