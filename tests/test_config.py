@@ -88,8 +88,9 @@ def test_study_enumerates_the_job_space(demo_config):
 
 def test_shard_count_rounds_up(demo_config):
     demo_config["tasks"]["gsm8k"]["n_prompts"] = 9
+    demo_config["sampling"]["prompts_per_shard"] = 4
     study = Study(validate_config(demo_config))
-    assert study.n_shards("gsm8k") == 3
+    assert study.n_shards("gsm8k") == 3  # 4 + 4 + 1
 
 
 def test_config_import_is_cheap():
