@@ -97,6 +97,13 @@ def test_different_answers_are_rejected(gold: str, pred: str) -> None:
         ("\\boxed{18 dollars}", "18", "boxed"),
         ("\\boxed{5 \\text{ cm}}", "5 \\text{ cm}", "boxed"),
         ("\\boxed{2 pi}", "2 pi", "boxed"),
+        # ... but mathematical words are no unit: the number alone would be another answer
+        ("\\boxed{2 sqrt x}", "2 sqrt x", "boxed"),
+        ("\\boxed{3 pi r}", "3 pi r", "boxed"),
+        ("\\boxed{2 million}", "2 million", "boxed"),
+        ("#### 4 thousand", "4 thousand", "hash"),
+        ("The answer is 5 infinity.", "5 infinity", "answer_is"),
+        ("\\boxed{18 pine trees}", "18", "boxed"),
         ("\\fbox{7}", "7", "boxed"),
         ("$\\boxed 5$", "5", "boxed"),
         ("\\boxed{a} and finally \\boxed{\\frac{1}{", "a", "boxed"),
@@ -117,6 +124,13 @@ def test_different_answers_are_rejected(gold: str, pred: str) -> None:
 def test_extraction_order(text: str, answer: str | None, method: str) -> None:
     found = extract_answer(text)
     assert (found.answer, found.method) == (answer, method)
+
+
+def test_number_with_mathematical_words_is_not_cut() -> None:
+    # "\boxed{2 sqrt x}" was extracted as "2" and accepted against a gold 2
+    assert not judge_text("so \\boxed{2 sqrt x}", "2").correct
+    assert not judge_text("so \\boxed{2 million}", "2").correct
+    assert judge_text("so \\boxed{18 dollars}", "18").correct
 
 
 def test_last_boxed_balanced() -> None:

@@ -16,7 +16,7 @@ something (the ``method`` it reports is the rule's name):
 
 Rules 1–3 clean what they find: Markdown bold, surrounding ``$``/``\\(...\\)``/``\\[...\\]`` and
 trailing punctuation are dropped, and a number followed by plain words ("18 dollars") keeps the
-number.
+number, unless a word is mathematics (``2 sqrt x``, ``3 pi``, ``2 million`` stay whole).
 
 Equivalence — :func:`answers_match` drops a trailing unit (``\\text{ cm}``, with its leading
 space), compares normalised strings (whitespace, ``$``, ``\\left``/``\\right``, ``\\dfrac``,
@@ -65,8 +65,11 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _ANSWER_IS = re.compile(r"(?:final\s+)?answer\s+is\s*:?[ \t]*", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.])-?\.\d+")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
+# words that are mathematics, not a unit: "2 sqrt x", "3 pi", "2 million" keep their words
+_MATH_WORD = r"(?:pi|sqrt|cbrt|inf|infinity|infty|sin|cos|tan|ln|thousand|million|billion|trillion)"
 _NUMBER_WITH_WORDS = re.compile(
-    r"^\\?\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)(?:\s+(?!pi\b)[A-Za-z]{2,}[A-Za-z\s\-']*)?$"
+    r"^\\?\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)"
+    rf"(?:\s+(?![A-Za-z\s\-']*(?<![A-Za-z]){_MATH_WORD}(?![A-Za-z]))[A-Za-z]{{2,}}[A-Za-z\s\-']*)?$"
 )
 
 
