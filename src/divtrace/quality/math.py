@@ -19,11 +19,43 @@ trailing punctuation are dropped, and a number followed by plain words ("18 doll
 number, unless a word is mathematics (``2 sqrt x``, ``3 pi``, ``2 million`` stay whole).
 
 Equivalence — :func:`answers_match` drops a trailing unit (``\\text{ cm}``, with its leading
-space), compares normalised strings (whitespace, ``$``, ``\\left``/``\\right``, ``\\dfrac``,
-``\\text{}``, degrees, thousands separators, ``(A)`` → ``A``), then parses
-both sides as LaTeX with math-verify (``\\boxed{x}``) and asks :func:`math_verify.verify`
-(numeric within 6 decimals, symbolic, sets, tuples, intervals, percentages). The gold is the
-task reference's ``answer`` (GSM8K: a plain number; MATH: LaTeX).
+space), rewrites plain-text mathematics as LaTeX (:func:`latexify_plain`, below), compares
+normalised strings (whitespace, ``$``, ``\\left``/``\\right``, ``\\dfrac``, ``\\text{}``, degrees,
+thousands separators, ``(A)`` → ``A``), then parses both sides as LaTeX with math-verify
+(``\\boxed{x}``) and asks :func:`math_verify.verify` (numeric within 6 decimals, symbolic, sets,
+tuples, intervals, percentages). The gold is the task reference's ``answer`` (GSM8K: a plain
+number; MATH: LaTeX). Both sides go through the same steps; on LaTeX golds the rewrite changes
+nothing that matters (tested on all of MATH500).
+
+Plain text — models often box ``12pi`` or ``2 sqrt(113)`` for a gold ``12\\pi`` or
+``2\\sqrt{113}``; math-verify reads those as products of letters and rejects them.
+:func:`latexify_plain` rewrites, before the comparison (regular expressions and a bracket
+matcher, no SymPy):
+
+- ``pi`` as a token (``12pi``, ``3pi/4``, ``pi r``; not ``pine``, ``spin``, ``pi2``) and ``π`` →
+  ``\\pi``; ``infinity``, ``Infinity``, ``inf``, ``infty``, ``∞`` → ``\\infty``;
+- roots: ``sqrt(x)``, ``sqrt{x}``, ``\\sqrt(x)``, ``√(x)``, ``√{x}``, nested ones, and a bare
+  number or letter (``sqrt 3``, ``sqrt3``, ``√5``) that the end or a new term (``+ - , ; = ) ] }``)
+  follows → ``\\sqrt{x}``; ``sqrt[n](x)`` → ``\\sqrt[n]{x}``; ``cbrt(x)``, ``∛x`` → ``\\sqrt[3]{x}``;
+- powers: ``x^(a)`` → ``x^{a}`` (balanced), ``2^-3`` → ``2^{-3}``, ``**`` → ``^``, ``²``/``³``;
+- ``sin(``, ``cos(``, ``tan(`` (and ``cot sec csc arcsin arccos arctan ln``) → ``\\sin(`` …;
+  plain ``frac{``/``dfrac{``/``tfrac{`` → ``\\frac{``; ``) U (`` between intervals and the
+  union sign → ``\\cup``; ``±``, ``×``, ``·``, ``≤``, ``≥``, ``≠``, Unicode minus, ``°``;
+- a number followed by ``thousand``/``million``/``billion``/``trillion`` → ``n\\cdot 10^{k}``; a
+  trailing ``degrees``/``deg``/``\\text{degrees}`` after a number is dropped (as ``^\\circ`` is);
+  a whole answer like ``1,000.0`` loses its thousands separators.
+
+Not rewritten, because the reading is ambiguous or the form is rare: a root or ``pi`` right after
+``/`` and a number or letter (``1/2pi``, ``4/3 pi``, ``1/2 sqrt(3)``: does the slash take it?); a
+bare radicand followed by anything else (``sqrt 3/2``, ``sqrt 2x``, ``sqrt 2^3``); ``+-``;
+``log`` (which base?); mixed numbers (``2 1/2``); ``Pi``; ``x`` as a times sign. Those reach
+math-verify unchanged, as before (it accepts none of the tested ones). Extraction keeps such
+words too: a boxed ``2 sqrt x`` or ``2 million`` is not cut to ``2`` as "18 dollars" is to ``18``.
+
+Departure from the paper — the paper's code matched MATH answers as strings or floats only, with
+no LaTeX or symbolic equivalence (``PAPER.md`` §6.1), so ``\\frac{1}{2}`` against ``0.5`` or
+``12pi`` against ``12\\pi`` counted as wrong there. divtrace's checker is more accurate on
+purpose; its accuracies are therefore not the paper's numbers for the same outputs.
 
 Safety — math-verify's own timeouts use ``signal.alarm`` and fail outside the main thread, so they
 are switched off; instead each comparison runs under one ``setitimer`` limit
@@ -185,6 +217,176 @@ def extract_answer(text: str) -> Extraction:
 
 
 # ---------------------------------------------------------------------------------------------
+# Plain-text mathematics
+# ---------------------------------------------------------------------------------------------
+
+_SYMBOLS = {
+    "∞": "\\infty",
+    "\u222a": "\\cup",  # the union sign
+    "×": "\\times",
+    "·": "\\cdot",
+    "⋅": "\\cdot",
+    "−": "-",
+    "≤": "\\le",
+    "≥": "\\ge",
+    "≠": "\\ne",
+    "±": "\\pm",
+    "²": "^{2}",
+    "³": "^{3}",
+    "°": "^{\\circ}",
+}
+_SYMBOL = re.compile("|".join(map(re.escape, _SYMBOLS)))
+_DOUBLE_STAR = re.compile(r"(?<=[\w)}\]])\s*\*\*\s*(?=[\w({\\.-])")
+# a root head (sqrt, cbrt, √, ∛, or \sqrt before parentheses) or a power sign
+_HEAD = re.compile(
+    r"(?P<plain>(?<![A-Za-z\\])(?:sqrt|cbrt))|(?P<sign>[√∛])|(?P<latex>\\sqrt)(?![A-Za-z])|(?P<power>\^)"
+)
+_ROOT_INDEX = re.compile(r"\s*\[([0-9A-Za-z]{1,3})\]")
+_OPEN = re.compile(r"\s*([({])")
+# a bare radicand ("sqrt 3", "√x") is one number or letter that a new term or the end follows:
+# "sqrt 3/2" (√3/2 or √(3/2)?), "sqrt 2x", "sqrt 2^3", "sqrt 3 pi" are left as they are
+_TERM_END = r"(?=\s*(?:$|[-+,;=)\]}]|\\(?:right|cup|pm)))"
+_BARE_RADICAND = re.compile(r"\s*(\d+(?:\.\d+)?|[A-Za-z](?![A-Za-z]))" + _TERM_END)
+_NEGATIVE_EXPONENT = re.compile(r"\s*(-\s*\d+(?:\.\d+)?)" + _TERM_END)  # "2^-3", not "2^-1/2"
+# "1/2 sqrt(3)", "1/2pi": does the slash take the root (π) too? Ambiguous: left as it is.
+_AFTER_SLASH_ATOM = re.compile(r"/\s*(?:\d+(?:\.\d+)?|[A-Za-z])\s*$")
+_PI = re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z0-9_])|π")  # not pine, spin, pi2, \pi
+_INFINITY = re.compile(r"(?<![A-Za-z\\])(?:[Ii]nfinity|infty|[Ii]nf)(?![A-Za-z])")
+_FUNCTION = re.compile(
+    r"(?<![A-Za-z\\])(arcsin|arccos|arctan|sin|cos|tan|cot|sec|csc|ln)(?=\s*[(^])"
+)
+_PLAIN_FRAC = re.compile(r"(?<![A-Za-z\\])[dt]?frac(?=\s*\{)")
+_UNION = re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])")
+_MULTIPLIER = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)(?![A-Za-z])"
+)
+_POWERS_OF_TEN = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_TRAILING_DEGREES = re.compile(
+    r"(?<=[\d})])\s*(?:degrees?|deg|\\(?:text|mbox|mathrm)\s*\{\s*(?:degrees?|deg)\s*\})\s*$"
+)
+
+
+def _closing(text: str, start: int) -> int | None:
+    """Index of the bracket closing the ``(`` or ``{`` at ``text[start]`` (None if it never does)."""
+    opener = text[start]
+    closer = ")" if opener == "(" else "}"
+    depth = 0
+    i = start
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == opener:
+            depth += 1
+        elif char == closer:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _groups(text: str, depth: int = 0) -> str:
+    """Roots and powers written with parentheses, or plain roots, as LaTeX groups.
+
+    ``sqrt(x)``, ``sqrt{x}``, ``sqrt 3``, ``√x``, ``\\sqrt(x)`` → ``\\sqrt{x}``; ``cbrt(x)``,
+    ``∛x`` → ``\\sqrt[3]{x}``; ``x^(a+b)`` → ``x^{a+b}``. Anything else is left as it is.
+    """
+    if depth > MAX_NESTING:
+        return text
+    out: list[str] = []
+    pos = 0
+    for head in _HEAD.finditer(text):
+        if head.start() < pos:
+            continue  # inside a group already rewritten
+        out.append(text[pos : head.start()])
+        pos = head.end()
+        kind = head.lastgroup
+        rest = head.end()
+        if kind == "power":
+            group = _OPEN.match(text, rest)
+            close = _closing(text, group.start(1)) if group and group.group(1) == "(" else None
+            negative = _NEGATIVE_EXPONENT.match(text, rest)
+            if group is not None and close is not None:
+                out.append("^{" + _groups(text[group.end(1) : close], depth + 1) + "}")
+                pos = close + 1
+            elif negative is not None:
+                out.append("^{" + re.sub(r"\s+", "", negative.group(1)) + "}")
+                pos = negative.end()
+            else:
+                out.append("^")
+            continue
+        if kind != "latex" and _AFTER_SLASH_ATOM.search(text, 0, head.start()):
+            out.append(head.group(0))
+            continue
+        index = ""
+        if head.group(0) in ("cbrt", "∛"):
+            index = "[3]"
+        else:
+            given = _ROOT_INDEX.match(text, rest)
+            if given is not None:
+                index, rest = f"[{given.group(1)}]", given.end()
+        group = _OPEN.match(text, rest)
+        if group is not None and (group.group(1) == "(" or kind != "latex"):
+            close = _closing(text, group.start(1))
+            if close is not None:
+                inner = _groups(text[group.end(1) : close], depth + 1)
+                out.append(f"\\sqrt{index}{{{inner}}}")
+                pos = close + 1
+                continue
+        elif kind != "latex":
+            bare = _BARE_RADICAND.match(text, rest)
+            if bare is not None:
+                out.append(f"\\sqrt{index}{{{bare.group(1)}}}")
+                pos = bare.end()
+                continue
+        out.append(head.group(0))  # "\sqrt{x}", "\sqrt3": LaTeX, math-verify reads it
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _symbol(match: re.Match[str]) -> str:
+    latex = _SYMBOLS[match.group(0)]
+    follows = match.string[match.end() : match.end() + 1]
+    return latex + " " if latex[-1].isalpha() and follows.isalpha() else latex  # "∞x": \infty x
+
+
+def _pi(match: re.Match[str]) -> str:
+    if _AFTER_SLASH_ATOM.search(match.string, 0, match.start()):
+        return match.group(0)
+    return "\\pi " if match.string[match.end() : match.end() + 1].isalpha() else "\\pi"
+
+
+@lru_cache(maxsize=16384)
+def latexify_plain(answer: str) -> str:
+    """Plain-text mathematics in an answer rewritten as the LaTeX that math-verify reads.
+
+    ``12pi`` → ``12\\pi``, ``2 sqrt(113)`` → ``2 \\sqrt{113}``, ``(-inf, 3]`` → ``(-\\infty, 3]``,
+    ``x^(1/2)`` → ``x^{1/2}``; the module docstring lists every rule. Conservative: text whose
+    reading is ambiguous (``1/2pi``, ``sqrt 2x``, ``sqrt 3/2``) is left as it is, and LaTeX passes
+    through unchanged.
+    """
+    text = _SYMBOL.sub(_symbol, answer)
+    text = _DOUBLE_STAR.sub("^", text)
+    text = _groups(text)
+    text = _PI.sub(_pi, text)
+    text = _INFINITY.sub(r"\\infty", text)
+    text = _FUNCTION.sub(r"\\\1", text)
+    text = _PLAIN_FRAC.sub(r"\\frac", text)
+    text = _UNION.sub(r" \\cup ", text)
+    text = _MULTIPLIER.sub(
+        lambda m: f"{m.group(1)}\\cdot 10^{{{_POWERS_OF_TEN[m.group(2)]}}}", text
+    )
+    stripped = _TRAILING_DEGREES.sub("", text)
+    if stripped.strip():
+        text = stripped
+    if _THOUSANDS.match(text.strip()):
+        text = text.replace(",", "")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
 # Equivalence
 # ---------------------------------------------------------------------------------------------
 
@@ -301,7 +503,7 @@ def compare(gold: str, pred: str) -> tuple[bool, str]:
     """Whether ``pred`` is equivalent to ``gold``, and how that was decided."""
     if len(pred) > MAX_ANSWER_CHARS:
         return False, f"answer longer than {MAX_ANSWER_CHARS} characters, not parsed"
-    gold, pred = _strip_units(gold), _strip_units(pred)
+    gold, pred = latexify_plain(_strip_units(gold)), latexify_plain(_strip_units(pred))
     if normalize(gold) == normalize(pred):
         return True, "string match"
     try:
