@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import threading
 import time
 
@@ -568,4 +570,126 @@ def test_math500_solutions_rejected_against_other_answers(shared_real) -> None:
         if judge_text(r["solution"], other["answer"]).correct
         and not answers_match(other["answer"], r["answer"])
     ]
+    assert accepted == []
+
+
+def _group(latex: str, start: int) -> int:
+    """Index after the ``{...}`` group opening at ``latex[start]``."""
+    depth = 0
+    for j in range(start, len(latex)):
+        depth += {"{": 1, "}": -1}.get(latex[j], 0)
+        if depth == 0:
+            return j + 1
+    raise ValueError(latex)
+
+
+def _plain(latex: str, spelling: str = "words") -> str:
+    """LaTeX transcribed by hand as plain text, the way a model might write it.
+
+    ``words``: ``\\sqrt{x}``/``\\sqrt2`` → ``sqrt(x)``/``sqrt(2)``, ``\\sqrt[n]{x}`` →
+    ``(x)^(1/n)``, ``\\pi`` → ``pi``, ``\\infty`` → ``infinity``; ``unicode``: ``√(x)``, ``π``,
+    ``∞``; ``flat``: as ``words``, and ``\\frac{a}{b}`` → ``(a)/(b)``, ``\\left``/``\\right`` dropped.
+    """
+    root, pi, infinity = ("√", "π", "∞") if spelling == "unicode" else ("sqrt", "pi", "infinity")
+    out: list[str] = []
+    i = 0
+    while i < len(latex):
+        command = re.match(r"\\(sqrt|pi|infty|d?frac|left|right)(?![A-Za-z])\s*", latex[i:])
+        if command is None or (
+            spelling != "flat" and command.group(1) in ("frac", "dfrac", "left", "right")
+        ):
+            out.append(latex[i])
+            i += 1
+            continue
+        name, i = command.group(1), i + command.end()
+        if name == "pi":
+            out.append(pi + (" " if latex[i : i + 1].isalpha() else ""))
+        elif name == "infty":
+            out.append(infinity)
+        elif name in ("left", "right"):
+            pass
+        elif name in ("frac", "dfrac"):
+            if latex[i : i + 1] != "{":  # \frac12, \frac{270}7: left as LaTeX
+                out.append("\\frac")
+                continue
+            middle = _group(latex, i)
+            end = _group(latex, middle) if latex[middle : middle + 1] == "{" else None
+            if end is None:
+                out.append("\\frac")
+                continue
+            top, bottom = latex[i + 1 : middle - 1], latex[middle + 1 : end - 1]
+            out.append(f"({_plain(top, spelling)})/({_plain(bottom, spelling)})")
+            i = end
+        else:
+            index = re.match(r"\[(\d+)\]", latex[i:])
+            if index is not None:
+                i += index.end()
+            if latex[i : i + 1] == "{":
+                end = _group(latex, i)
+                radicand, i = _plain(latex[i + 1 : end - 1], spelling), end
+            else:
+                radicand, i = latex[i], i + 1
+            if index is not None:
+                out.append(f"({radicand})^(1/{index.group(1)})")
+            else:
+                out.append(f"{root}({radicand})")
+    return "".join(out)
+
+
+def test_plain_transcription() -> None:
+    assert _plain("\\frac{\\sqrt{3}}{3}") == "\\frac{sqrt(3)}{3}"
+    assert _plain("\\frac{\\sqrt{3}}{3}", "flat") == "(sqrt(3))/(3)"
+    assert _plain("11\\sqrt2 + \\sqrt{2+\\sqrt{3}}") == "11sqrt(2) + sqrt(2+sqrt(3))"
+    assert _plain("\\pi r^2, \\sqrt[3]{4}, (2,\\infty)") == "pi r^2, (4)^(1/3), (2,infinity)"
+    assert _plain("2\\pi-\\sqrt{2}", "unicode") == "2π-√(2)"
+    assert _plain("\\left( 3, \\frac{\\pi}{2} \\right)", "flat") == "( 3, (pi)/(2) )"
+    assert _plain("\\frac{270}7", "flat") == "\\frac{270}7"
+
+
+MATH500_PLAIN = re.compile(r"\\(?:sqrt|pi|infty)")
+
+
+def _math500_answers(shared_real) -> list[str]:
+    return [r["answer"] for r in read_jsonl(shared_real / "math500_test.jsonl")]
+
+
+def test_math500_golds_unchanged_by_plain_rewrite(shared_real) -> None:
+    golds = _math500_answers(shared_real)
+    changed = {g: qmath.latexify_plain(g) for g in golds if qmath.latexify_plain(g) != g}
+    # only a trailing "\text{ degrees}" and a thousands separator are touched
+    assert changed == {"\\frac{270}7\\text{ degrees}": "\\frac{270}7", "58,500": "58500"}
+    for gold in golds:
+        assert answers_match(gold, gold), gold
+        assert answers_match(gold, qmath.latexify_plain(gold)), gold
+
+
+@pytest.mark.parametrize("spelling", ["words", "unicode", "flat"])
+def test_math500_golds_written_as_plain_text_are_accepted(shared_real, spelling: str) -> None:
+    # every MATH500 gold with a root, pi or infinity (37 of the 500), transcribed as plain text
+    golds = [g for g in _math500_answers(shared_real) if MATH500_PLAIN.search(g)]
+    assert len(golds) >= 30
+    plain = {g: _plain(g, spelling) for g in golds}
+    assert all(plain[g] != g for g in golds)
+    misses = [(g, plain[g]) for g in golds if not answers_match(g, plain[g])]
+    assert misses == [], f"{1 - len(misses) / len(golds):.1%} of {len(golds)}; missed {misses}"
+
+
+def test_math500_plain_golds_reject_other_problems_golds(shared_real) -> None:
+    # each plain-text gold against the 6 textually closest other golds with a root, pi or
+    # infinity that the LaTeX golds themselves tell apart: none is accepted
+    golds = sorted({g for g in _math500_answers(shared_real) if MATH500_PLAIN.search(g)})
+    checked, accepted = 0, []
+    for gold in golds:
+        plain = _plain(gold)
+        others = sorted(
+            (g for g in golds if g != gold),
+            key=lambda g: -difflib.SequenceMatcher(None, plain, _plain(g)).ratio(),
+        )[:6]
+        for other in others:
+            if answers_match(other, gold):  # the same answer (2\sqrt{5} and 2 \sqrt{5})
+                continue
+            checked += 1
+            if answers_match(other, plain) or answers_match(other, _plain(gold, "flat")):
+                accepted.append((other, plain))
+    assert checked >= 150
     assert accepted == []
