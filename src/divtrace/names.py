@@ -39,6 +39,9 @@ MODEL_METRICS: frozenset[str] = frozenset({"sbert", "vendi", "nli"})
 COT_MODES: tuple[str, ...] = ("on", "off")
 SCOPES: tuple[str, ...] = ("per_input", "across_input")
 SUBSETS: tuple[str, ...] = ("all", "correct")
+#: The fewest outputs a set needs to have a diversity (per input and across inputs, any metric):
+#: one output has no spread to measure, so a smaller set gets a missing value, not 0.
+MIN_OUTPUTS = 2
 #: What a checkpoint is compared with: the root checkpoint, or its parent stage.
 REFERENCES: tuple[str, ...] = ("base", "parent")
 #: Conventional stage labels, in lineage order (others sort after them).

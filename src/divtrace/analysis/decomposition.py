@@ -2,7 +2,7 @@
 
 Between a reference run ``r`` (the base model, or the parent stage) and a checkpoint's run ``m``,
 per task and metric (SBERT and Vendi by default), on the prompts where *both* runs have at least
-two correct outputs — exactly the prompts with ``per_input`` rows of subset ``correct`` for both —
+two correct outputs — exactly the prompts with a ``per_input`` value of subset ``correct`` for both —
 and a finite value in all four cells::
 
     total      = D_all(r) − D_all(m)          on those prompts
@@ -14,7 +14,7 @@ most 1e-6 × ``|D_all(r)|``). Components may be negative (e.g. a model more dive
 reference among its correct outputs); nothing is clipped.
 
 Coverage: ``n_prompts`` is the number of prompts used, ``n_prompts_paired`` the number of prompts
-both runs have with subset ``all``, ``coverage = n_prompts / n_prompts_paired``. A verifiable task
+both runs have a value for with subset ``all``, ``coverage = n_prompts / n_prompts_paired``. A verifiable task
 (one with ``correct`` rows for some run) where no prompt qualifies gets a row with
 ``n_prompts = 0`` and null values, so a missing bar is explained rather than silent.
 
@@ -124,7 +124,10 @@ def _rows(
     seed: int,
     level: float,
 ) -> list[dict[str, object]]:
-    paired, _ = data.aligned([run, reference], task, "all", metrics)
+    _paired, (all_run, all_ref) = data.aligned([run, reference], task, "all", metrics)
+    # Per metric: the prompts both runs have a value for (a prompt with fewer than two usable
+    # outputs has none).
+    n_paired_of = (np.isfinite(all_run) & np.isfinite(all_ref)).sum(axis=0)
     arms = [
         (reference, "all"),
         (run, "all"),
@@ -157,7 +160,7 @@ def _rows(
     share = shares(components["quality"][:, None], total, estimate[0])[:, 0]
     rows = []
     for j, metric in enumerate(metrics):
-        n_paired = len(paired)
+        n_paired = int(n_paired_of[j])
         row: dict[str, object] = {
             "model": run[0],
             **lineage_columns(lineage, run[0]),
