@@ -131,7 +131,7 @@ def test_summary_shape_columns_and_order():
 
 def test_summary_dtypes_and_missing_values_are_null():
     table = summarize_diversity(make_diversity(n_dropped=True), make_lineage(), n_boot=20)
-    counts = {"depth", "n_prompts", "n_outputs", "n_dropped"}
+    counts = {"depth", "n_prompts", "n_missing", "n_outputs", "n_dropped"}
     strings = {"model", "lineage", "stage", "parent", "task", "cot", "scope", "subset", "metric"}
     for name, dtype in table.schema.items():
         expected = pl.Int64 if name in counts else pl.String if name in strings else pl.Float64
@@ -169,6 +169,46 @@ def test_means_counts_and_across_input():
     assert (a["n_prompts"], a["n_outputs"], a["n_dropped"]) == (3, 3, 0)
     c = row(table, "base", subset="correct")
     assert c["n_outputs"] == 6
+
+
+def test_prompts_without_a_value_are_left_out_and_counted():
+    """A prompt with fewer than two outputs has a null value: the mean, the interval and the
+    paired ratio run over the prompts that have a value, and the summary counts the rest."""
+    frame = make_diversity(n_dropped=True)
+    # think-sft, CoT on, gsm8k, ead: prompt 2 (offset +0.1) kept one output only.
+    lonely = (
+        (pl.col("model") == "think-sft")
+        & (pl.col("cot") == "on")
+        & (pl.col("task") == "gsm8k")
+        & (pl.col("metric") == "ead")
+        & (pl.col("subset") == "all")
+        & (pl.col("prompt_id") == "gsm8k-2")
+    )
+    frame = frame.with_columns(
+        value=pl.when(lonely).then(None).otherwise("value"),
+        n_outputs=pl.when(lonely).then(1).otherwise("n_outputs"),
+    )
+    # across inputs for the same run: two of the three samples 0 survive, no value either way
+    across = (
+        (pl.col("model") == "think-sft")
+        & (pl.col("cot") == "on")
+        & (pl.col("task") == "gsm8k")
+        & (pl.col("scope") == "across_input")
+        & (pl.col("subset") == "all")
+    )
+    frame = frame.with_columns(n_outputs=pl.when(across).then(2).otherwise("n_outputs"))
+    table = summarize_diversity(frame, make_lineage(), n_boot=200)
+    r = row(table, "think-sft", task="gsm8k", metric="ead")
+    mean = expected_mean("think-sft", "on")
+    assert r["value"] == pytest.approx(mean - 0.05)  # the mean of prompts 0 and 1 only
+    assert (r["n_prompts"], r["n_missing"], r["n_outputs"]) == (2, 1, 8)
+    assert r["ci_high"] <= mean + 1e-12  # prompt 2 never enters a resample
+    # The ratio to the base is a mean over the run's own prompts divided by the base's mean.
+    assert r["ratio_to_base"] == pytest.approx((mean - 0.05) / 0.8)
+    a = row(table, "think-sft", task="gsm8k", metric="ead", scope="across_input")
+    assert (a["n_prompts"], a["n_missing"], a["n_outputs"]) == (2, 1, 2)
+    other = row(table, "think-sft", task="gsm8k", metric="sbert")
+    assert (other["n_prompts"], other["n_missing"]) == (3, 0)
 
 
 def test_ratio_to_base_and_parent():

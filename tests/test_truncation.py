@@ -66,6 +66,19 @@ def test_counts_and_shares_by_hand():
     )
 
 
+def test_prompts_whose_sample_zero_is_unusable_are_counted():
+    # p0: sample 0 unclosed, sample 1 fine (it does not stand in across inputs); p1: fine.
+    frame = pl.DataFrame(
+        rows("think", "on", "p0", [("length", False), ("stop", True)])
+        + rows("think", "on", "p1", [("stop", True), ("length", False)])
+    )
+    shuffled = frame.reverse()  # the table reads sample numbers, not row order
+    for generations_ in (frame, shuffled):
+        row = truncation_table(generations_, LINEAGE).row(0, named=True)
+        assert row["n_sample0_unusable"] == 1 and row["n_short_prompts"] == 2
+    assert truncation_table(generations(), LINEAGE)["n_sample0_unusable"].to_list() == [0, 1]
+
+
 def test_a_run_with_nothing_generated_has_no_shares():
     only = pl.DataFrame(
         rows("think", "off", "p0", [("prompt_too_long", None), ("prompt_too_long", None)])

@@ -97,7 +97,7 @@ NULLABLE: dict[str, set[str]] = {
     "prompts": {"text", "messages"},
     "generations": {"reasoning", "think_closed"},
     "quality": {"extracted", "detail"},
-    "diversity": {"prompt_id"},
+    "diversity": {"prompt_id", "value"},  # value: null for a set of fewer than 2 outputs
 }
 
 

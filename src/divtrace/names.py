@@ -39,6 +39,19 @@ MODEL_METRICS: frozenset[str] = frozenset({"sbert", "vendi", "nli"})
 COT_MODES: tuple[str, ...] = ("on", "off")
 SCOPES: tuple[str, ...] = ("per_input", "across_input")
 SUBSETS: tuple[str, ...] = ("all", "correct")
+#: The fewest outputs a set needs to have a diversity (per input and across inputs, any metric):
+#: one output has no spread to measure, so a smaller set gets a missing value, not 0.
+MIN_OUTPUTS = 2
+#: The six verifiable tasks of the paper's quality-filtered diversity and decomposition
+#: (PAPER.md §7); other verifiable tasks (TruthfulQA, CRUXEval) are divtrace's extras.
+PAPER_DECOMPOSITION_TASKS: tuple[str, ...] = (
+    "gsm8k",
+    "math_algebra",
+    "math_geometry",
+    "humaneval",
+    "mbpp",
+    "ifeval",
+)
 #: What a checkpoint is compared with: the root checkpoint, or its parent stage.
 REFERENCES: tuple[str, ...] = ("base", "parent")
 #: Conventional stage labels, in lineage order (others sort after them).

@@ -19,11 +19,13 @@ rule diversity:
         metrics=",".join(METRICS["names"]),
         sbert_model=METRICS["sbert_model"],
         ead_vocab_size=METRICS["ead_vocab_size"],
+        ead_tokenize=METRICS["ead_tokenize"],
         nli_model=METRICS["nli_model"],
         device=METRICS["device"],
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
-        "--ead-vocab-size {params.ead_vocab_size} --nli-model {params.nli_model:q} "
+        "--ead-vocab-size {params.ead_vocab_size} --ead-tokenize {params.ead_tokenize} "
+        "--nli-model {params.nli_model:q} "
         "--device {params.device} --model-manifests {input.models} > {log} 2>&1"

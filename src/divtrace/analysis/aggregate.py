@@ -26,12 +26,18 @@ Columns of the summary (in this order):
     null, since the set has one value per prompt set and nothing to resample (and with
     ``n_boot = 0``).
 ``n_prompts``
-    ``per_input``: number of prompts averaged; ``across_input``: number of outputs in the set, one
-    per prompt (docs/design.md §5), i.e. the row's ``n_outputs``.
+    ``per_input``: number of prompts averaged (those with a value); ``across_input``: number of
+    outputs in the set, one per prompt (each prompt's sample 0, docs/design.md §5), i.e. the row's
+    ``n_outputs``.
+``n_missing``
+    prompts of the run left out: ``per_input``, prompts without a value (fewer than two usable
+    outputs, or in subset ``correct`` fewer than two correct ones); ``across_input``, prompts
+    whose sample 0 is not in the set (dropped, or in subset ``correct`` not correct).
 ``n_outputs``
-    total number of outputs scored (sum over prompts).
+    total number of outputs scored (sum over the prompts that have a value).
 ``n_dropped``
-    only if the input has that column: total outputs dropped before scoring (unclosed think blocks).
+    only if the input has that column: total outputs dropped before scoring (unclosed think
+    blocks, prompts that did not fit); ``across_input``: prompts whose sample 0 was dropped.
 ``value_base``, ``ratio_to_base``
     the root checkpoint's value for the same task, scope, subset and metric with CoT ``on``, and
     ``value / value_base``.
@@ -69,7 +75,7 @@ from divtrace.names import LINEAGE_COLUMNS
 
 #: What a value is compared with across checkpoints: the same task, scope, subset and metric.
 REF_KEY = ["task", "scope", "subset", "metric"]
-_COUNTS = ("depth", "n_prompts", "n_outputs", "n_dropped")
+_COUNTS = ("depth", "n_prompts", "n_missing", "n_outputs", "n_dropped")
 _STRINGS = ("model", "lineage", "stage", "parent", "task", "cot", "scope", "subset", "metric")
 
 
@@ -86,6 +92,7 @@ def summary_columns(with_dropped: bool = False) -> list[str]:
         "ci_low",
         "ci_high",
         "n_prompts",
+        "n_missing",
         "n_outputs",
         *(["n_dropped"] if with_dropped else []),
         "value_base",
@@ -151,16 +158,31 @@ def summarize_diversity(
         return finish([], columns, lineage, [], schema=_schema(columns))
 
     value = pl.col("value").fill_nan(None)
-    sums = ["n_outputs", *(["n_dropped"] if with_dropped else [])]
     table = frame.group_by(KEY).agg(
-        pl.col(sums).sum(),
+        *([pl.col("n_dropped").sum()] if with_dropped else []),
+        pl.col("n_outputs").filter(value.is_not_null()).sum(),
         value=value.mean(),
         n_prompts=value.is_not_null().sum().cast(pl.Int64),
+        _rows=pl.len().cast(pl.Int64),
+        _set_size=pl.col("n_outputs").sum(),
     )
-    table = table.with_columns(
-        n_prompts=pl.when(pl.col("scope") == "across_input")
-        .then(pl.col("n_outputs"))
-        .otherwise(pl.col("n_prompts"))
+    # The run's prompts: its per_input rows (one per prompt and metric, whatever their value).
+    run = ["model", "task", "cot", "subset", "metric"]
+    prompts = table.filter(pl.col("scope") == "per_input").select(*run, _run_prompts="_rows")
+    across = pl.col("scope") == "across_input"
+    table = (
+        table.join(prompts, on=run, how="left", maintain_order="left")
+        .with_columns(
+            # across inputs: the size of the one set, whether it has a value or not
+            n_outputs=pl.when(across).then(pl.col("_set_size")).otherwise(pl.col("n_outputs"))
+        )
+        .with_columns(
+            n_prompts=pl.when(across).then(pl.col("n_outputs")).otherwise(pl.col("n_prompts")),
+            n_missing=pl.when(across)
+            .then(pl.col("_run_prompts") - pl.col("n_outputs"))
+            .otherwise(pl.col("_rows") - pl.col("n_prompts")),
+        )
+        .drop("_rows", "_set_size", "_run_prompts")
     )
     table = with_lineage_columns(table, lineage)
 

@@ -1,33 +1,52 @@
 """Decomposition of a diversity loss into quality control and narrowing (docs/design.md §6).
 
 Between a reference run ``r`` (the base model, or the parent stage) and a checkpoint's run ``m``,
-per task and metric (SBERT and Vendi by default), on the prompts where *both* runs have at least
-two correct outputs — exactly the prompts with ``per_input`` rows of subset ``correct`` for both —
-and a finite value in all four cells::
+per task and metric (SBERT by default), three numbers that add up::
 
-    total      = D_all(r) − D_all(m)          on those prompts
-    residual   = D_correct(r) − D_correct(m)  narrowing among correct outputs
-    quality    = total − residual             removal of incorrect outputs
+    total_all    = D_all(r) − D_all(m)            on every paired prompt (both have a value)
+    total        = D_all(r) − D_all(m)            on the covered prompts: both runs have at
+                                                  least two correct outputs
+    residual     = D_correct(r) − D_correct(m)    on the covered prompts: narrowing among
+                                                  correct outputs
+    quality      = total − residual               removal of incorrect outputs
+    unattributed = total_all − total              the part of the loss on the prompts the split
+                                                  cannot see, so total_all = quality + residual
+                                                  + unattributed
 
-``D`` is a mean over those prompts. ``quality_share = quality / total`` (null where ``|total|`` is at
-most 1e-6 × ``|D_all(r)|``). Components may be negative (e.g. a model more diverse than its
-reference among its correct outputs); nothing is clipped.
+``D`` is a mean over the prompts named. ``quality_share = quality / total`` (null where
+``|total|`` is at most 1e-6 × ``|D_all(r)|``). Components may be negative (e.g. a model more
+diverse than its reference among its correct outputs); nothing is clipped.
 
-Coverage: ``n_prompts`` is the number of prompts used, ``n_prompts_paired`` the number of prompts
-both runs have with subset ``all``, ``coverage = n_prompts / n_prompts_paired``. A verifiable task
-(one with ``correct`` rows for some run) where no prompt qualifies gets a row with
-``n_prompts = 0`` and null values, so a missing bar is explained rather than silent.
+Coverage: ``n_prompts_paired`` prompts have a value in subset ``all`` for both runs; of them
+``n_prompts`` are covered (``coverage = n_prompts / n_prompts_paired``) and the others are left out
+because the reference (``n_left_out_reference``), the checkpoint (``n_left_out_checkpoint``) or
+both (``n_left_out_both``) have fewer than two correct outputs there (0 or 1: no
+``correct``-subset value). A verifiable task (one with ``correct`` rows for some run) where no
+prompt qualifies gets a row with ``n_prompts = 0`` and null components, so a missing bar is
+explained rather than silent.
 
-Intervals: one bootstrap of those prompts resamples all four means together (paired), giving
-percentile intervals of ``total``, ``residual`` and ``quality``.
+Which tasks: every verifiable task has rows; ``paper_task`` is true for the paper's six
+(:data:`divtrace.names.PAPER_DECOMPOSITION_TASKS`), the view to compare with the paper, and false
+for divtrace's extras (TruthfulQA, CRUXEval), which the figure labels as such.
+
+Metrics: SBERT's mean pairwise distance does not depend on the size of the set, so the split of
+its loss compares like with like. Vendi (and EAD) grow with the number of outputs (Vendi of one
+distribution is about 1.9 at k = 2 and 10 at k = 16), so on D_correct (a few correct outputs)
+against D_all (all K) their "quality control" part would mostly measure the set sizes: they are
+refused here (:data:`SIZE_DEPENDENT`) until size-matched diversity exists.
+
+Intervals: one bootstrap resamples the paired prompts; each replicate recomputes ``total_all`` on
+the whole resample and the four covered means on its covered prompts (paired), giving percentile
+intervals of ``total_all``, ``total``, ``residual``, ``quality`` and ``unattributed``.
 
 References: ``reference = "base"`` (the root, CoT on) and ``"parent"`` (the parent with the same CoT
 mode if it has that run, otherwise CoT on), as in the summary table. The root has no rows.
 
-Columns: ``model, lineage, stage, parent, depth, task, cot, metric, reference, reference_model,
-reference_cot, n_prompts, n_prompts_paired, coverage, d_all_ref, d_all, d_correct_ref, d_correct,
-total, total_ci_low, total_ci_high, residual, residual_ci_low, residual_ci_high, quality,
-quality_ci_low, quality_ci_high, quality_share``.
+Columns: ``model, lineage, stage, parent, depth, task, paper_task, cot, metric, reference,
+reference_model, reference_cot, n_prompts, n_prompts_paired, coverage, n_left_out_reference,
+n_left_out_checkpoint, n_left_out_both, d_all_ref, d_all, d_correct_ref, d_correct``, then each of
+``total_all, total, residual, quality, unattributed`` with its ``_ci_low``/``_ci_high``, and
+``quality_share``.
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ import polars as pl
 
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, interval, paired_means
 from divtrace.analysis.common import (
+    Block,
     DiversityData,
     diversity_data,
     finish,
@@ -46,15 +66,27 @@ from divtrace.analysis.common import (
     missing_as_null,
 )
 from divtrace.analysis.stages import shares
+from divtrace.errors import AnalysisError
 from divtrace.lineage import Lineage
-from divtrace.names import LINEAGE_COLUMNS, REFERENCES
+from divtrace.names import LINEAGE_COLUMNS, PAPER_DECOMPOSITION_TASKS, REFERENCES
 
-DECOMPOSITION_METRICS = ("sbert", "vendi")
-COMPONENTS = ("total", "residual", "quality")
+DECOMPOSITION_METRICS: tuple[str, ...] = ("sbert",)
+#: Metrics whose value grows with the number of outputs: no like-for-like split (docstring).
+SIZE_DEPENDENT: frozenset[str] = frozenset({"vendi", "ead"})
+COMPONENTS = ("total_all", "total", "residual", "quality", "unattributed")
+_COUNTS = (
+    "depth",
+    "n_prompts",
+    "n_prompts_paired",
+    "n_left_out_reference",
+    "n_left_out_checkpoint",
+    "n_left_out_both",
+)
 
 COLUMNS = [
     *LINEAGE_COLUMNS,
     "task",
+    "paper_task",
     "cot",
     "metric",
     "reference",
@@ -63,6 +95,9 @@ COLUMNS = [
     "n_prompts",
     "n_prompts_paired",
     "coverage",
+    "n_left_out_reference",
+    "n_left_out_checkpoint",
+    "n_left_out_both",
     "d_all_ref",
     "d_all",
     "d_correct_ref",
@@ -72,9 +107,11 @@ COLUMNS = [
 ]
 SCHEMA = {
     name: pl.Int64
-    if name in ("depth", "n_prompts", "n_prompts_paired")
+    if name in _COUNTS
+    else pl.Boolean
+    if name == "paper_task"
     else pl.Float64
-    if name in COLUMNS[COLUMNS.index("coverage") :]
+    if name == "coverage" or name.startswith(("d_", *COMPONENTS)) or name == "quality_share"
     else pl.String
     for name in COLUMNS
 }
@@ -89,7 +126,14 @@ def decomposition_table(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
 ) -> pl.DataFrame:
-    """The docs/design.md §6 decomposition against the base model and the parent stage (module docstring)."""
+    """The docs/design.md §6 decomposition against the base model and the parent stage (module
+    docstring). A size-dependent metric (:data:`SIZE_DEPENDENT`) is refused."""
+    refused = sorted(set(metrics) & SIZE_DEPENDENT)
+    if refused:
+        raise AnalysisError(
+            f"the decomposition compares all K outputs with the few correct ones, so a metric "
+            f"that grows with the set size cannot be split: {refused} (use sbert)"
+        )
     data = diversity_data(diversity, lineage)
     verifiable = sorted({t for (_m, t, _c, _sc, s, _x) in data.keys if s == "correct"})
     rows: list[dict[str, object]] = []
@@ -108,8 +152,20 @@ def decomposition_table(
                 _rows(data, lineage, (model, cot), arm, ref, task, wanted, n_boot, seed, level)
             )
     table = finish(rows, COLUMNS, lineage, ["task", "cot", "metric", "reference"], schema=SCHEMA)
-    counts = (pl.col(name).fill_null(0) for name in ("n_prompts", "n_prompts_paired"))
+    counts = (pl.col(name).fill_null(0) for name in _COUNTS if name != "depth")
     return missing_as_null(table.with_columns(counts))
+
+
+def _values(block: Block | None, ids: list[str], metrics: list[str]) -> np.ndarray:
+    """``block``'s values on ``ids`` (NaN for a prompt or metric it lacks, or no block)."""
+    out = np.full((len(ids), len(metrics)), np.nan)
+    if block is None:
+        return out
+    have = set(block.ids)
+    rows = [i for i, pid in enumerate(ids) if pid in have]
+    if rows:
+        out[rows] = block.select([ids[i] for i in rows], metrics)
+    return out
 
 
 def _rows(
@@ -124,52 +180,69 @@ def _rows(
     seed: int,
     level: float,
 ) -> list[dict[str, object]]:
-    paired, _ = data.aligned([run, reference], task, "all", metrics)
-    arms = [
-        (reference, "all"),
-        (run, "all"),
-        (reference, "correct"),
-        (run, "correct"),
-    ]
-    blocks = [data.prompts(arm, task, subset) for arm, subset in arms]
-    if any(block is None for block in blocks):
-        common: list[str] = []
-    else:
-        common = sorted(set.intersection(*(set(b.ids) for b in blocks if b is not None)))
-    arrays = [
-        b.select(common, metrics) if b is not None else np.zeros((0, len(metrics))) for b in blocks
-    ]
-    estimate, samples, n = paired_means(
-        arrays, n_boot=n_boot, seed=seed, key=("decomposition", *run, *reference, task)
+    ids, _ = data.aligned([run, reference], task, "all", metrics)
+    all_ref, all_run, correct_ref, correct_run = (
+        _values(data.prompts(arm, task, subset), ids, metrics)
+        for arm, subset in (
+            (reference, "all"),
+            (run, "all"),
+            (reference, "correct"),
+            (run, "correct"),
+        )
     )
+    # Both calls resample the same prompts (same count and key, so the same resamples): the
+    # first averages over every paired prompt, the second over the covered ones.
+    key = ("decomposition", *run, *reference, task)
+    paired_est, paired_rep, n_paired = paired_means(
+        [all_ref, all_run], n_boot=n_boot, seed=seed, key=key
+    )
+    estimate, samples, n = paired_means(
+        [all_ref, all_run, correct_ref, correct_run], n_boot=n_boot, seed=seed, key=key
+    )
+    paired = np.isfinite(all_ref) & np.isfinite(all_run)
+    ref_out = paired & ~np.isfinite(correct_ref)
+    run_out = paired & ~np.isfinite(correct_run)
+    total_all = paired_est[0] - paired_est[1]
     total = estimate[0] - estimate[1]
     residual = estimate[2] - estimate[3]
-    components = {"total": total, "residual": residual, "quality": total - residual}
-    bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    components = {
+        "total_all": total_all,
+        "total": total,
+        "residual": residual,
+        "quality": total - residual,
+        "unattributed": total_all - total,
+    }
+    rep_all = paired_rep[:, 0] - paired_rep[:, 1]
     rep_total = samples[:, 0] - samples[:, 1]
     rep_residual = samples[:, 2] - samples[:, 3]
-    for name, replicates in (
-        ("total", rep_total),
-        ("residual", rep_residual),
-        ("quality", rep_total - rep_residual),
-    ):
-        bounds[name] = interval(replicates, level)
+    replicates = {
+        "total_all": rep_all,
+        "total": rep_total,
+        "residual": rep_residual,
+        "quality": rep_total - rep_residual,
+        "unattributed": rep_all - rep_total,
+    }
+    bounds = {name: interval(values, level) for name, values in replicates.items()}
     share = shares(components["quality"][:, None], total, estimate[0])[:, 0]
     rows = []
     for j, metric in enumerate(metrics):
-        n_paired = len(paired)
+        n_pairs = int(n_paired[j])
         row: dict[str, object] = {
             "model": run[0],
             **lineage_columns(lineage, run[0]),
             "task": task,
+            "paper_task": task in PAPER_DECOMPOSITION_TASKS,
             "cot": run[1],
             "metric": metric,
             "reference": ref,
             "reference_model": reference[0],
             "reference_cot": reference[1],
             "n_prompts": int(n[j]),
-            "n_prompts_paired": n_paired,
-            "coverage": float(n[j] / n_paired) if n_paired else np.nan,
+            "n_prompts_paired": n_pairs,
+            "coverage": float(n[j] / n_pairs) if n_pairs else np.nan,
+            "n_left_out_reference": int((ref_out[:, j] & ~run_out[:, j]).sum()),
+            "n_left_out_checkpoint": int((run_out[:, j] & ~ref_out[:, j]).sum()),
+            "n_left_out_both": int((ref_out[:, j] & run_out[:, j]).sum()),
             "d_all_ref": float(estimate[0, j]),
             "d_all": float(estimate[1, j]),
             "d_correct_ref": float(estimate[2, j]),

@@ -9,8 +9,9 @@ the ratio of the two means over exactly those prompts. The bootstrap resamples t
 and recomputes both means on the same resample (:func:`divtrace.analysis.bootstrap.paired_means`).
 ``value`` is the checkpoint's mean over all of its own prompts (as in the summary table) and
 ``value_base``/``value_parent`` the reference's mean over the paired prompts. Where both runs have
-the same prompts (always for subset ``all``) the ratio is ``value / value_base``, as in the summary
-table; where they do not (subset ``correct``) only the paired ratio is reported.
+the same prompts with a value the ratio is ``value / value_base``, as in the summary table; where
+they do not (subset ``correct``, or a prompt left with fewer than two usable outputs in one run:
+its value is null) only the paired ratio is reported.
 ``across_input`` rows have one value per run: the ratio has no interval (null).
 
 References as in the summary table: the base is the root checkpoint with CoT on; the parent is the

@@ -19,6 +19,9 @@ Columns (after the lineage columns of :data:`~divtrace.analysis.common.LINEAGE_C
 ``n_short_prompts``, ``short_prompt_share``
     prompts left with fewer than 2 usable outputs (generated, and not an unclosed trace), and
     their share of the run's prompts: such a prompt has no per-input diversity.
+``n_sample0_unusable``
+    prompts whose sample 0 is not usable: they are left out of the across-input set (which takes
+    each prompt's sample 0 and never a later sample in its place).
 
 Shares are null where their denominator is 0. Counted with polars group-bys (per prompt, then per
 run): no loop over the rows.
@@ -32,12 +35,10 @@ from divtrace.analysis.common import finish, with_lineage_columns
 from divtrace.errors import AnalysisError, ContractError
 from divtrace.generation.backend import LENGTH, PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
-from divtrace.names import LINEAGE_COLUMNS
+from divtrace.names import LINEAGE_COLUMNS, MIN_OUTPUTS
 
 #: The generation columns the table reads (a projection: never the texts).
 INPUT_COLUMNS = ("model", "task", "cot", "prompt_id", "sample", "finish_reason", "think_closed")
-#: A prompt needs this many usable outputs to have a per-input diversity.
-MIN_USABLE = 2
 
 COLUMNS = (
     *LINEAGE_COLUMNS,
@@ -50,6 +51,7 @@ COLUMNS = (
     "unclosed_share",
     "n_short_prompts",
     "short_prompt_share",
+    "n_sample0_unusable",
 )
 SCHEMA = {
     name: pl.Float64
@@ -93,12 +95,17 @@ def truncation_table(generations: pl.DataFrame, lineage: Lineage) -> pl.DataFram
     prompts = (
         frame.drop_nulls("prompt_id")
         .group_by([*RUN, "prompt_id"])
-        .agg(pl.col("usable").sum(), pl.col("too_long").all())
+        .agg(
+            pl.col("usable").sum(),
+            pl.col("too_long").all(),
+            sample0_unusable=~pl.col("usable").sort_by("sample").first(),
+        )
         .group_by(RUN)
         .agg(
             n_prompts=pl.len(),
             n_prompt_too_long=pl.col("too_long").sum(),
-            n_short_prompts=(pl.col("usable") < MIN_USABLE).sum(),
+            n_short_prompts=(pl.col("usable") < MIN_OUTPUTS).sum(),
+            n_sample0_unusable=pl.col("sample0_unusable").sum(),
         )
     )
     runs = frame.group_by(RUN).agg(
@@ -109,7 +116,11 @@ def truncation_table(generations: pl.DataFrame, lineage: Lineage) -> pl.DataFram
     )
     table = (
         runs.join(prompts, on=RUN, how="left")
-        .with_columns(pl.col("n_prompts", "n_prompt_too_long", "n_short_prompts").fill_null(0))
+        .with_columns(
+            pl.col(
+                "n_prompts", "n_prompt_too_long", "n_short_prompts", "n_sample0_unusable"
+            ).fill_null(0)
+        )
         .with_columns(
             length_share=_share("_length", "_generated"),
             unclosed_share=_share("_unclosed", "_generated"),

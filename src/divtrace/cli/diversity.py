@@ -24,6 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ead-vocab-size", type=int, default=schema_default("metrics.ead_vocab_size"))
     p.add_argument(
+        "--ead-tokenize",
+        choices=["words", "paper"],
+        default=schema_default("metrics.ead_tokenize"),
+        help="EAD words: split at whitespace, or the paper's rule (delete '.' and newlines first)",
+    )
+    p.add_argument(
         "--nli-model",
         default=schema_default("metrics.nli_model"),
         help="MNLI classifier: name or path",
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
         args.metrics,
         sbert_model=load["sbert"],
         ead_vocab_size=args.ead_vocab_size,
+        ead_tokenize=args.ead_tokenize,
         quality=quality,
         nli_model=load["nli"],
         device=None if args.device == "auto" else args.device,
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
             "metrics": args.metrics,
             "sbert_model": args.sbert_model,
             "ead_vocab_size": args.ead_vocab_size,
+            "ead_tokenize": args.ead_tokenize,
             "nli_model": args.nli_model if "nli" in args.metrics else None,
             "metric_models": fetched,
             "inputs": [str(p) for p in args.generations],

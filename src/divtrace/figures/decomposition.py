@@ -27,6 +27,7 @@ from divtrace.figures.common import (
     task_order,
 )
 from divtrace.lineage import Lineage
+from divtrace.names import PAPER_DECOMPOSITION_TASKS
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 REQUIRED = ("model", "task", "cot", "metric", "reference", "total", "residual", "quality")
 TITLE = "Decomposition of the diversity loss"
 COMPONENT_COLOURS = {"quality": "#E69F00", "residual": "#0072B2"}  # Okabe-Ito orange, blue
+SIZE_NOTE = (
+    "Vendi and EAD are not split: they grow with the number of outputs, so all K outputs "
+    "against the few correct ones would mostly measure the set sizes."
+)
 COMPONENT_LABELS = {
     "quality": "quality control (removal of incorrect outputs)",
     "residual": "residual (narrowing among correct outputs)",
@@ -51,9 +56,13 @@ def plot_decomposition(
     """One panel per metric (rows) and verifiable task (columns); one bar per checkpoint run.
 
     Each bar stacks the quality-control component and the residual (positive parts upwards,
-    negative parts downwards from 0); the black diamond is the total loss with its paired 95 %
-    interval. Under each bar, the coverage: prompts where both runs have ≥ 2 correct outputs, out
-    of the prompts they share. Bars with no such prompt are empty. A negative loss is a gain.
+    negative parts downwards from 0); the black diamond is the total loss on the covered prompts
+    with its paired 95 % interval, the open circle the total loss on every paired prompt (the
+    difference is the part the split cannot attribute). Under each bar, the coverage: prompts
+    where both runs have ≥ 2 correct outputs, out of the prompts they share. Bars with no such
+    prompt are empty. A negative loss is a gain. The paper's six tasks come first; the others
+    are titled as divtrace's extras. Size-dependent metrics (Vendi, EAD) are never split (see
+    :mod:`divtrace.analysis.decomposition`), which a note under the figure says.
     """
     if not has_columns(decomposition, REQUIRED):
         empty_figure(TITLE, "no decomposition table", out_pdf, out_png)
@@ -70,7 +79,9 @@ def plot_decomposition(
         )
         return
     metrics = metric_order(strings(table, "metric"))
-    tasks = task_order(strings(table, "task"))
+    present = task_order(strings(table, "task"))
+    tasks = [t for t in PAPER_DECOMPOSITION_TASKS if t in present]
+    tasks += [t for t in present if t not in tasks]
     runs = order_runs(lineage, runs_of(table))
     panel_w = max(style.PANEL_WIDTH_IN, 0.42 * len(runs) + 0.8)
     with style.style_context():
@@ -83,7 +94,11 @@ def plot_decomposition(
                 panel = table.filter((pl.col("metric") == metric) & (pl.col("task") == task))
                 _panel(ax, panel, runs, handles)
                 if r == 0:
-                    ax.set_title(task, fontweight="bold")
+                    extra = task not in PAPER_DECOMPOSITION_TASKS
+                    ax.set_title(
+                        f"{task}\n(extra: not in the paper's six)" if extra else task,
+                        fontweight="bold",
+                    )
                 if c == 0:
                     ax.set_ylabel(
                         f"{metric_label(metric)} loss vs {reference}\n(D_{reference} − D_checkpoint)"
@@ -96,8 +111,17 @@ def plot_decomposition(
             list(handles.values()),
             list(handles),
             loc="outside upper center",
-            ncols=len(handles) or 1,
+            ncols=min(len(handles), 2) or 1,
             frameon=False,
+        )
+        figure.text(
+            0.01,
+            0.005,
+            SIZE_NOTE,
+            fontsize=6,
+            color="0.35",
+            ha="left",
+            va="bottom",
         )
         style.save_figure(figure, out_pdf, out_png)
 
@@ -155,7 +179,20 @@ def _panel(
                 zorder=3,
             )
         (marker,) = ax.plot(x, total, marker="D", color="black", markersize=3.5, zorder=4)
-        handles.setdefault("total loss (95% CI)", marker)
+        handles.setdefault("total loss, covered prompts (95% CI)", marker)
+        total_all = number(row.get("total_all"))
+        if np.isfinite(total_all):
+            (ring,) = ax.plot(
+                x,
+                total_all,
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="black",
+                markersize=4.5,
+                linestyle="none",
+                zorder=4,
+            )
+            handles.setdefault("total loss, all paired prompts", ring)
     ax.set_xlim(-0.6, len(runs) - 0.4)
     if drawn:
         # A strip below the lowest bar or interval for the coverage labels.

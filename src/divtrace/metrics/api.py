@@ -5,19 +5,22 @@ Semantics of :func:`compute_diversity`:
 * Groups: one per (model, task, cot) in the input; a file may hold several.
 * Dropping: outputs with ``think_closed == False`` (a reasoning trace that never closed) and
   samples with ``finish_reason == "prompt_too_long"`` (never generated: the prompt did not fit the
-  context) are left out; null ``think_closed`` means an output without a think block and is kept. Every row carries
-  ``n_dropped``: per input, the outputs of that prompt dropped; across inputs, the prompts of the
-  group left with no output at all (so for subset ``all``, n_outputs + n_dropped is the number of
-  samples, respectively prompts).
+  context) are left out; null ``think_closed`` means an output without a think block and is
+  kept. Every row carries ``n_dropped``: per input, the outputs of that prompt dropped; across
+  inputs, the prompts whose sample 0 was dropped (so for subset ``all``, n_outputs + n_dropped
+  is the number of samples, respectively prompts).
 * Subsets restrict the pool of outputs first, scopes then build sets from the pool:
   ``all`` = every kept output; ``correct`` (only when ``quality`` is given and has rows for the
   group) = kept outputs judged correct.
-* Scopes: ``per_input`` = the outputs of one prompt (one row per metric and prompt);
-  ``across_input`` = the first output (lowest ``sample``) of every prompt in the pool (one row
-  per metric, prompt_id null).
-* A set needs at least 1 output in subset ``all`` and at least 2 in subset ``correct``;
-  smaller sets get no row. ``n_outputs`` is the size of the set. A single output has SBERT and
-  NLI diversity 0 and Vendi score 1.
+* Scopes: ``per_input`` = the outputs of one prompt (one row per metric and prompt, for every
+  prompt of the group); ``across_input`` = each prompt's sample 0 (its lowest ``sample``), the
+  paper's convention: a prompt whose sample 0 is not in the pool is left out of the set (and
+  counted), never replaced by a later sample (one row per metric, prompt_id null).
+* A set needs at least :data:`~divtrace.names.MIN_OUTPUTS` (2) outputs for any metric: one output
+  has no spread to measure. A smaller set still has its rows, with a null ``value`` and its
+  ``n_outputs`` (0 or 1), so the analysis counts the prompts left out instead of averaging a
+  collapse that never happened. NLI's value is also null for a set whose every pair of outputs
+  has an output without a sentence (:mod:`divtrace.metrics.nli`).
 
 All texts that SBERT or Vendi need are embedded in one deduplicated batch, and all sentence pairs
 that NLI needs are scored in one deduplicated batch (see :mod:`divtrace.metrics.nli`). NLI's random
@@ -39,11 +42,12 @@ import polars as pl
 from divtrace import io
 from divtrace.errors import ContractError, MetricError
 from divtrace.generation.backend import PROMPT_TOO_LONG
-from divtrace.metrics.ead import DEFAULT_VOCAB_SIZE, ead_many
+from divtrace.metrics.ead import DEFAULT_TOKENIZE, DEFAULT_VOCAB_SIZE, ead_many
 from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
 from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli_many, set_seed
 from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
+from divtrace.names import MIN_OUTPUTS
 
 METRICS: tuple[str, ...] = ("ead", "sbert", "vendi", "nli")
 NOT_YET_AVAILABLE: dict[str, str] = {}
@@ -64,7 +68,6 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "n_outputs": pl.Int64(),
     "n_dropped": pl.Int64(),
 }
-MIN_SET_SIZE = {"all": 1, "correct": 2}
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -199,7 +202,10 @@ def _build_sets(frame: pl.DataFrame, with_quality: bool) -> list[dict[str, Any]]
     """Every (group, subset, scope, prompt) set: its keys, row indices and drop count.
 
     ``frame`` is sorted by (model, task, cot, prompt_id, sample) (:func:`_prepare`), so a group
-    is a run of rows and its prompts' outputs are runs inside it, in sample order.
+    is a run of rows and its prompts' outputs are runs inside it, in sample order. Every prompt
+    of a group has a per-input set in every subset, and every group an across-input set, however
+    few outputs they hold (a set smaller than :data:`MIN_OUTPUTS` gets no value, but its row
+    counts what is missing).
     """
     sets: list[dict[str, Any]] = []
     kept = frame.get_column("kept").to_numpy()
@@ -216,6 +222,8 @@ def _build_sets(frame: pl.DataFrame, with_quality: bool) -> list[dict[str, Any]]
         prompts, prompt_codes = np.unique(prompt_id[rows], return_inverse=True)
         prompt_codes = prompt_codes.reshape(-1)
         dropped = np.bincount(prompt_codes, weights=~kept[rows], minlength=len(prompts))
+        # Each prompt's sample 0 (its lowest sample index): the rows are in sample order.
+        first_rows = np.r_[0, np.flatnonzero(np.diff(prompt_codes)) + 1]
         subsets = ["all"]
         if judged is not None and judged[rows].any():
             subsets.append("correct")
@@ -224,36 +232,28 @@ def _build_sets(frame: pl.DataFrame, with_quality: bool) -> list[dict[str, Any]]
             if subset == "correct":
                 assert correct is not None
                 mask &= correct[rows]
-            pool = rows[mask]
-            pool_codes = prompt_codes[mask]
-            minimum = MIN_SET_SIZE[subset]
             base = {"model": model, "task": task, "cot": cot, "subset": subset}
-            # Runs of equal codes are the prompts' outputs in sample order.
-            starts = np.r_[0, np.flatnonzero(np.diff(pool_codes)) + 1] if pool.size else pool
-            for first, members in zip(starts, np.split(pool, starts[1:]), strict=False):
-                code = pool_codes[first]
-                if members.size >= minimum:
-                    sets.append(
-                        {
-                            **base,
-                            "scope": "per_input",
-                            "prompt_id": str(prompts[code]),
-                            "rows": members,
-                            "n_dropped": int(dropped[code]),
-                        }
-                    )
-            firsts = pool[starts]
-            if firsts.size >= minimum:
-                n_empty = int(np.sum(dropped == np.bincount(prompt_codes, minlength=len(prompts))))
+            for code, pid in enumerate(prompts):
                 sets.append(
                     {
                         **base,
-                        "scope": "across_input",
-                        "prompt_id": None,
-                        "rows": firsts,
-                        "n_dropped": n_empty,
+                        "scope": "per_input",
+                        "prompt_id": str(pid),
+                        "rows": rows[mask & (prompt_codes == code)],
+                        "n_dropped": int(dropped[code]),
                     }
                 )
+            # Across inputs: every prompt's sample 0, never a later sample in its place.
+            firsts = first_rows[mask[first_rows]]
+            sets.append(
+                {
+                    **base,
+                    "scope": "across_input",
+                    "prompt_id": None,
+                    "rows": rows[firsts],
+                    "n_dropped": int((~kept[rows][first_rows]).sum()),
+                }
+            )
     return sets
 
 
@@ -277,6 +277,7 @@ def compute_diversity(
     *,
     sbert_model: str = DEFAULT_MODEL,
     ead_vocab_size: int = DEFAULT_VOCAB_SIZE,
+    ead_tokenize: str = DEFAULT_TOKENIZE,
     quality: pl.DataFrame | None = None,
     embedder: TextEmbedder | None = None,
     nli_model: str = DEFAULT_NLI_MODEL,
@@ -305,11 +306,19 @@ def compute_diversity(
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
 
     answers = np.asarray(frame.get_column("answer").to_list(), dtype=object)
+    # Only sets of at least MIN_OUTPUTS outputs are scored; the others keep a missing value.
+    scored = [i for i, s in enumerate(sets) if len(s["rows"]) >= MIN_OUTPUTS]
+    scored_sets = [sets[i] for i in scored]
     values: dict[str, np.ndarray] = {}
-    if "ead" in names:
-        values["ead"] = ead_many([answers[s["rows"]].tolist() for s in sets], ead_vocab_size)
-    if "sbert" in names or "vendi" in names:
-        used = np.unique(np.concatenate([s["rows"] for s in sets]))
+    computed: dict[str, np.ndarray] = {}
+    if scored_sets and "ead" in names:
+        computed["ead"] = ead_many(
+            [answers[s["rows"]].tolist() for s in scored_sets],
+            ead_vocab_size,
+            tokenize_mode=ead_tokenize,
+        )
+    if scored_sets and ("sbert" in names or "vendi" in names):
+        used = np.unique(np.concatenate([s["rows"] for s in scored_sets]))
         codes = np.full(len(frame), -1, dtype=np.int64)
         used_codes, uniques = _factorize(answers[used].tolist())
         codes[used] = used_codes
@@ -320,20 +329,24 @@ def compute_diversity(
             raise ValueError(
                 f"embedder returned shape {emb.shape} for {len(uniques)} texts; expected (n, dim)"
             )
-        matrices = [emb[codes[s["rows"]]] for s in sets]
+        matrices = [emb[codes[s["rows"]]] for s in scored_sets]
         if "sbert" in names:
-            values["sbert"] = sbert_many(matrices)
+            computed["sbert"] = sbert_many(matrices)
         if "vendi" in names:
-            values["vendi"] = vendi_many(matrices)
-    if "nli" in names:
+            computed["vendi"] = vendi_many(matrices)
+    if scored_sets and "nli" in names:
         if nli_scorer is None:
             nli_scorer = HFNLIScorer(nli_model, device=device)
-        values["nli"] = nli_many(
-            [answers[s["rows"]].tolist() for s in sets],
-            [nli_seed(s) for s in sets],
+        computed["nli"] = nli_many(
+            [answers[s["rows"]].tolist() for s in scored_sets],
+            [nli_seed(s) for s in scored_sets],
             nli_scorer,
             stats=nli_stats,
         )
+    for name in names:
+        values[name] = np.full(len(sets), np.nan)
+        if name in computed:
+            values[name][scored] = computed[name]
 
     # One row per (set, metric), sets in their fixed order and metrics in the order asked for.
     def each(key: str) -> list[Any]:
@@ -348,7 +361,11 @@ def compute_diversity(
             "subset": each("subset"),
             "prompt_id": each("prompt_id"),
             "metric": names * len(sets),
-            "value": [float(values[name][i]) for i in range(len(sets)) for name in names],
+            "value": [
+                None if np.isnan(v := float(values[name][i])) else v
+                for i in range(len(sets))
+                for name in names
+            ],
             "n_outputs": [len(s["rows"]) for s in sets for _ in names],
             "n_dropped": each("n_dropped"),
         },

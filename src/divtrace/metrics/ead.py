@@ -1,7 +1,15 @@
 """Expectation-Adjusted Distinct n-grams (EAD; Liu et al. 2022), docs/design.md §5.
 
-For a set S of texts, tokens are whitespace tokens (``str.split()``, so newlines separate tokens
-too). For each n in 1..n_max, U_n is the number of distinct n-grams and C_n the total number of
+For a set S of texts, each text is cut into tokens by one of two rules (``tokenize``, the config
+key ``metrics.ead_tokenize``):
+
+* ``"words"``: whitespace tokens (``str.split()``), so a newline separates two words like a space;
+* ``"paper"``: the paper's code: every ``.`` and every newline is deleted, then ``str.split()``.
+  Deleting (not replacing) the newline fuses the last word of a line with the first of the next
+  (``"end\nStart"`` becomes one token ``"endStart"``), and ``3.5`` becomes ``35``; divtrace
+  reproduces this on purpose, for comparison with the paper's numbers.
+
+For each n in 1..n_max, U_n is the number of distinct n-grams and C_n the total number of
 n-grams pooled over S (n-grams never span two texts), and
 
     EAD_n = U_n / (V * (1 - ((V - 1) / V) ** C_n))
@@ -30,13 +38,20 @@ DEFAULT_N_MAX = 5
 _INT64_LIMIT = np.iinfo(np.int64).max
 
 
-def tokenize(text: str, *, strip_periods: bool = False) -> list[str]:
-    """Whitespace tokens of ``text``; with ``strip_periods`` every '.' is deleted first.
+TOKENIZERS: tuple[str, ...] = ("words", "paper")
+DEFAULT_TOKENIZE = "words"
+_PAPER_DELETE = str.maketrans("", "", ".\n")
 
-    ``strip_periods`` replicates the paper code, which removed periods before counting n-grams.
-    """
-    if strip_periods:
-        text = text.replace(".", "")
+
+def tokenize(text: str, mode: str = DEFAULT_TOKENIZE) -> list[str]:
+    """The EAD tokens of ``text`` under ``mode`` (``"words"`` or ``"paper"``, module docstring)."""
+    if mode == "paper":
+        text = text.translate(_PAPER_DELETE)
+    elif mode != "words":
+        raise MetricError(
+            f"unknown EAD tokenisation {mode!r} (metrics.ead_tokenize, --ead-tokenize); "
+            f"choose one of {', '.join(TOKENIZERS)}"
+        )
     return text.split()
 
 
@@ -78,10 +93,11 @@ def ead_terms_many(
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     n_max: int = DEFAULT_N_MAX,
     *,
-    strip_periods: bool = False,
+    tokenize_mode: str = DEFAULT_TOKENIZE,
 ) -> np.ndarray:
     """EAD_n of every set of texts in ``groups``: an array of shape (len(groups), n_max)."""
     _check_params(vocab_size, n_max)
+    tokenize("", tokenize_mode)  # an unknown mode fails even for empty input
     n_groups = len(groups)
     out = np.zeros((n_groups, n_max), dtype=np.float64)
     tokens: list[str] = []
@@ -93,7 +109,7 @@ def ead_terms_many(
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"EAD group {g} holds a non-string text: {text!r}")
-            toks = tokenize(text, strip_periods=strip_periods)
+            toks = tokenize(text, tokenize_mode)
             tokens.extend(toks)
             lengths.append(len(toks))
             text_group.append(g)
@@ -134,10 +150,10 @@ def ead_many(
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     n_max: int = DEFAULT_N_MAX,
     *,
-    strip_periods: bool = False,
+    tokenize_mode: str = DEFAULT_TOKENIZE,
 ) -> np.ndarray:
     """EAD (mean of EAD_n over n = 1..n_max) of every set of texts in ``groups``."""
-    terms = ead_terms_many(groups, vocab_size, n_max, strip_periods=strip_periods)
+    terms = ead_terms_many(groups, vocab_size, n_max, tokenize_mode=tokenize_mode)
     return terms.mean(axis=1) if terms.size else np.zeros(len(groups), dtype=np.float64)
 
 
@@ -146,7 +162,7 @@ def ead(
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     n_max: int = DEFAULT_N_MAX,
     *,
-    strip_periods: bool = False,
+    tokenize_mode: str = DEFAULT_TOKENIZE,
 ) -> float:
     """EAD of one set of texts."""
-    return float(ead_many([texts], vocab_size, n_max, strip_periods=strip_periods)[0])
+    return float(ead_many([texts], vocab_size, n_max, tokenize_mode=tokenize_mode)[0])
