@@ -211,6 +211,18 @@ def test_prompts_without_a_value_are_left_out_and_counted():
     assert (other["n_prompts"], other["n_missing"]) == (3, 0)
 
 
+def test_a_subset_without_any_value_summarizes_to_null():
+    """In the demo, a model may have fewer than two correct outputs on every prompt: its
+    correct-subset rows all hold null, and the summary says so instead of failing."""
+    frame = make_diversity(n_dropped=True)
+    empty = (pl.col("model") == "think-dpo") & (pl.col("subset") == "correct")
+    frame = frame.with_columns(value=pl.when(empty).then(None).otherwise("value"))
+    table = summarize_diversity(frame, make_lineage(), n_boot=50)
+    r = row(table, "think-dpo", subset="correct", metric="sbert")
+    assert r["value"] is None and r["ci_low"] is None and r["n_prompts"] == 0
+    assert r["n_missing"] == 3
+
+
 def test_ratio_to_base_and_parent():
     table = summarize_diversity(make_diversity(), make_lineage())
     base = row(table, "base")

@@ -158,3 +158,10 @@ def test_interval_and_ratio_helpers():
     assert ratio[0] == 0.5 and np.isnan(ratio[1:]).all()
     with pytest.raises(ValueError, match="statistic"):
         paired_bootstrap([1.0], [1.0], statistic="product")  # type: ignore[arg-type]
+
+
+def test_no_column_gives_empty_bounds():
+    """A run whose every prompt lacks a value has no metric column left: empty bounds."""
+    result = bootstrap_mean(np.zeros((5, 0)), n_boot=10)
+    low, high = result.interval()
+    assert low.shape == high.shape == (0,)

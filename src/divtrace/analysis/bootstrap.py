@@ -99,7 +99,7 @@ def interval(samples: ArrayLike, level: float = DEFAULT_LEVEL) -> tuple[FloatArr
         raise ValueError(f"confidence level must be in (0, 1), got {level}")
     array = np.asarray(samples, dtype=float)
     shape = array.shape[1:]
-    if array.shape[0] == 0:
+    if array.shape[0] == 0 or array.size == 0:  # no replicate, or no column
         nan = np.full(shape, np.nan)
         return nan, nan.copy()
     tails = [50 * (1 - level), 50 * (1 + level)]
