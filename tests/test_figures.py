@@ -334,3 +334,93 @@ def test_decomposition_figure_orders_paper_tasks_first_and_marks_extras(monkeypa
     ]
     assert [float(line.get_ydata()[0]) for line in rings] == pytest.approx([row["total_all"]])
     assert row["total_all"] != pytest.approx(row["total"])
+
+
+def capture(monkeypatch) -> list:
+    """The figures the plot functions save, kept for inspection (the files are written too)."""
+    from divtrace.figures import style
+
+    saved: list = []
+    original = style.save_figure
+
+    def save(figure, out_pdf, out_png):
+        saved.append(figure)
+        original(figure, out_pdf, out_png)
+
+    monkeypatch.setattr(style, "save_figure", save)
+    return saved
+
+
+# ----------------------------------------------------------------------------- CoT verdicts
+REASONING_CHAIN = {
+    "base": {"stage": "base"},
+    "think-sft": {"parent": "base", "stage": "sft", "lineage": "think", "reasoning": True},
+    "think-dpo": {"parent": "think-sft", "stage": "dpo", "reasoning": True},
+    "think-rl": {"parent": "think-dpo", "stage": "rl", "reasoning": True},
+}
+
+
+def cot_verdict_table() -> tuple[pl.DataFrame, Lineage]:
+    """A CoT table in which think-sft is equivalent, think-dpo different, think-rl undecided."""
+    from divtrace.analysis import cot_table
+
+    rng = np.random.default_rng(0)
+    n = 30
+    on = rng.uniform(0.4, 0.6, size=n)
+    spread = np.tile([0.3, -0.3], n // 2)
+    off = {
+        "think-sft": on - 0.002 + rng.normal(0.0, 0.0005, size=n),  # tiny and precise
+        "think-dpo": on - 0.2 + rng.normal(0.0, 0.02, size=n),  # large
+        "think-rl": on - spread,  # 0 on average, huge spread
+    }
+    rows = []
+    for model, cot, values in [("base", "on", on)] + [
+        run for m, v in off.items() for run in ((m, "on", on), (m, "off", v))
+    ]:
+        rows += [
+            dict(model=model, task="gsm8k", cot=cot, scope="per_input", subset="all",
+                 prompt_id=f"gsm8k/{i:02d}", metric="sbert", value=float(x), n_outputs=4)
+            for i, x in enumerate(values)
+        ]  # fmt: skip
+    lineage = Lineage.from_models(REASONING_CHAIN)
+    return cot_table(pl.from_dicts(rows), lineage, n_boot=200), lineage
+
+
+def test_cot_figure_shows_equivalent_different_and_undecided(monkeypatch, tmp_path: Path):
+    """(f) Every pair carries the glyph of its verdict, and the legend explains all three."""
+    from divtrace.analysis.cot import VERDICTS
+    from divtrace.figures import cot as cot_figure
+
+    table, lineage = cot_verdict_table()
+    verdicts = dict(table.filter(scope="per_input").select("model", "verdict").iter_rows())
+    assert verdicts == {
+        "think-sft": "equivalent",
+        "think-dpo": "different",
+        "think-rl": "undecided",
+    }
+    saved = capture(monkeypatch)
+    cot_figure.plot_cot_on_off(table, lineage, tmp_path / "c.pdf", tmp_path / "c.png")
+    _check_written(tmp_path, ("c",))
+    figure = saved[0]
+    legend = [text.get_text() for box in figure.legends for text in box.get_texts()]
+    for verdict in VERDICTS:
+        glyph, label = cot_figure.VERDICT_GLYPHS[verdict], cot_figure.VERDICT_LABELS[verdict]
+        assert f"{glyph}  {label}" in legend
+    glyphs = set(cot_figure.VERDICT_GLYPHS.values())
+    drawn = {
+        (text.get_text(), round(float(text.xy[0]), 9))
+        for ax in figure.axes
+        for text in ax.texts
+        if text.get_text() in glyphs
+    }
+    expected = {
+        (cot_figure.VERDICT_GLYPHS[r["verdict"]], round(max(r["value_on"], r["value_off"]), 9))
+        for r in table.filter(scope="per_input").iter_rows(named=True)
+    }
+    assert drawn == expected and len(drawn) == 3
+    # A table from before the equivalence test: no glyphs, no verdict legend.
+    saved.clear()
+    old = table.drop("margin", "equiv_ci_low", "equiv_ci_high", "equivalent", "verdict")
+    cot_figure.plot_cot_on_off(old, lineage, tmp_path / "c.pdf", tmp_path / "c.png")
+    assert len(saved[0].legends) == 1
+    assert not [t for ax in saved[0].axes for t in ax.texts if t.get_text() in glyphs]
