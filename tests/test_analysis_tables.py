@@ -368,6 +368,148 @@ def test_cot_identical_runs_are_not_significant():
     row = table.row(0, named=True)
     assert (row["difference"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
     assert row["significant"] is False
+    # ... and, with a zero-width interval at 0, equivalent (the margin is 5% of value_on).
+    assert row["margin"] == pytest.approx(0.05 * row["value_on"]) and row["margin"] > 0
+    assert (row["equivalent"], row["verdict"]) == (True, "equivalent")
+
+
+def paired_cot_rows(on: np.ndarray, off: np.ndarray, metric: str = "sbert") -> pl.DataFrame:
+    """CoT on and off runs of ``sft`` (and a base run) with the given per-prompt values."""
+    rows = per_prompt_rows("base", list(on), metric=metric)
+    rows += per_prompt_rows("sft", list(on), metric=metric)
+    rows += per_prompt_rows("sft", list(off), cot="off", metric=metric)
+    return frame(rows)
+
+
+def cot_row(on: np.ndarray, off: np.ndarray, **options: Any) -> dict[str, Any]:
+    table = cot_table(
+        paired_cot_rows(on, off), Lineage.from_models(CHAIN), n_boot=N_BOOT, **options
+    )
+    return pick(table, model="sft", kind="diversity", scope="per_input", metric="sbert")
+
+
+def test_cot_tiny_precise_difference_is_equivalent_and_significant():
+    """(a) A difference of 0.002 known to ±0.0005 on values near 0.5: far inside the 5% margin
+    (0.025), yet not 0 — equivalent, and the difference test keeps saying it is real."""
+    rng = np.random.default_rng(0)
+    on = rng.uniform(0.4, 0.6, size=40)
+    off = on - 0.002 + rng.normal(0.0, 0.0005, size=40)
+    row = cot_row(on, off)
+    assert row["margin"] == pytest.approx(0.05 * on.mean())
+    assert -row["margin"] < row["equiv_ci_low"] <= row["equiv_ci_high"] < row["margin"]
+    assert (row["equivalent"], row["verdict"]) == (True, "equivalent")
+    assert row["significant"] is True and row["ci_low"] > 0
+
+
+def test_cot_large_difference_is_different():
+    """(b) CoT off 0.2 lower on every prompt (±0.02): the interval excludes 0 and the margin."""
+    rng = np.random.default_rng(1)
+    on = rng.uniform(0.4, 0.6, size=30)
+    off = on - 0.2 + rng.normal(0.0, 0.02, size=30)
+    row = cot_row(on, off)
+    assert row["significant"] is True and row["equivalent"] is False
+    assert row["verdict"] == "different"
+    assert row["equiv_ci_low"] > row["margin"]
+
+
+def test_cot_tiny_mean_with_a_huge_spread_is_undecided():
+    """(c) Per-prompt differences of ±0.3 that average 0: no difference shown (the 95% interval
+    covers 0), and no equivalence either (the 90% interval reaches beyond ±δ = ±0.025)."""
+    d = np.tile([0.3, -0.3], 10)
+    on, off = 0.5 + d / 2, 0.5 - d / 2
+    row = cot_row(on, off)
+    assert row["difference"] == pytest.approx(0.0, abs=1e-12)
+    assert row["ci_low"] < 0 < row["ci_high"] and row["significant"] is False
+    assert row["margin"] == pytest.approx(0.025)
+    assert row["equiv_ci_low"] < -row["margin"] or row["equiv_ci_high"] > row["margin"]
+    assert (row["equivalent"], row["verdict"]) == (False, "undecided")
+    # The same data with a margin as wide as the spread: equivalent.
+    wide = cot_row(on, off, equivalence_margin=0.8)
+    assert wide["margin"] == pytest.approx(0.4)
+    assert (wide["equivalent"], wide["verdict"]) == (True, "equivalent")
+
+
+def test_cot_equivalence_bounds_are_the_5th_and_95th_percentiles_of_the_same_replicates():
+    """(d) TOST at alpha = 0.05 uses the 90% interval of the very replicates behind the 95% one."""
+    from divtrace.analysis.bootstrap import paired_bootstrap
+
+    rng = np.random.default_rng(2)
+    on = rng.uniform(0.3, 0.7, size=25)
+    off = on + rng.normal(0.01, 0.05, size=25)
+    seed = 7
+    row = cot_row(on, off, seed=seed)
+    # The table resamples the prompts in the order of their ids ("gsm8k/10" before "gsm8k/2").
+    order = sorted(range(len(on)), key=lambda i: f"gsm8k/{i}")
+    replicates = paired_bootstrap(
+        on[order],
+        off[order],
+        n_boot=N_BOOT,
+        seed=seed,
+        key=("cot", "sft", "gsm8k", "diversity", "all"),
+    ).samples[:, 0]
+    assert len(replicates) == N_BOOT
+    low95, high95 = np.percentile(replicates, [2.5, 97.5])
+    low90, high90 = np.percentile(replicates, [5, 95])
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low95), pytest.approx(high95))
+    assert (row["equiv_ci_low"], row["equiv_ci_high"]) == (
+        pytest.approx(low90),
+        pytest.approx(high90),
+    )
+    assert row["ci_low"] < row["equiv_ci_low"] < row["equiv_ci_high"] < row["ci_high"]
+    assert cot_module.equivalence_level(0.95) == pytest.approx(0.90)
+
+
+def test_cot_quality_rows_and_rows_without_interval_get_the_equivalence_columns():
+    lineage = make_lineage()
+    same = [[True, False], [True, True], [False, True], [True, True]]
+    quality = frame(
+        quality_rows("think-sft", "on", same)
+        + quality_rows("think-sft", "off", same)
+        + quality_rows("think-dpo", "on", [[True, True]] * 4)
+        + quality_rows("think-dpo", "off", [[False, False]] * 4)
+    )
+    table = cot_table(make_diversity(), lineage, quality, n_boot=N_BOOT)
+    assert table.columns[-5:] == [
+        "margin",
+        "equiv_ci_low",
+        "equiv_ci_high",
+        "equivalent",
+        "verdict",
+    ]
+    assert table.schema["equivalent"] == pl.Boolean and table.schema["verdict"] == pl.String
+    assert set(table["verdict"].drop_nulls()) <= set(cot_module.VERDICTS)
+    pass1 = pick(table, model="think-sft", kind="quality", metric="pass_at_1")
+    assert pass1["margin"] == pytest.approx(0.05 * pass1["value_on"])
+    assert (pass1["equivalent"], pass1["verdict"]) == (True, "equivalent")
+    worse = pick(table, model="think-dpo", kind="quality", metric="accuracy_at_1")
+    assert worse["margin"] == pytest.approx(0.05) and worse["verdict"] == "different"
+    across = table.filter(scope="across_input")
+    assert len(across) and across["verdict"].is_null().all()
+    assert across["equivalent"].is_null().all() and across["equiv_ci_low"].is_null().all()
+    assert (across["margin"] - 0.05 * across["value_on"].abs()).abs().max() < 1e-12
+    # No bootstrap, no interval: neither test has a verdict.
+    bare = cot_table(make_diversity(), lineage, quality, n_boot=0)
+    assert bare["verdict"].is_null().all() and bare["equivalent"].is_null().all()
+    assert bare["margin"].is_not_null().all()
+    assert not has_nan(table) and not has_nan(bare)
+
+
+def test_cot_equivalence_margin_must_be_positive_and_reaches_build_tables():
+    lineage = Lineage.from_models(CHAIN)
+    d = np.tile([0.3, -0.3], 10)
+    diversity = paired_cot_rows(0.5 + d / 2, 0.5 - d / 2)
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(AnalysisError, match="equivalence_margin"):
+            cot_table(diversity, lineage, equivalence_margin=bad)
+    verdicts = {
+        margin: build_tables(diversity, None, lineage, n_boot=N_BOOT, equivalence_margin=margin)[
+            "cot"
+        ]
+        .filter(scope="per_input")
+        .row(0, named=True)["verdict"]
+        for margin in (0.05, 0.8)
+    }
+    assert verdicts == {0.05: "undecided", 0.8: "equivalent"}
 
 
 # ----------------------------------------------------------------------------- decomposition
@@ -705,6 +847,7 @@ FROZEN: dict[str, dict[str, object]] = {
 #: Columns a table gained after the pandas reference (commit c3d2eea) was fingerprinted.
 ADDED_SINCE_PORT: dict[str, tuple[str, ...]] = {
     "diversity": ("n_missing",),
+    "cot": ("margin", "equiv_ci_low", "equiv_ci_high", "equivalent", "verdict"),
     "truncation": ("n_sample0_unusable",),
     "decomposition": (
         "paper_task",

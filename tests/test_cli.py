@@ -79,8 +79,53 @@ def test_measures_prompts_and_tables_take_the_schema_defaults(defaults):
         defaults["analysis"]["n_boot"],
         defaults["analysis"]["seed"],
     )
+    assert summary.equivalence_margin == defaults["analysis"]["equivalence_margin"]
     fetch = parse("fetch-metric-model", "--role", "sbert", "--model", "m", "--out-dir", "o")
     assert fetch.revision == metrics["sbert_revision"] == metrics["nli_revision"]
+
+
+def test_summarize_passes_the_equivalence_margin_to_the_cot_table(defaults, tmp_path):
+    """(e) The margin of the workflow (the schema's default), of a command run by hand and of the
+    library are one number; a margin given on the command line reaches the CoT table."""
+    import json
+
+    import polars as pl
+
+    from divtrace import io
+    from divtrace.analysis import cot
+
+    default = parse("summarize", "--diversity", "d", "--lineage", "{}", "--out-dir", "o")
+    assert default.equivalence_margin == defaults["analysis"]["equivalence_margin"] == 0.05
+    assert default.equivalence_margin == cot.DEFAULT_EQUIVALENCE_MARGIN
+    models = {
+        "base": {"stage": "base"},
+        "sft": {"parent": "base", "stage": "sft", "reasoning": True},
+    }
+    spread = [0.65, 0.35] * 10  # CoT on − off = ±0.3 per prompt, 0 on average
+    rows = [
+        dict(model=model, task="gsm8k", cot=cot_mode, scope="per_input", subset="all",
+             prompt_id=f"gsm8k/{i}", metric="sbert", value=value, n_outputs=4, n_dropped=0)
+        for model, cot_mode, values in [
+            ("base", "on", spread), ("sft", "on", spread), ("sft", "off", [*spread[1:], 0.65]),
+        ]
+        for i, value in enumerate(values)
+    ]  # fmt: skip
+    diversity = tmp_path / "diversity.parquet"
+    io.write_table(pl.from_dicts(rows), diversity, "diversity")
+    lineage = json.dumps(models)
+    verdicts = {}
+    for margin in ("0.05", "0.8"):
+        out = tmp_path / f"tables-{margin}"
+        args = ["--diversity", str(diversity), "--lineage", lineage, "--n-boot", "200"]
+        code = main(["summarize", *args, "--out-dir", str(out), "--equivalence-margin", margin])
+        assert code == 0
+        table = io.read_table(out / "cot.parquet")
+        assert io.read_metadata(out / "cot.parquet")["equivalence_margin"] == float(margin)
+        verdicts[margin] = table.filter(scope="per_input")["verdict"].to_list()
+    assert verdicts == {"0.05": ["undecided"], "0.8": ["equivalent"]}
+    with pytest.raises(SystemExit):
+        parse("summarize", "--diversity", "d", "--lineage", "{}", "--out-dir", "o",
+              "--equivalence-margin", "wide")  # fmt: skip
 
 
 def test_an_input_error_is_one_line_and_exit_2(tmp_path, capsys):

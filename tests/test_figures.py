@@ -334,3 +334,211 @@ def test_decomposition_figure_orders_paper_tasks_first_and_marks_extras(monkeypa
     ]
     assert [float(line.get_ydata()[0]) for line in rings] == pytest.approx([row["total_all"]])
     assert row["total_all"] != pytest.approx(row["total"])
+
+
+def capture(monkeypatch) -> list:
+    """The figures the plot functions save, kept for inspection (the files are written too)."""
+    from divtrace.figures import style
+
+    saved: list = []
+    original = style.save_figure
+
+    def save(figure, out_pdf, out_png):
+        saved.append(figure)
+        original(figure, out_pdf, out_png)
+
+    monkeypatch.setattr(style, "save_figure", save)
+    return saved
+
+
+# ----------------------------------------------------------------------------- CoT verdicts
+REASONING_CHAIN = {
+    "base": {"stage": "base"},
+    "think-sft": {"parent": "base", "stage": "sft", "lineage": "think", "reasoning": True},
+    "think-dpo": {"parent": "think-sft", "stage": "dpo", "reasoning": True},
+    "think-rl": {"parent": "think-dpo", "stage": "rl", "reasoning": True},
+}
+
+
+def cot_verdict_table() -> tuple[pl.DataFrame, Lineage]:
+    """A CoT table in which think-sft is equivalent, think-dpo different, think-rl undecided."""
+    from divtrace.analysis import cot_table
+
+    rng = np.random.default_rng(0)
+    n = 30
+    on = rng.uniform(0.4, 0.6, size=n)
+    spread = np.tile([0.3, -0.3], n // 2)
+    off = {
+        "think-sft": on - 0.002 + rng.normal(0.0, 0.0005, size=n),  # tiny and precise
+        "think-dpo": on - 0.2 + rng.normal(0.0, 0.02, size=n),  # large
+        "think-rl": on - spread,  # 0 on average, huge spread
+    }
+    rows = []
+    for model, cot, values in [("base", "on", on)] + [
+        run for m, v in off.items() for run in ((m, "on", on), (m, "off", v))
+    ]:
+        rows += [
+            dict(model=model, task="gsm8k", cot=cot, scope="per_input", subset="all",
+                 prompt_id=f"gsm8k/{i:02d}", metric="sbert", value=float(x), n_outputs=4)
+            for i, x in enumerate(values)
+        ]  # fmt: skip
+    lineage = Lineage.from_models(REASONING_CHAIN)
+    return cot_table(pl.from_dicts(rows), lineage, n_boot=200), lineage
+
+
+def test_cot_figure_shows_equivalent_different_and_undecided(monkeypatch, tmp_path: Path):
+    """(f) Every pair carries the glyph of its verdict, and the legend explains all three."""
+    from divtrace.analysis.cot import VERDICTS
+    from divtrace.figures import cot as cot_figure
+
+    table, lineage = cot_verdict_table()
+    verdicts = dict(table.filter(scope="per_input").select("model", "verdict").iter_rows())
+    assert verdicts == {
+        "think-sft": "equivalent",
+        "think-dpo": "different",
+        "think-rl": "undecided",
+    }
+    saved = capture(monkeypatch)
+    cot_figure.plot_cot_on_off(table, lineage, tmp_path / "c.pdf", tmp_path / "c.png")
+    _check_written(tmp_path, ("c",))
+    figure = saved[0]
+    legend = [text.get_text() for box in figure.legends for text in box.get_texts()]
+    for verdict in VERDICTS:
+        glyph, label = cot_figure.VERDICT_GLYPHS[verdict], cot_figure.VERDICT_LABELS[verdict]
+        assert f"{glyph}  {label}" in legend
+    glyphs = set(cot_figure.VERDICT_GLYPHS.values())
+    drawn = {
+        (text.get_text(), round(float(text.xy[0]), 9))
+        for ax in figure.axes
+        for text in ax.texts
+        if text.get_text() in glyphs
+    }
+    expected = {
+        (cot_figure.VERDICT_GLYPHS[r["verdict"]], round(max(r["value_on"], r["value_off"]), 9))
+        for r in table.filter(scope="per_input").iter_rows(named=True)
+    }
+    assert drawn == expected and len(drawn) == 3
+    # A table from before the equivalence test: no glyphs, no verdict legend.
+    saved.clear()
+    old = table.drop("margin", "equiv_ci_low", "equiv_ci_high", "equivalent", "verdict")
+    cot_figure.plot_cot_on_off(old, lineage, tmp_path / "c.pdf", tmp_path / "c.png")
+    assert len(saved[0].legends) == 1
+    assert not [t for ax in saved[0].axes for t in ax.texts if t.get_text() in glyphs]
+
+
+# ----------------------------------------------------------------------------- filtered Vendi
+def vendi_summary_rows() -> list[dict[str, object]]:
+    """Summary rows (scope per_input, subset correct, metric vendi) with distinct coverages, and
+    rows the figure must ignore (other subsets and metrics)."""
+    rows: list[dict[str, object]] = []
+
+    def add(model, cot, task, value, n_prompts, n_missing, subset="correct", metric="vendi"):
+        spec = STUDY[model]
+        rows.append(
+            dict(
+                model=model,
+                lineage=spec.get("lineage", "base" if model == "base" else None),
+                stage=spec["stage"],
+                task=task,
+                cot=cot,
+                scope="per_input",
+                subset=subset,
+                metric=metric,
+                value=value,
+                ci_low=None if value is None else value - 0.1,
+                ci_high=None if value is None else value + 0.2,
+                n_prompts=n_prompts,
+                n_missing=n_missing,
+            )
+        )
+
+    add("base", "on", "gsm8k", 3.0, 4, 4)  # 50%
+    add("instruct-sft", "on", "gsm8k", 2.5, 6, 2)  # 75%
+    add("think-sft", "on", "gsm8k", 2.0, 7, 1)  # 88%
+    add("think-sft", "off", "gsm8k", 2.2, 8, 0)  # 100%
+    add("think-dpo", "on", "gsm8k", 1.8, 1, 7)  # 12%
+    add("think-dpo", "off", "gsm8k", None, 0, 8)  # no prompt with two correct outputs
+    add("base", "on", "ifeval", 2.8, 3, 7)  # 30%
+    add("think-sft", "on", "ifeval", 2.1, 9, 1)  # 90%
+    add("base", "on", "truthfulqa", None, 0, 5)  # an extra task without any value
+    add("base", "on", "gsm8k", 9.0, 8, 0, subset="all")
+    add("think-sft", "on", "gsm8k", 0.4, 7, 1, metric="sbert")
+    return rows
+
+
+def test_quality_filtered_vendi_draws_the_table(monkeypatch, tmp_path: Path):
+    from divtrace.figures import quality_filtered as figure_module
+
+    table = pl.from_dicts(vendi_summary_rows(), infer_schema_length=None)
+    lineage = Lineage.from_models(STUDY)
+    saved = capture(monkeypatch)
+    draw_figures({"diversity": table}, lineage, tmp_path, names=("quality_filtered_vendi",))
+    _check_written(tmp_path, ("quality_filtered_vendi",))
+    figure = saved[0]
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in panels]
+    assert titles == ["gsm8k", "ifeval", f"truthfulqa\n{figure_module.EXTRA}"]
+    selected = table.filter(subset="correct", metric="vendi")
+    for ax, task in zip(panels, ("gsm8k", "ifeval", "truthfulqa"), strict=True):
+        rows = selected.filter(pl.col("value").is_not_null(), task=task).to_dicts()
+        values = sorted(r["value"] for r in rows)
+        # Each plotted point is a table value, and each value is plotted (lines pass through
+        # their anchor, the run before the first CoT-off point, which is a value too); the
+        # error bars' caps ("_" markers) are lines as well, left out here.
+        plotted = sorted(
+            {
+                round(float(y), 12)
+                for line in ax.get_lines()
+                if line.get_marker() != "_"
+                for y in line.get_ydata()
+            }
+        )
+        assert plotted == sorted({round(v, 12) for v in values})
+        # Error bars: one segment from ci_low to ci_high per point.
+        segments = sorted(
+            (round(float(seg[0][1]), 12), round(float(seg[1][1]), 12))
+            for collection in ax.collections
+            for seg in collection.get_segments()
+        )
+        assert segments == sorted((round(v - 0.1, 12), round(v + 0.2, 12)) for v in values)
+        # Coverage under each point: n_prompts / (n_prompts + n_missing), at the point's height.
+        shares = sorted(
+            (text.get_text(), round(float(text.xy[1]), 12))
+            for text in ax.texts
+            if text.get_text().endswith("%")
+        )
+        expected = sorted(
+            (
+                figure_module.coverage_label(r["n_prompts"] / (r["n_prompts"] + r["n_missing"])),
+                round(r["value"], 12),
+            )
+            for r in rows
+        )
+        assert shares == expected
+    # truthfulqa has rows but no value: a panel that says why.
+    assert [t.get_text() for t in panels[2].texts] == ["no prompt with two correct outputs"]
+    labels = sorted(t.get_text() for t in panels[0].texts if t.get_text().endswith("%"))
+    assert labels == ["100%", "12%", "50%", "75%", "88%"]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend == ["base", "instruct", "think", "think (CoT off)"]
+
+
+def test_quality_filtered_vendi_without_correct_outputs_says_so(monkeypatch, tmp_path: Path):
+    from divtrace.figures import quality_filtered as figure_module
+
+    lineage = Lineage.from_models(STUDY)
+    rows = [r for r in vendi_summary_rows() if r["subset"] != "correct"]
+    saved = capture(monkeypatch)
+    for name, table in [
+        ("none", None),
+        ("bare", pl.DataFrame()),
+        ("all-only", pl.from_dicts(rows, infer_schema_length=None)),
+    ]:
+        figure_module.plot_quality_filtered_vendi(
+            table, lineage, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+        )
+    _check_written(tmp_path, ("all-only", "bare", "none"))
+    notes = [[t.get_text() for ax in f.axes for t in ax.texts] for f in saved]
+    assert notes[0] == notes[1] == ["no diversity table"]
+    assert notes[2] == ["no vendi rows over correct outputs (no verifiable task in the study)"]
+    assert all(f.axes[0].get_title() == figure_module.TITLE for f in saved)

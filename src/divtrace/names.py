@@ -28,6 +28,7 @@ FIGURE_TABLES: dict[str, str] = {
     "cot_on_off": "cot",
     "decomposition": "decomposition",
     "quality_by_stage": "quality",
+    "quality_filtered_vendi": "diversity",
 }
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_TABLES)
 

@@ -29,8 +29,10 @@ rule summarize:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
         n_boot=config["analysis"]["n_boot"],
         seed=config["analysis"]["seed"],
+        equivalence_margin=config["analysis"]["equivalence_margin"],
     shell:
         "divtrace summarize --diversity {input.diversity} --quality {input.quality} "
         "--generations {input.generations} "
         "--lineage {params.lineage:q} --n-boot {params.n_boot} --seed {params.seed} "
+        "--equivalence-margin {params.equivalence_margin} "
         "--out-dir {params.out_dir} > {log} 2>&1"

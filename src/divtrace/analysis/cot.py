@@ -10,14 +10,34 @@ the two runs on the prompts both have, per task:
   ``all`` on these rows.
 
 ``difference = value_on − value_off`` (positive: the run with CoT is more diverse / more
-accurate), where ``value_on`` and ``value_off`` are means over the ``n_prompts`` paired prompts. The
-interval is a paired percentile bootstrap of the mean per-prompt difference over those prompts
-(:func:`divtrace.analysis.bootstrap.paired_bootstrap`); ``significant`` is true when the interval
-excludes 0, false when it contains 0, and null where there is no interval (``across_input`` rows,
-which have one value per run, and ``n_boot = 0``). Missing values are null.
+accurate), where ``value_on`` and ``value_off`` are means over the ``n_prompts`` paired prompts.
+
+Two tests per row, both on one paired percentile bootstrap of the mean per-prompt difference over
+those prompts (:func:`divtrace.analysis.bootstrap.paired_bootstrap`; the same replicates):
+
+- **difference**: ``ci_low``/``ci_high`` is the ``level`` (95 %) interval; ``significant`` is
+  true when it excludes 0 (a two-sided test at alpha = 1 − level = 0.05).
+- **equivalence** (TOST, two one-sided tests): with the margin ``margin = δ =
+  equivalence_margin × |value_on|`` (a fraction of the CoT-on value, 5 % by default), the
+  difference is equivalent to 0 at level alpha when both one-sided tests reject, H0: difference
+  ≤ −δ and H0: difference ≥ +δ. A one-sided bootstrap percentile test rejects the first at alpha
+  exactly when the alpha-quantile of the replicates is above −δ, the second when the
+  (1 − alpha)-quantile is below +δ; so TOST passes exactly when the (1 − 2 alpha) percentile
+  interval ``equiv_ci_low``/``equiv_ci_high`` (90 % for alpha = 0.05) lies inside (−δ, +δ):
+  ``equivalent``. A 95 % interval that covers 0 says only that no difference was found; "CoT off
+  leaves diversity unchanged" needs ``equivalent``.
+
+``verdict`` combines them: ``"equivalent"`` when TOST passes (even when ``significant`` is true
+as well: then the difference is real but smaller than the margin; both columns stay visible),
+``"different"`` when the 95 % interval excludes 0 and equivalence is not shown, ``"undecided"``
+otherwise (the data show neither). ``significant``, ``equivalent`` and ``verdict`` are null where
+there is no interval (``across_input`` rows, which have one value per run, and ``n_boot = 0``);
+``margin`` is filled wherever ``value_on`` is. A CoT-on mean of 0 gives δ = 0, with which
+nothing is equivalent. Missing values are null.
 
 Columns: ``model, lineage, stage, parent, depth, task, kind, scope, subset, metric, value_on,
-value_off, difference, ci_low, ci_high, n_prompts, significant``.
+value_off, difference, ci_low, ci_high, n_prompts, significant, margin, equiv_ci_low,
+equiv_ci_high, equivalent, verdict``.
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ from divtrace.analysis.common import (
     missing_as_null,
 )
 from divtrace.analysis.quality import QUALITY_METRICS, quality_per_prompt
+from divtrace.errors import AnalysisError
 from divtrace.lineage import Lineage
 from divtrace.names import LINEAGE_COLUMNS, SUBSETS
 
@@ -51,23 +72,68 @@ COLUMNS = [
     "ci_high",
     "n_prompts",
     "significant",
+    "margin",
+    "equiv_ci_low",
+    "equiv_ci_high",
+    "equivalent",
+    "verdict",
 ]
+_FLOATS = (
+    "value_on",
+    "value_off",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "margin",
+    "equiv_ci_low",
+    "equiv_ci_high",
+)
 SCHEMA = {
     name: pl.Int64
     if name in ("depth", "n_prompts")
     else pl.Float64
-    if name in ("value_on", "value_off", "difference", "ci_low", "ci_high")
+    if name in _FLOATS
     else pl.Boolean
-    if name == "significant"
+    if name in ("significant", "equivalent")
     else pl.String
     for name in COLUMNS
 }
+#: The equivalence margin as a fraction of the CoT-on value (``analysis.equivalence_margin``; the
+#: config schema's default, which the command line takes too).
+DEFAULT_EQUIVALENCE_MARGIN = 0.05
+#: ``verdict`` values: TOST passed; the difference test rejected, TOST did not; neither.
+VERDICTS: tuple[str, ...] = ("equivalent", "different", "undecided")
+
+
+def equivalence_level(level: float) -> float:
+    """The TOST interval's level for a difference test at ``level``: alpha = 1 − level, so
+    1 − 2 alpha (0.90 for the default 0.95)."""
+    return 1.0 - 2.0 * (1.0 - level)
 
 
 def _significant(low: float, high: float) -> bool | None:
     if not (np.isfinite(low) and np.isfinite(high)):
         return None
     return bool(low > 0 or high < 0)
+
+
+def _equivalent(low: float, high: float, margin: float) -> bool | None:
+    """TOST: the (1 − 2 alpha) interval inside the open band (−δ, +δ); null without an interval."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    if not np.isfinite(margin):
+        return None
+    return bool(-margin < low and high < margin)
+
+
+def verdict(significant: bool | None, equivalent: bool | None) -> str | None:
+    """``"equivalent"`` (TOST passed), ``"different"`` (95 % interval excludes 0, TOST failed),
+    ``"undecided"`` (neither); None where either test has no interval."""
+    if significant is None or equivalent is None:
+        return None
+    if equivalent:
+        return "equivalent"
+    return "different" if significant else "undecided"
 
 
 def _row(
@@ -92,12 +158,22 @@ def cot_table(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> pl.DataFrame:
-    """Paired CoT on − off differences of diversity and (with ``quality``) accuracy.
+    """Paired CoT on − off differences of diversity and (with ``quality``) accuracy, each with a
+    difference test and an equivalence test (TOST with margin ``equivalence_margin × |value_on|``).
 
     ``quality`` is the quality contract (one row per sample) or its per-prompt table
     (:func:`divtrace.analysis.quality.quality_per_prompt`).
     """
+    margin = float(equivalence_margin)
+    if not (np.isfinite(margin) and margin > 0):
+        raise AnalysisError(
+            "equivalence margin (analysis.equivalence_margin, --equivalence-margin) must be a "
+            f"number > 0, got {equivalence_margin}"
+        )
+    if not 0.5 < level < 1:
+        raise ValueError(f"need 0.5 < level < 1 (alpha = 1 − level below 0.5), got {level}")
     data = diversity_data(diversity, lineage)
     rows: list[dict[str, object]] = []
     reasoning = sorted(m for m, c in data.has_cot if c == "off" and (m, "on") in data.has_cot)
@@ -127,9 +203,10 @@ def cot_table(
                             metrics,
                             a,
                             b,
-                            n_boot,
-                            seed,
-                            level,
+                            n_boot=n_boot,
+                            seed=seed,
+                            level=level,
+                            margin=margin,
                         )
                     )
                 for metric in data.metrics(model, task, "on", "across_input", subset):
@@ -149,6 +226,9 @@ def cot_table(
                             "ci_high": np.nan,
                             "n_prompts": min(n_on, n_off),
                             "significant": None,
+                            "margin": margin * abs(value_on),
+                            "equivalent": None,
+                            "verdict": None,
                         }
                     )
     if quality is not None and len(quality):
@@ -181,9 +261,10 @@ def cot_table(
                     metrics,
                     group.select(metrics).to_numpy(),
                     group.select(f"{m}_off" for m in metrics).to_numpy(),
-                    n_boot,
-                    seed,
-                    level,
+                    n_boot=n_boot,
+                    seed=seed,
+                    level=level,
+                    margin=margin,
                 )
             )
     order = ["task", "kind", "scope", "subset", "metric"]
@@ -201,19 +282,26 @@ def _paired_rows(
     metrics: list[str],
     on: np.ndarray,
     off: np.ndarray,
+    *,
     n_boot: int,
     seed: int,
     level: float,
+    margin: float,
 ) -> list[dict[str, object]]:
     key = ("cot", model, task, kind, subset)
     result = paired_bootstrap(on, off, statistic="difference", n_boot=n_boot, seed=seed, key=key)
+    # Both intervals from the same replicates: the difference test and TOST.
     low, high = result.interval(level)
+    equiv_low, equiv_high = result.interval(equivalence_level(level))
     both = np.isfinite(on) & np.isfinite(off)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_on = np.where(both, on, 0.0).sum(axis=0) / both.sum(axis=0)
         mean_off = np.where(both, off, 0.0).sum(axis=0) / both.sum(axis=0)
     rows = []
     for j, metric in enumerate(metrics):
+        delta = margin * abs(float(mean_on[j]))
+        significant = _significant(float(low[j]), float(high[j]))
+        equivalent = _equivalent(float(equiv_low[j]), float(equiv_high[j]), delta)
         rows.append(
             {
                 **_row(lineage, model, task, kind, scope, subset, metric),
@@ -223,7 +311,12 @@ def _paired_rows(
                 "ci_low": float(low[j]),
                 "ci_high": float(high[j]),
                 "n_prompts": int(result.n[j]),
-                "significant": _significant(float(low[j]), float(high[j])),
+                "significant": significant,
+                "margin": delta,
+                "equiv_ci_low": float(equiv_low[j]),
+                "equiv_ci_high": float(equiv_high[j]),
+                "equivalent": equivalent,
+                "verdict": verdict(significant, equivalent),
             }
         )
     return rows

@@ -23,7 +23,7 @@ from divtrace import io
 from divtrace.analysis.aggregate import summarize_diversity
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from divtrace.analysis.common import diversity_data
-from divtrace.analysis.cot import cot_table
+from divtrace.analysis.cot import DEFAULT_EQUIVALENCE_MARGIN, cot_table
 from divtrace.analysis.decomposition import decomposition_table
 from divtrace.analysis.quality import quality_per_prompt, quality_table
 from divtrace.analysis.retention import retention_table
@@ -44,6 +44,7 @@ def build_tables(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> dict[str, pl.DataFrame]:
     """All analysis tables from the diversity contract and (optionally) the quality contract.
 
@@ -52,7 +53,8 @@ def build_tables(
     ``generations``: the generations' accounting columns
     (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None.
     A lineage is whatever the ``parent`` links of ``lineage`` say. The diversity rows are
-    validated and arranged per prompt once, for every table.
+    validated and arranged per prompt once, for every table. ``equivalence_margin`` is the CoT
+    table's equivalence margin, a fraction of the CoT-on value (:func:`cot_table`).
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
     data = diversity_data(diversity, lineage)
@@ -61,7 +63,7 @@ def build_tables(
         "diversity": summarize_diversity(data, lineage, **options),
         "retention": retention_table(data, lineage, **options),
         "stages": stage_table(data, lineage, **options),
-        "cot": cot_table(data, lineage, prompts, **options),
+        "cot": cot_table(data, lineage, prompts, **options, equivalence_margin=equivalence_margin),
         "decomposition": decomposition_table(data, lineage, **options),
     }
     if prompts is not None:

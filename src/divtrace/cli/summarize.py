@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=schema_default("analysis.seed"), help="bootstrap seed"
     )
+    p.add_argument(
+        "--equivalence-margin",
+        type=float,
+        default=schema_default("analysis.equivalence_margin"),
+        help="CoT table: equivalence margin δ as a fraction of the CoT-on value (TOST)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -54,10 +60,21 @@ def run(args: argparse.Namespace) -> None:
         else None
     )
     tables = build_tables(
-        diversity, quality, lineage, generations=generations, n_boot=args.n_boot, seed=args.seed
+        diversity,
+        quality,
+        lineage,
+        generations=generations,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        equivalence_margin=args.equivalence_margin,
     )
     for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
         tables.setdefault(name, pl.DataFrame())
-    write_tables(tables, args.out_dir, metadata={"n_boot": args.n_boot, "seed": args.seed})
+    metadata = {
+        "n_boot": args.n_boot,
+        "seed": args.seed,
+        "equivalence_margin": args.equivalence_margin,
+    }
+    write_tables(tables, args.out_dir, metadata=metadata)
     sizes = ", ".join(f"{name} {len(table)}" for name, table in tables.items())
     log(f"tables → {args.out_dir} ({sizes} rows)")

@@ -8,6 +8,7 @@ from divtrace.figures.cot import plot_cot_on_off
 from divtrace.figures.decomposition import plot_decomposition
 from divtrace.figures.draw import FIGURE_NAMES, FIGURES, draw_figures, figure_paths
 from divtrace.figures.quality import plot_quality_by_stage
+from divtrace.figures.quality_filtered import plot_quality_filtered_vendi
 from divtrace.figures.retention import plot_retention_heatmap
 from divtrace.figures.stages import plot_stage_attribution
 from divtrace.figures.trajectories import plot_lineage_trajectories
@@ -21,6 +22,7 @@ __all__ = [
     "plot_decomposition",
     "plot_lineage_trajectories",
     "plot_quality_by_stage",
+    "plot_quality_filtered_vendi",
     "plot_retention_heatmap",
     "plot_stage_attribution",
 ]

@@ -1,6 +1,9 @@
 """CoT on vs off: paired points per task for each reasoning checkpoint, diversity and accuracy.
 
-Reads only the CoT table (:func:`divtrace.analysis.cot.cot_table`).
+Reads only the CoT table (:func:`divtrace.analysis.cot.cot_table`). Each pair carries the
+table's ``verdict``: a glyph right of the pair says whether the runs are equivalent (TOST: the
+90 % interval of on − off inside ±δ), different (the 95 % interval excludes 0, equivalence not
+shown) or undecided (neither); pairs without a verdict (no interval) get no glyph.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ REQUIRED = ("model", "task", "kind", "scope", "subset", "metric", "value_on", "v
 TITLE = "CoT on vs off"
 QUALITY_METRIC = "pass_at_1"
 FALLBACK_QUALITY_METRIC = "accuracy_at_1"
+#: The glyph drawn right of a pair for each ``verdict`` and its legend text.
+VERDICT_GLYPHS = {"equivalent": "=", "different": "≠", "undecided": "?"}
+VERDICT_LABELS = {
+    "equivalent": "equivalent (90% CI of on − off within ±δ)",
+    "different": "different (95% CI excludes 0)",
+    "undecided": "undecided (neither shown)",
+}
+VERDICT_COLOUR = "0.2"
 
 
 def plot_cot_on_off(
@@ -52,7 +63,9 @@ def plot_cot_on_off(
 
     Tasks are rows; each reasoning checkpoint is a pair of points, filled = CoT on, hollow = CoT
     off, joined by a solid line where the paired 95 % interval of the difference excludes 0 and a
-    dotted line where it does not.
+    dotted line where it does not. The glyph right of each pair is its verdict
+    (:data:`VERDICT_GLYPHS`: ``=`` equivalent, ``≠`` different, ``?`` undecided), explained in the
+    legend; tables without a ``verdict`` column draw no glyphs.
     """
     if not has_columns(cot, REQUIRED):
         empty_figure(TITLE, "no CoT table", out_pdf, out_png)
@@ -82,21 +95,22 @@ def plot_cot_on_off(
         )
         axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
         handles: dict[str, Artist] = {}
+        verdicts: set[str] = set()
         for ax, (kind, metric) in zip(axes, panels, strict=True):
             rows = diversity if kind == "diversity" else quality
             rows = rows.filter(pl.col("metric") == metric)
-            _panel(ax, rows, tasks, offsets, lineage, handles)
+            verdicts |= _panel(ax, rows, tasks, offsets, lineage, handles)
             title = metric_label(metric)
             ax.set_title(title if kind == "diversity" else "accuracy", fontweight="bold")
             if kind == "quality":
                 ax.set_xlabel(title)
         axes[0].set_yticks(range(len(tasks)), tasks)
         axes[0].set_ylim(len(tasks) - 0.5, -0.5)
-        _legend(figure, handles)
-        figure.supxlabel(
+        xlabel = (
             f"diversity ({scope.replace('_', ' ')}, {subset} outputs) or accuracy; "
-            "solid line: 95% CI of on − off excludes 0"
+            "solid line: 95% CI of on − off excludes 0" + _margin_note(both)
         )
+        _legend(figure, handles, [v for v in VERDICT_GLYPHS if v in verdicts], xlabel)
         style.save_figure(figure, out_pdf, out_png)
 
 
@@ -107,9 +121,11 @@ def _panel(
     offsets: dict[str, float],
     lineage: Lineage,
     handles: dict[str, Artist],
-) -> None:
+) -> set[str]:
+    """Draw one panel; return the verdicts it shows."""
     ax.grid(axis="y", visible=False)
     drawn = False
+    verdicts: set[str] = set()
     for record in records(rows):
         model, task = str(record["model"]), str(record["task"])
         if task not in tasks or model not in offsets:
@@ -144,11 +160,46 @@ def _panel(
             (point,) = ax.plot(on, y, marker=marker, color=colour, linestyle="none", zorder=4)
             handles.setdefault(model, point)
             drawn = True
+        verdict = record.get("verdict")
+        ends = [v for v in (on, off) if np.isfinite(v)]
+        if verdict in VERDICT_GLYPHS and ends:
+            ax.annotate(
+                VERDICT_GLYPHS[str(verdict)],
+                (max(ends), y),
+                xytext=(5, 0),
+                textcoords="offset points",
+                ha="left",
+                va="center",
+                fontsize=7,
+                fontweight="bold",
+                color=VERDICT_COLOUR,
+                zorder=5,
+            )
+            verdicts.add(str(verdict))
     if not drawn:
         note(ax)
+    return verdicts
 
 
-def _legend(figure: Figure, handles: dict[str, Artist]) -> None:
+def _margin_note(table: pl.DataFrame) -> str:
+    """The axis note on the margin, ``"; equivalence margin δ = 5% of CoT on"``, when every row
+    with a margin has the same fraction ``margin / |value_on|`` (as one ``cot_table`` call gives);
+    empty otherwise."""
+    if "margin" not in table.columns:
+        return ""
+    fractions = set()
+    for record in records(table):
+        margin, on = number(record.get("margin")), abs(number(record["value_on"]))
+        if np.isfinite(margin) and np.isfinite(on) and on > 0:
+            fractions.add(round(margin / on, 6))
+    if len(fractions) != 1:
+        return ""
+    return f"; equivalence margin δ = {100 * fractions.pop():g}% of CoT on"
+
+
+def _legend(figure: Figure, handles: dict[str, Artist], verdicts: list[str], xlabel: str) -> None:
+    """Runs and CoT modes above the panels; below them ``xlabel`` and, where the panels show
+    verdicts, their glyphs (a legend titled ``xlabel``: a supxlabel would collide with it)."""
     from matplotlib.lines import Line2D
 
     entries = list(handles.items())
@@ -166,3 +217,19 @@ def _legend(figure: Figure, handles: dict[str, Artist]) -> None:
         ncols=min(len(entries), 6),
         frameon=False,
     )
+    if not verdicts:
+        figure.supxlabel(xlabel)
+    else:
+        # The glyphs are the keys: text entries without a handle, in a legend of their own.
+        figure.legend(
+            [Line2D([], [], linestyle="none") for _v in verdicts],
+            [f"{VERDICT_GLYPHS[v]}  {VERDICT_LABELS[v]}" for v in verdicts],
+            loc="outside lower center",
+            ncols=len(verdicts),
+            frameon=False,
+            handlelength=0,
+            handletextpad=0,
+            columnspacing=2.0,
+            title=xlabel,
+            title_fontsize="medium",
+        )

@@ -21,6 +21,7 @@ from divtrace.figures.common import empty_figure
 from divtrace.figures.cot import plot_cot_on_off
 from divtrace.figures.decomposition import plot_decomposition
 from divtrace.figures.quality import plot_quality_by_stage
+from divtrace.figures.quality_filtered import plot_quality_filtered_vendi
 from divtrace.figures.retention import plot_retention_heatmap
 from divtrace.figures.stages import plot_stage_attribution
 from divtrace.figures.trajectories import REQUIRED_COLUMNS, plot_lineage_trajectories
@@ -48,6 +49,7 @@ PLOTS: dict[str, Plot] = {
     "cot_on_off": plot_cot_on_off,
     "decomposition": plot_decomposition,
     "quality_by_stage": plot_quality_by_stage,
+    "quality_filtered_vendi": plot_quality_filtered_vendi,
 }
 """Figure name → the function that draws it (one for each of :data:`FIGURE_NAMES`)."""
 
@@ -75,7 +77,8 @@ def draw_figures(
 
     ``tables`` maps table names (``diversity``, ``retention``, ``stages``, ``cot``,
     ``decomposition``, ``quality``) to polars DataFrames; missing or empty tables give "no data"
-    figures.
+    figures. Two figures read the diversity table: the trajectories (all outputs) and the
+    quality-filtered Vendi (correct outputs).
     """
     unknown = [name for name in names if name not in FIGURES]
     if unknown:

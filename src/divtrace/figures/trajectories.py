@@ -26,6 +26,7 @@ REQUIRED_COLUMNS = ("model", "task", "cot", "scope", "subset", "metric", "value"
 Values = dict[tuple[str, str, str, str], float]  # (task, model, cot, metric) -> value
 Bounds = dict[tuple[str, str, str, str], tuple[float, float]]  # same key -> (ci_low, ci_high)
 DODGE = 0.06  # x offset between the series of a panel, so that their error bars do not overlap
+Marked = tuple[str, str, float, float, str]  # a drawn marker: model, cot, x, y, colour
 
 
 def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
@@ -47,7 +48,7 @@ def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
     return values
 
 
-def _bounds(selection: pl.DataFrame) -> Bounds:
+def interval_lookup(selection: pl.DataFrame) -> Bounds:
     """Interval lookup from ``ci_low``/``ci_high`` (empty if the table has no such columns)."""
     if "ci_low" not in selection.columns or "ci_high" not in selection.columns:
         return {}
@@ -98,7 +99,7 @@ def _errorbars(
     )
 
 
-def _plot_panel(
+def lineage_panel(
     ax: Axes,
     task: str,
     metric: str,
@@ -108,7 +109,10 @@ def _plot_panel(
     root: str,
     bounds: Bounds | None = None,
     styles: dict[str, tuple[str, str]] | None = None,
-) -> None:
+) -> list[Marked]:
+    """Draw one task × metric panel; return the markers drawn, ``(model, cot, x, y, colour)``
+    each (a checkpoint on two lineages' paths has one marker per path)."""
+    marked: list[Marked] = []
     bounds = bounds or {}
     offsets = _offsets(paths, values) if bounds else {}
     # Every lineage starts at the root: one neutral marker there instead of a pile of coloured ones.
@@ -139,6 +143,9 @@ def _plot_panel(
                 zorder=3,
             )
             handles.setdefault(label, line)
+            marked += [
+                (path[round(x)], "on", x, y, colour) for x, y in on_points if path[round(x)] != root
+            ]
         off = [(x, values.get((task, model, "off", metric))) for x, model in enumerate(path)]
         off_points = [(x, v) for x, v in off if v is not None]
         if not off_points:
@@ -173,6 +180,7 @@ def _plot_panel(
             zorder=2,
         )
         handles.setdefault(off_label, line)
+        marked += [(path[x], "off", x + dx_off, v, colour) for x, v in off_points]
     base = values.get((task, root, "on", metric))
     if base is not None:
         _errorbars(ax, [(0.0, base, bounds.get((task, root, "on", metric)))], "black", 3.5)
@@ -180,6 +188,8 @@ def _plot_panel(
             [0], [base], color="black", marker="o", linestyle="none", label=BASE_LABEL, zorder=4
         )
         handles.setdefault(BASE_LABEL, point)
+        marked.append((root, "on", 0.0, base, "black"))
+    return marked
 
 
 def plot_lineage_trajectories(
@@ -222,7 +232,7 @@ def plot_lineage_trajectories(
     metrics = metric_order(_distinct(selection, "metric"))
     tasks = _distinct(selection, "task")
     values = _values(selection, tasks)
-    bounds = _bounds(selection)
+    bounds = interval_lookup(selection)
     rows = [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks
     # Lineages with no data beyond the shared root would only repeat the base point.
     modelled = {model for (_t, model, _c, _m) in values}
@@ -246,7 +256,9 @@ def plot_lineage_trajectories(
         for r, task in enumerate(rows):
             for c, metric in enumerate(metrics):
                 ax = axes[r][c]
-                _plot_panel(ax, task, metric, paths, values, handles, lineage.root, bounds, styles)
+                lineage_panel(
+                    ax, task, metric, paths, values, handles, lineage.root, bounds, styles
+                )
                 ax.set_xticks(range(len(ticks)), ticks)
                 ax.set_xlim(-0.3, len(ticks) - 0.7)
                 if r == 0:
