@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from divtrace.io import QUALITY, conform, empty_frame
 from divtrace.quality import score as score_module
 from divtrace.quality.base import Judgement
 from divtrace.quality.metrics import (
+    PASS_KS,
     PER_PROMPT_COLUMNS,
     SUMMARY_COLUMNS,
     majority_vote,
@@ -347,6 +349,23 @@ def test_quality_summary_groups_and_k1() -> None:
     assert summary["pass_at_1"].to_list() == [0.5, 0.0]
     assert summary["majority_at_k"].to_list() == [0.5, 0.0]
     assert summary["pass_at_4"].to_list() == [None, None]
+
+
+def test_pass_at_k_at_the_papers_k_and_the_powers_of_two() -> None:
+    # One prompt with 16 samples, 3 correct: every k of PASS_KS, the unbiased estimator.
+    assert PASS_KS == (1, 2, 4, 5, 8, 10, 16)
+    rows = [("a", s, s in (2, 7, 11), str(s)) for s in range(16)]
+    prompts = per_prompt(_quality(rows))
+    summary = quality_summary(_quality(rows))
+    for k in PASS_KS:
+        expected = 1 - math.comb(13, k) / math.comb(16, k)
+        assert prompts[f"pass_at_{k}"][0] == pytest.approx(expected, abs=1e-12)
+        assert summary[f"pass_at_{k}"][0] == pytest.approx(expected, abs=1e-12)
+    assert prompts["pass_at_16"][0] == 1.0 and prompts["pass_at_1"][0] == pytest.approx(3 / 16)
+    # Five samples: k = 8, 10, 16 are missing (k > n), k = 5 is "any of the five".
+    five = per_prompt(_quality([("a", s, s == 4, "1") for s in range(5)]))
+    assert five["pass_at_5"][0] == 1.0 and five["pass_at_4"][0] == pytest.approx(0.8)
+    assert [five[f"pass_at_{k}"][0] for k in (8, 10, 16)] == [None, None, None]
 
 
 def test_quality_summary_empty() -> None:

@@ -9,8 +9,9 @@ rows: one per checkpoint, task and CoT mode) with
 
 - the checkpoint's ``lineage``, ``stage``, ``parent`` and ``depth`` (as in the diversity summary);
 - ``pass_at_{k}`` for every power of two up to the largest number of samples per prompt, and that
-  number itself, besides the summary's k = 1, 4, 16 (null where a run has fewer samples), so that
-  pass@k curves have a point per doubling of k;
+  number itself, besides the summary's :data:`~divtrace.quality.metrics.PASS_KS` (1, 2, 4, 5, 8,
+  10, 16; null where a run has fewer samples), so that pass@k curves have a point per doubling of
+  k and at the paper's k;
 - ``{metric}_ci_low`` / ``{metric}_ci_high`` for ``accuracy_at_1``, ``majority_at_k`` and every
   ``pass_at_{k}``: a percentile bootstrap over prompts, one resample shared by these metrics.
 
@@ -29,7 +30,7 @@ from divtrace.analysis.common import check_models, finish, missing_as_null, with
 from divtrace.errors import ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import LINEAGE_COLUMNS
-from divtrace.quality.metrics import METRIC_COLUMNS, per_prompt, with_pass_at_k
+from divtrace.quality.metrics import METRIC_COLUMNS, PASS_KS, per_prompt, with_pass_at_k
 
 #: The per-prompt quality metrics the CoT table pairs (every per-prompt table has them).
 QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
@@ -55,7 +56,7 @@ def quality_per_prompt(quality: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     return prompts.with_columns(pl.col(c).cast(pl.String) for c in (*RUN, "prompt_id"))
 
 
-def pass_ks(max_samples: int, base: tuple[int, ...] = (1, 4, 16)) -> list[int]:
+def pass_ks(max_samples: int, base: tuple[int, ...] = PASS_KS) -> list[int]:
     """Powers of two up to ``max_samples``, ``max_samples`` itself and ``base``, sorted."""
     ks = set(base)
     k = 1

@@ -8,8 +8,9 @@ Per prompt, with n samples of which c are correct:
   extracted answer do not vote; a tie goes to the answer whose first occurrence has the lowest
   sample index; a prompt whose samples extracted nothing is a miss. The winner's correctness is
   that of its first (lowest-index) sample;
-- ``pass_at_k``: the unbiased estimator ``1 - C(n - c, k) / C(n, k)`` (Chen et al., 2021), for
-  k ≤ n only (null otherwise);
+- ``pass_at_{k}`` for each k of :data:`PASS_KS` (1, 2, 4, 5, 8, 10, 16: the paper's 1, 5, 10, 16
+  and the powers of two): the unbiased estimator ``1 - C(n - c, k) / C(n, k)`` (Chen et al.,
+  2021), for k ≤ n only (null otherwise);
 - ``extraction_rate``: the fraction of samples with an extracted answer;
 - ``mean_score``: the mean graded score; ``unclosed_rate``: the fraction of samples whose
   reasoning trace never closed (judged incorrect, see :mod:`divtrace.quality.score`); null when
@@ -29,7 +30,9 @@ import polars as pl
 from divtrace.errors import ContractError
 from divtrace.quality.score import UNCLOSED
 
-PASS_KS: tuple[int, ...] = (1, 4, 16)
+#: The k of the ``pass_at_{k}`` columns: the paper's k = 1, 5, 10, 16 (PAPER.md §6.2, for its
+#: K = 16) and the powers of two up to 16.
+PASS_KS: tuple[int, ...] = (1, 2, 4, 5, 8, 10, 16)
 
 _GROUP = ["model", "task", "cot"]
 _PROMPT = [*_GROUP, "prompt_id"]
