@@ -655,6 +655,27 @@ def test_quality_table_matches_quality_summary_and_adds_intervals():
         quality_table(quality.with_columns(model=pl.lit("mystery")), make_lineage())
 
 
+def test_quality_table_majority_is_missing_where_a_vote_has_no_meaning():
+    correct = [[True, True, False], [False, False, True], [True, False, True]]
+    quality = frame(
+        quality_rows("think-sft", "on", correct, task="gsm8k_small")
+        + quality_rows("think-sft", "on", correct, task="humaneval")
+    )
+    lineage = make_lineage()
+    table = quality_table(quality, lineage, n_boot=N_BOOT)
+    majority = ["majority_at_k", "majority_at_k_ci_low", "majority_at_k_ci_high"]
+    # gsm8k_small is no family, humaneval's samples are programs: no vote.
+    assert table.select(majority).null_count().row(0) == (2, 2, 2)
+    assert table["pass_at_1"].to_list() == [pytest.approx(5 / 9)] * 2
+    named = quality_table(quality, lineage, families={"gsm8k_small": "gsm8k"}, n_boot=N_BOOT)
+    assert pick(named, task="gsm8k_small")["majority_at_k"] == pytest.approx(2 / 3)
+    assert pick(named, task="humaneval")["majority_at_k"] is None
+    tables = build_tables(
+        make_diversity(), quality, lineage, families={"gsm8k_small": "gsm8k"}, n_boot=10
+    )
+    assert pick(tables["quality"], task="gsm8k_small")["majority_at_k"] == pytest.approx(2 / 3)
+
+
 # ----------------------------------------------------------------------------- entry points
 def test_build_write_and_read_tables(tmp_path: Path):
     quality = frame(
@@ -703,20 +724,23 @@ def test_bad_input_is_named():
 
 
 def test_per_prompt_majority_and_pass_at_k_match_the_reference_rules():
-    # Shuffled samples, ties, whitespace variants, missing answers and an all-missing prompt.
+    # Shuffled samples, ties, whitespace variants, equivalent spellings, missing answers and an
+    # all-missing prompt; two models, so the per-prompt cache of verdicts is shared.
+    from divtrace.quality.math import answers_match
+
     rng = np.random.default_rng(5)
-    answers = ["1", " 1", "2\n", "2", "3", "", None]
+    answers = ["1", " 1", "1.0", "2\n", "2", "\\frac{4}{2}", "3", "", None, None]
     rows = []
-    for i in range(60):
+    for i in range(120):
         samples = rng.permutation(6)
         for j in samples:
             answer = None if i == 0 else answers[int(rng.integers(len(answers)))]
             rows.append(
                 dict(
-                    model="m",
+                    model=f"m{i % 2}",
                     task="gsm8k",
                     cot="on",
-                    prompt_id=f"p{i:02d}",
+                    prompt_id=f"p{i // 2:02d}",
                     sample=int(j),
                     correct=bool(rng.random() < 0.5),
                     score=float(rng.random()),
@@ -726,14 +750,20 @@ def test_per_prompt_majority_and_pass_at_k_match_the_reference_rules():
             )
     quality = frame(rows)
     prompts = per_prompt(quality)
-    assert prompts["prompt_id"].to_list() == sorted({r["prompt_id"] for r in rows})
+    assert len(prompts) == 120
+    ties = 0
     for prompt in prompts.iter_rows(named=True):
         own = sorted(
-            (r for r in rows if r["prompt_id"] == prompt["prompt_id"]), key=lambda r: r["sample"]
+            (
+                r
+                for r in rows
+                if (r["model"], r["prompt_id"]) == (prompt["model"], prompt["prompt_id"])
+            ),
+            key=lambda r: r["sample"],
         )
-        _, ok = majority_vote(
-            [r["sample"] for r in own], [r["extracted"] for r in own], [r["correct"] for r in own]
-        )
+        samples, extracted = [r["sample"] for r in own], [r["extracted"] for r in own]
+        winner, ok = majority_vote(samples, extracted, [r["correct"] for r in own], answers_match)
+        ties += winner is None
         n, c = len(own), sum(r["correct"] for r in own)
         assert (prompt["n"], prompt["c"]) == (n, c)
         assert prompt["majority_at_k"] == float(ok)
@@ -744,8 +774,8 @@ def test_per_prompt_majority_and_pass_at_k_match_the_reference_rules():
         )
         assert prompt["mean_score"] == pytest.approx(np.mean([r["score"] for r in own]))
     assert prompts.row(0, named=True)["majority_at_k"] == 0.0  # nothing extracted: a miss
-    # Several answers tie, so the tie rule (earliest first occurrence) is exercised.
     assert prompts["majority_at_k"].n_unique() == 2
+    assert 10 < ties < 110  # ties (and unparsed wins) and outright winners are both exercised
 
 
 # ----------------------------------------------------------------------------- frozen values
@@ -801,8 +831,10 @@ def fingerprint(table: pl.DataFrame) -> dict[str, object]:
 
 #: :func:`fingerprint` of each table as the pandas implementation (commit c3d2eea) built it from
 #: :func:`frozen_inputs` (``n_boot=50, seed=1``); ``quality``, ``per_prompt`` and
-#: ``quality_summary`` since have the pass@k columns of PASS_KS (1, 2, 4, 5, 8, 10, 16; issue 14):
-#: without the added columns their fingerprints are the pandas implementation's.
+#: ``quality_summary`` since (issue 14) have the pass@k columns of PASS_KS (1, 2, 4, 5, 8, 10, 16)
+#: and majority@K by the paper's rules (a tie for the top is a miss: 7 of the 50 prompts, each
+#: with 3 of 6 samples right, changed from the tie-break to a miss); every other column is the
+#: pandas implementation's.
 FROZEN: dict[str, dict[str, object]] = {
     "diversity": {
         "shape": (96, 20),
@@ -829,18 +861,18 @@ FROZEN: dict[str, dict[str, object]] = {
         "floats": 7705.502700304338,
         "missing": 0,
     },
-    "quality": {"shape": (5, 43), "crc": 2350735354, "floats": 5611.670416666666, "missing": 4860},
+    "quality": {"shape": (5, 43), "crc": 2350735354, "floats": 5511.315416666666, "missing": 4860},
     "truncation": {"shape": (5, 14), "crc": 864550331, "floats": 110.1219512195122, "missing": 0},
     "per_prompt": {
         "shape": (50, 18),
         "crc": 1126147054,
-        "floats": 81812.26666666666,
+        "floats": 80428.26666666666,
         "missing": 53550,
     },
     "quality_summary": {
         "shape": (5, 18),
         "crc": 275918806,
-        "floats": 958.1733333333334,
+        "floats": 942.1733333333334,
         "missing": 630,
     },
 }

@@ -155,3 +155,28 @@ def test_python_dash_m_runs_the_command_line():
         [sys.executable, "-m", "divtrace.cli", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "fetch-model" in result.stdout
+
+
+def test_summarize_reads_each_tasks_family_from_the_quality_files(tmp_path):
+    # ``divtrace score`` records task and family in a quality file's metadata; majority@K needs the
+    # family (its answer equivalence), and the tables key on the task.
+    from divtrace import io
+    from divtrace.cli.summarize import quality_families
+    from divtrace.errors import ContractError
+
+    empty = io.empty_frame("quality")
+    paths = []
+    for name, meta in [
+        ("a", {"task": "gsm8k_small", "family": "gsm8k"}),
+        ("b", {"task": "gsm8k_small", "family": "gsm8k"}),
+        ("c", {"task": "crux", "family": "cruxeval"}),
+        ("d", {}),
+    ]:
+        path = tmp_path / f"{name}.parquet"
+        io.write_table(empty, path, "quality", metadata=meta)
+        paths.append(str(path))
+    assert quality_families(paths) == {"gsm8k_small": "gsm8k", "crux": "cruxeval"}
+    other = tmp_path / "e.parquet"
+    io.write_table(empty, other, "quality", metadata={"task": "crux", "family": "gsm8k"})
+    with pytest.raises(ContractError, match="crux"):
+        quality_families([*paths, str(other)])

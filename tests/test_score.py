@@ -19,6 +19,7 @@ from divtrace.quality.metrics import (
     PASS_KS,
     PER_PROMPT_COLUMNS,
     SUMMARY_COLUMNS,
+    answer_classes,
     majority_vote,
     pass_at_k,
     per_prompt,
@@ -276,27 +277,84 @@ def test_pass_at_k_edges() -> None:
 
 
 def test_majority_vote_ties_and_missing() -> None:
-    # "2" and "3" both twice: "2" appears first (sample 0) and wins
-    assert majority_vote([0, 1, 2, 3], ["2", "3", "3", "2"], [False, True, True, False]) == (
-        "2",
+    # "2" and "3" both twice: a tie for the top counts as incorrect (the paper's rule), even when
+    # the answer that appears first is the right one.
+    assert majority_vote([0, 1, 2, 3], ["3", "2", "2", "3"], [True, False, False, True]) == (
+        None,
         False,
     )
-    # order of the input rows does not matter, sample indices do
-    assert majority_vote([3, 2, 1, 0], ["2", "3", "3", "2"], [False, True, True, False]) == (
-        "2",
+    # the order of the input rows does not matter, sample indices do
+    assert majority_vote([2, 0, 3, 1], ["2", "3", "3", "2"], [True, True, True, True]) == (
+        None,
         False,
     )
-    # None does not vote; whitespace is ignored
+    assert majority_vote([3, 0, 1, 2], ["5", "5", "4", "5"], [True, True, False, True]) == (
+        "5",
+        True,
+    )
+    # whitespace is ignored
     assert majority_vote([0, 1, 2], [None, " 5", "5 "], [False, True, True]) == ("5", True)
+    # unparsed answers vote as one class: it wins (3 against 2), or ties (2 against 2)
+    assert majority_vote(
+        [0, 1, 2, 3, 4], [None, None, None, "5", "5"], [False, False, False, True, True]
+    ) == (None, False)
+    assert majority_vote([0, 1, 2, 3], [None, "5", None, "5"], [False, True, False, True]) == (
+        None,
+        False,
+    )
     assert majority_vote([0, 1], [None, None], [False, False]) == (None, False)
+    assert majority_vote([], [], []) == (None, False)
 
 
-def _quality(rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m") -> pl.DataFrame:
+@pytest.mark.parametrize(
+    ("extracted", "correct"),
+    [
+        # thousands separators and trailing zeros
+        (["1,000", "1000", "1000.0", "999", "999"], [True, True, True, False, False]),
+        (["18.00", "18", "18.0", "17", "17"], [True, True, True, False, False]),
+        # a fraction, its decimal and its slash form
+        (["\\frac{1}{2}", "0.5", "1/2", "2", "2"], [True, True, True, False, False]),
+    ],
+)
+def test_majority_vote_groups_equivalent_math_answers(
+    extracted: list[str], correct: list[bool]
+) -> None:
+    from divtrace.quality.math import answers_match
+
+    samples = list(range(len(extracted)))
+    # As strings, the wrong answer has the most votes (2 against 1 + 1 + 1) ...
+    assert majority_vote(samples, extracted, correct) == (extracted[-1], False)
+    # ... as math, the right one (3 against 2); its first answer names the class.
+    assert majority_vote(samples, extracted, correct, answers_match) == (extracted[0], True)
+
+
+def test_majority_vote_classes_are_greedy_and_the_first_sample_decides() -> None:
+    def same(a: str, b: str) -> bool:  # a non-transitive "equivalence": the first letter
+        return a[0] == b[0] or {a, b} == {"ab", "xy"}
+
+    assert answer_classes(["ab", "ac", "xy", "xz", "b"], same) == [0, 0, 0, 1, 2]
+    # "xz" matches "xy" but not "ab", the first answer of xy's class: it starts its own class.
+    assert answer_classes(["xz", "ab", "xy"], same) == [0, 1, 0]
+    # A class whose samples disagree on correctness: the class's first sample decides.
+    assert majority_vote(
+        [0, 1, 2, 3], ["ac", "ab", "ab", "b"], [False, True, True, False], same
+    ) == (
+        "ac",
+        False,
+    )
+    cache: dict[tuple[str, str], bool] = {}
+    assert answer_classes(["ab", "b", "ac"], same, cache) == [0, 1, 0]
+    assert cache == {("ab", "b"): False, ("ab", "ac"): True}
+
+
+def _quality(
+    rows: Sequence[tuple[str, int, bool, str | None]], model: str = "m", task: str = "gsm8k"
+) -> pl.DataFrame:
     return pl.DataFrame(
         [
             {
                 "model": model,
-                "task": "t",
+                "task": task,
                 "cot": "on",
                 "prompt_id": pid,
                 "sample": s,
@@ -366,6 +424,48 @@ def test_pass_at_k_at_the_papers_k_and_the_powers_of_two() -> None:
     five = per_prompt(_quality([("a", s, s == 4, "1") for s in range(5)]))
     assert five["pass_at_5"][0] == 1.0 and five["pass_at_4"][0] == pytest.approx(0.8)
     assert [five[f"pass_at_{k}"][0] for k in (8, 10, 16)] == [None, None, None]
+
+
+def test_majority_at_k_per_task_family() -> None:
+    # One prompt per task: three equivalent right answers (no two the same string) against two
+    # equal wrong ones and one more wrong one.
+    votes = [("1,000", True), ("1000", True), ("1000.00", True), ("999", False), ("999", False)]
+    votes.append(("7", False))
+    crux = [("[1, 2]", True), ("[1,2]", True), ("[1,  2]", True), ("(1, 2)", False)]
+    crux += [("(1, 2)", False), ("3", False)]
+    frames = [
+        _quality([("p", s, ok, ex) for s, (ex, ok) in enumerate(votes)], task=task)
+        for task in ("gsm8k", "math_algebra", "math_geometry")
+    ]
+    frames.append(_quality([("p", s, ok, ex) for s, (ex, ok) in enumerate(crux)], task="cruxeval"))
+    frames += [
+        _quality([("p", s, ok, ex) for s, (ex, ok) in enumerate(votes)], task=task)
+        for task in ("humaneval", "mbpp", "ifeval", "truthfulqa", "writingprompts", "mystery")
+    ]
+    quality = pl.concat(frames)
+    prompts = per_prompt(quality)
+    majority = dict(zip(prompts["task"], prompts["majority_at_k"], strict=True))
+    assert majority == {
+        "gsm8k": 1.0,  # as strings, "999" would win
+        "math_algebra": 1.0,
+        "math_geometry": 1.0,
+        "cruxeval": 1.0,  # by literal value; as strings, "(1, 2)" would win
+        "humaneval": None,
+        "mbpp": None,
+        "ifeval": None,
+        "truthfulqa": None,
+        "writingprompts": None,
+        "mystery": None,  # not a known family
+    }
+    summary = quality_summary(quality)
+    assert dict(zip(summary["task"], summary["majority_at_k"], strict=True)) == majority
+    # Other metrics are unaffected by the family.
+    assert summary["pass_at_1"].to_list() == [0.5] * 10
+    # A task named otherwise than its family: the quality files' metadata says which it is.
+    renamed = frames[0].with_columns(task=pl.lit("gsm8k_small"))
+    assert per_prompt(renamed)["majority_at_k"].to_list() == [None]
+    assert per_prompt(renamed, {"gsm8k_small": "gsm8k"})["majority_at_k"].to_list() == [1.0]
+    assert quality_summary(renamed, {"gsm8k_small": "gsm8k"})["majority_at_k"].to_list() == [1.0]
 
 
 def test_quality_summary_empty() -> None:

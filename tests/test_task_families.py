@@ -80,6 +80,34 @@ def test_registry_holds_the_fifteen_families():
         assert FAMILIES[name].stop, f"{name} has no completion stop sequences"
 
 
+def test_a_vote_has_meaning_for_the_answer_based_judges_only():
+    # majority@K is computed for the families whose judge compares an extracted answer (and that
+    # name the equivalence it groups by); for the others it is missing (quality.metrics).
+    from divtrace.quality.exact import same_output
+    from divtrace.quality.math import answers_match
+    from divtrace.quality.metrics import family_equivalence
+
+    voting = {name for name, family in FAMILIES.items() if family.votes}
+    assert voting == {"gsm8k", "math_algebra", "math_geometry", "cruxeval"}
+    assert all(FAMILIES[name].verifiable for name in voting)
+    for name in ALL_FAMILIES:
+        expected = {"cruxeval": same_output}.get(name, answers_match if name in voting else None)
+        assert family_equivalence(name) is expected, name
+    assert family_equivalence("no such family") is None
+    assert same_output("[1, 2]", "[1,2]") and not same_output("1", "1.0")
+    with pytest.raises(ValueError, match="needs a judge"):
+        TaskFamily(
+            name="x",
+            hf_id="x",
+            split="test",
+            required_fields=(),
+            render_text=str,
+            render_user=str,
+            reference=dict,
+            equivalence="divtrace.quality.math:answers_match",
+        )
+
+
 @pytest.mark.parametrize("name", ALL_FAMILIES)
 def test_demo_miniature_builds_a_prompts_table(name):
     records = demo(name)

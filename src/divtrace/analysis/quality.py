@@ -22,6 +22,8 @@ samples_per_prompt``, then each interval metric followed by its two bounds, then
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 import polars.selectors as cs
 
@@ -37,15 +39,18 @@ QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
 RUN = ["model", "task", "cot"]
 
 
-def quality_per_prompt(quality: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
+def quality_per_prompt(
+    quality: pl.DataFrame, lineage: Lineage, families: Mapping[str, str] | None = None
+) -> pl.DataFrame:
     """Per-prompt quality metrics: ``quality`` itself if it already is a per-prompt table
-    (:func:`divtrace.quality.metrics.per_prompt`), otherwise computed from the quality contract.
+    (:func:`divtrace.quality.metrics.per_prompt`), otherwise computed from the quality contract
+    (``families``: task → task family, as there).
 
     Key columns come back as strings, missing float values as null; a null ``pass_at_1`` is filled
     with ``c / n`` where those columns exist. Raises :class:`ContractError` for a missing column
     and :class:`AnalysisError` for a model that is not in ``lineage``.
     """
-    prompts = quality if "sample" not in quality.columns else per_prompt(quality)
+    prompts = quality if "sample" not in quality.columns else per_prompt(quality, families)
     missing = [c for c in (*RUN, "prompt_id", *QUALITY_METRICS) if c not in prompts.columns]
     if missing:
         raise ContractError(f"quality table lacks column(s) {missing}")
@@ -72,15 +77,17 @@ def quality_table(
     quality: pl.DataFrame,
     lineage: Lineage,
     *,
+    families: Mapping[str, str] | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
 ) -> pl.DataFrame:
     """The quality summary per checkpoint, task and CoT mode (module docstring).
 
-    ``quality`` is the quality contract (one row per sample) or its per-prompt table.
+    ``quality`` is the quality contract (one row per sample) or its per-prompt table;
+    ``families`` (task → task family) as in :func:`divtrace.quality.metrics.per_prompt`.
     """
-    prompts = quality_per_prompt(quality, lineage)
+    prompts = quality_per_prompt(quality, lineage, families)
     max_n = prompts.get_column("n").max() if len(prompts) else 0
     ks = pass_ks(int(max_n) if isinstance(max_n, int) else 0)
     prompts = with_pass_at_k(prompts, [k for k in ks if f"pass_at_{k}" not in prompts.columns])

@@ -41,6 +41,7 @@ def build_tables(
     lineage: Lineage,
     *,
     generations: pl.DataFrame | None = None,
+    families: Mapping[str, str] | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
@@ -51,14 +52,16 @@ def build_tables(
     ``diversity``: rows of the docs/design.md §3 diversity contract for many checkpoints (the per-model
     files concatenated). ``quality``: the quality contract (one row per sample), or None.
     ``generations``: the generations' accounting columns
-    (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None.
+    (:data:`divtrace.analysis.truncation.INPUT_COLUMNS`), or None. ``families``: the task family
+    of each task of ``quality`` whose name is not its family's (majority@K votes by the family's
+    answer equivalence; :func:`divtrace.quality.metrics.per_prompt`).
     A lineage is whatever the ``parent`` links of ``lineage`` say. The diversity rows are
     validated and arranged per prompt once, for every table. ``equivalence_margin`` is the CoT
     table's equivalence margin, a fraction of the CoT-on value (:func:`cot_table`).
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
     data = diversity_data(diversity, lineage)
-    prompts = quality_per_prompt(quality, lineage) if quality is not None else None
+    prompts = quality_per_prompt(quality, lineage, families) if quality is not None else None
     tables = {
         "diversity": summarize_diversity(data, lineage, **options),
         "retention": retention_table(data, lineage, **options),

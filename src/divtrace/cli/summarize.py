@@ -38,6 +38,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def quality_families(paths: list[str]) -> dict[str, str]:
+    """Task → task family, as ``divtrace score`` recorded them in each quality file's metadata
+    (a file without them names no family: its task is taken to be its family)."""
+    from divtrace import io
+    from divtrace.errors import ContractError
+
+    families: dict[str, str] = {}
+    for path in paths:
+        meta = io.read_metadata(path)
+        task, family = meta.get("task"), meta.get("family")
+        if task is None or family is None:
+            continue
+        if families.setdefault(str(task), str(family)) != str(family):
+            raise ContractError(
+                f"{path}: task {task!r} is of family {family!r} here but "
+                f"{families[str(task)]!r} in another quality file"
+            )
+    return families
+
+
 def run(args: argparse.Namespace) -> None:
     import polars as pl
 
@@ -54,6 +74,7 @@ def run(args: argparse.Namespace) -> None:
     # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K)
     # and counts unclosed traces by ``detail``.
     quality = io.read_tables(args.quality, "quality") if args.quality else None
+    families = quality_families(args.quality)
     generations = (
         io.read_tables(args.generations, "generations", columns=TRUNCATION_INPUT)
         if args.generations
@@ -64,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
         quality,
         lineage,
         generations=generations,
+        families=families,
         n_boot=args.n_boot,
         seed=args.seed,
         equivalence_margin=args.equivalence_margin,

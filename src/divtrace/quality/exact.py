@@ -171,6 +171,12 @@ def outputs_match(gold: str, pred: str) -> tuple[bool, str]:
     return _squash(gold) == _squash(pred), "string"
 
 
+def same_output(a: str, b: str) -> bool:
+    """Whether two predicted outputs are the same output (the rule of :func:`outputs_match`): the
+    equivalence by which CRUXEval's majority vote groups answers."""
+    return outputs_match(a, b)[0]
+
+
 def _judge_cruxeval(
     answer: str, reference: Mapping[str, Any], prompt: Mapping[str, Any]
 ) -> Judgement:

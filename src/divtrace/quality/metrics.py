@@ -3,11 +3,27 @@
 Per prompt, with n samples of which c are correct:
 
 - ``accuracy_at_1``: whether the prompt's sample 0 (its lowest sample index) is correct;
-- ``majority_at_k``: whether the most common ``extracted`` answer among the prompt's samples is
-  correct. Answers are compared as strings after stripping surrounding whitespace; samples with no
-  extracted answer do not vote; a tie goes to the answer whose first occurrence has the lowest
-  sample index; a prompt whose samples extracted nothing is a miss. The winner's correctness is
-  that of its first (lowest-index) sample;
+- ``majority_at_k``: whether the majority answer among the prompt's samples is correct (the
+  paper's rules, PAPER.md §6.1, with answers grouped by equivalence):
+
+  * the votes are the ``extracted`` answers, surrounding whitespace stripped, grouped into
+    classes by the task family's answer equivalence (:attr:`TaskFamily.equivalence
+    <divtrace.tasks.base.TaskFamily>`: math-verify equivalence for GSM8K and MATH, so ``1,000``
+    and ``1000``, ``18.00`` and ``18``, ``\\frac{1}{2}`` and ``0.5`` vote together; output
+    equality for CRUXEval). The classes are built greedily (:func:`answer_classes`): the distinct
+    answers in order of first occurrence (by sample index), each joining the first class whose
+    first answer is equivalent to it (``same(first, answer)``, the first answer in the gold's
+    place), else starting a new class;
+  * samples with no extracted answer vote together, as one class that is never correct;
+  * the class with the most votes wins; a tie for the top (the unparsed class included) counts as
+    incorrect, and so does a win of the unparsed class;
+  * the winner's correctness is that of its first (lowest-index) sample. Its answers are
+    equivalent, so their ``correct`` values should agree; if the checker is not transitive (e.g.
+    ``10\\%`` matches both ``10`` and ``0.1``) they can disagree, and the first sample decides;
+  * a task whose family has no answer equivalence (HumanEval, MBPP, IFEval, TruthfulQA, or a task
+    whose family is unknown): the vote has no meaning, ``majority_at_k`` is null (missing), and
+    so is its average;
+
 - ``pass_at_{k}`` for each k of :data:`PASS_KS` (1, 2, 4, 5, 8, 10, 16: the paper's 1, 5, 10, 16
   and the powers of two): the unbiased estimator ``1 - C(n - c, k) / C(n, k)`` (Chen et al.,
   2021), for k ≤ n only (null otherwise);
@@ -16,14 +32,23 @@ Per prompt, with n samples of which c are correct:
   reasoning trace never closed (judged incorrect, see :mod:`divtrace.quality.score`); null when
   the table has no ``score`` / ``detail`` column.
 
-:func:`per_prompt` computes them with polars group-bys (no loop over prompts);
-:func:`quality_summary` averages them over the prompts of each (model, task, cot).
+A quality table names tasks, not families: ``families`` (task → family name; what ``divtrace
+score`` records in each quality file's metadata) says which family a task is, and a task it does
+not name is taken to be the family of the same name (the config's default).
+
+:func:`per_prompt` computes them with polars group-bys; only the grouping of the distinct answers
+of a prompt that has more than one calls the equivalence (in Python, cached per prompt across
+models and CoT modes). :func:`quality_summary` averages them over the prompts of each
+(model, task, cot).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import cast
 
 import polars as pl
 
@@ -107,32 +132,157 @@ def with_pass_at_k(prompts: pl.DataFrame, ks: Iterable[int]) -> pl.DataFrame:
     return joined.drop("_n", "_c")
 
 
+#: Whether two extracted answers are the same answer (a family's ``equivalence``).
+Equivalence = Callable[[str, str], bool]
+
+
+def family_equivalence(family: str) -> Equivalence | None:
+    """The answer equivalence of task family ``family`` (:attr:`TaskFamily.equivalence
+    <divtrace.tasks.base.TaskFamily>`), imported; None where a vote has no meaning (the family has
+    none, or is not a registered family)."""
+    from divtrace.tasks import FAMILIES
+
+    spec = FAMILIES.get(family)
+    if spec is None or not spec.votes or spec.equivalence is None:
+        return None
+    module_name, _, attribute = spec.equivalence.partition(":")
+    return cast(Equivalence, getattr(importlib.import_module(module_name), attribute))
+
+
+def answer_classes(
+    answers: Sequence[str],
+    same: Equivalence,
+    cache: dict[tuple[str, str], bool] | None = None,
+) -> list[int]:
+    """The class of each of ``answers`` (distinct, in order of first occurrence), built greedily:
+    an answer joins the first class whose first answer ``r`` has ``same(r, answer)``, else starts
+    a new class. Classes are numbered in order of creation. ``cache`` holds (and is filled with)
+    verdicts of ``same`` already known."""
+    firsts: list[str] = []
+    classes: list[int] = []
+    for answer in answers:
+        for index, first in enumerate(firsts):
+            key = (first, answer)
+            if cache is None:
+                match = first == answer or same(first, answer)
+            elif key in cache:
+                match = cache[key]
+            else:
+                match = cache[key] = first == answer or same(first, answer)
+            if match:
+                classes.append(index)
+                break
+        else:
+            firsts.append(answer)
+            classes.append(len(firsts) - 1)
+    return classes
+
+
+def _missing(answer: object) -> bool:
+    return answer is None or (isinstance(answer, float) and math.isnan(answer))
+
+
 def majority_vote(
-    samples: Sequence[int], extracted: Sequence[str | None], correct: Sequence[bool]
+    samples: Sequence[int],
+    extracted: Sequence[str | None],
+    correct: Sequence[bool],
+    same: Equivalence | None = None,
 ) -> tuple[str | None, bool]:
-    """The majority answer of one prompt's samples and whether it is correct (rules above)."""
-    counts: dict[str, int] = {}
-    first: dict[str, tuple[int, bool]] = {}
-    for sample, answer, ok in sorted(
-        zip(samples, extracted, correct, strict=True), key=lambda t: t[0]
-    ):
-        if answer is None or (isinstance(answer, float) and math.isnan(answer)):
-            continue
-        key = str(answer).strip()
-        counts[key] = counts.get(key, 0) + 1
-        if key not in first:
-            first[key] = (sample, bool(ok))
-    if not counts:
+    """The majority answer of one prompt's samples and whether it is correct (rules above).
+
+    ``same`` is the answer equivalence (None: the stripped strings must be equal). Returns the
+    winning class's first answer (None when the unparsed class wins or the top is tied) and
+    whether the vote is correct. The reference implementation of :func:`per_prompt`'s vote.
+    """
+    ordered = sorted(zip(samples, extracted, correct, strict=True), key=lambda t: t[0])
+    parsed = [(str(a).strip(), bool(ok)) for _s, a, ok in ordered if not _missing(a)]
+    unparsed = len(ordered) - len(parsed)
+    distinct = list(dict.fromkeys(answer for answer, _ok in parsed))
+    classes = answer_classes(distinct, same or operator.eq)
+    class_of = dict(zip(distinct, classes, strict=True))
+    votes: dict[int, int] = {}
+    first_ok: dict[int, bool] = {}
+    for answer, ok in parsed:
+        index = class_of[answer]
+        votes[index] = votes.get(index, 0) + 1
+        first_ok.setdefault(index, ok)
+    top = max(votes.values(), default=0)
+    leaders = [index for index, count in votes.items() if count == top]
+    if unparsed >= top or len(leaders) > 1:  # the unparsed class wins or ties, or a tie
         return None, False
-    winner = min(counts, key=lambda a: (-counts[a], first[a][0]))
-    return winner, first[winner][1]
+    return distinct[classes.index(leaders[0])], first_ok[leaders[0]]
 
 
-def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
+def family_of(task: str, families: Mapping[str, str] | None = None) -> str:
+    """The family of ``task``: ``families[task]``, else the task's own name (the config default)."""
+    return (families or {}).get(task, task)
+
+
+def _majority(rows: pl.DataFrame, same_of: Mapping[str, Equivalence]) -> pl.DataFrame:
+    """``majority_at_k`` per prompt of ``rows`` (the tasks of ``same_of`` only; columns
+    ``_PROMPT, _pos, correct, extracted``), by the rules of the module docstring."""
+    first_correct = pl.col("correct").sort_by("_pos").first()
+    answers = rows.with_columns(pl.col("extracted").str.strip_chars(WHITESPACE).alias("_answer"))
+    distinct = (
+        answers.filter(pl.col("_answer").is_not_null())
+        .group_by([*_PROMPT, "_answer"])
+        .agg(_votes=pl.len(), _first=pl.col("_pos").min(), _ok=first_correct)
+    )
+    # Only prompts with two or more distinct answers need the equivalence; the verdicts between
+    # the answers of one prompt are cached across its models and CoT modes.
+    several = (
+        distinct.group_by(_PROMPT)
+        .agg(pl.col("_answer").sort_by("_first"), _distinct=pl.len())
+        .filter(pl.col("_distinct") > 1)
+        .sort(["task", "prompt_id", "model", "cot"], nulls_last=True)
+    )
+    mapped: dict[str, list[object]] = {name: [] for name in [*_PROMPT, "_answer", "_class"]}
+    cache: dict[tuple[str, str], bool] = {}
+    current: tuple[object, object] | None = None
+    for row in several.iter_rows(named=True):
+        if (row["task"], row["prompt_id"]) != current:
+            current, cache = (row["task"], row["prompt_id"]), {}
+        prompt_answers: list[str] = row["_answer"]
+        indices = answer_classes(prompt_answers, same_of[row["task"]], cache)
+        for answer, index in zip(prompt_answers, indices, strict=True):
+            for name in _PROMPT:
+                mapped[name].append(row[name])
+            mapped["_answer"].append(answer)
+            mapped["_class"].append(prompt_answers[indices.index(index)])
+    classes = pl.DataFrame(
+        mapped, schema={**dict.fromkeys([*_PROMPT, "_answer", "_class"], pl.String)}
+    )
+    voted = (
+        distinct.join(classes, on=[*_PROMPT, "_answer"], how="left", nulls_equal=True)
+        .with_columns(pl.col("_class").fill_null(pl.col("_answer")))
+        .group_by([*_PROMPT, "_class"])
+        .agg(_votes=pl.col("_votes").sum(), _ok=pl.col("_ok").sort_by("_first").first())
+        .select(*_PROMPT, pl.col("_votes").cast(pl.Int64), pl.col("_ok").cast(pl.Boolean))
+    )
+    unparsed = (
+        answers.filter(pl.col("_answer").is_null())
+        .group_by(_PROMPT)
+        .agg(_votes=pl.len().cast(pl.Int64))
+        .with_columns(_ok=pl.lit(False))
+    )
+    top = pl.col("_votes") == pl.col("_votes").max()
+    return (
+        pl.concat([voted, unparsed.select(voted.columns)])
+        .group_by(_PROMPT)
+        .agg(_leaders=top.sum(), _leader_ok=pl.col("_ok").filter(top).first())
+        .select(
+            *_PROMPT,
+            majority_at_k=((pl.col("_leaders") == 1) & pl.col("_leader_ok")).cast(pl.Float64),
+        )
+    )
+
+
+def per_prompt(quality: pl.DataFrame, families: Mapping[str, str] | None = None) -> pl.DataFrame:
     """One row per (model, task, cot, prompt_id): n, c, accuracy@1, majority@K, pass@k, extraction.
 
     Sorted by model, task, CoT mode and prompt id; the rules are those of the module docstring
-    (:func:`majority_vote` for the majority answer, vectorised here).
+    (:func:`majority_vote` for the majority answer, vectorised here). ``families``: task → task
+    family (a task not in it is the family of its name).
     """
     missing = [c for c in [*_PROMPT, "sample", "correct", "extracted"] if c not in quality.columns]
     if missing:
@@ -141,7 +291,11 @@ def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
     # Each prompt's samples in sample order (ties: input order); ``_pos`` ranks them.
     rows = (
         quality.select(*_PROMPT, "sample", "correct", "extracted", *optional)
-        .with_columns(pl.col("correct").cast(pl.Boolean), pl.col("extracted").cast(pl.String))
+        .with_columns(
+            pl.col(_PROMPT).cast(pl.String),
+            pl.col("correct").cast(pl.Boolean),
+            pl.col("extracted").cast(pl.String),
+        )
         .sort([*_PROMPT, "sample"], maintain_order=True, nulls_last=True)
         .with_row_index("_pos")
     )
@@ -162,22 +316,13 @@ def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
             else pl.lit(None, dtype=pl.Float64)
         ),
     )
-    # majority@K: tally the stripped answers; the winner has the most votes, then the earliest
-    # first occurrence; its correctness is that of its first sample.
-    votes = (
-        rows.filter(pl.col("extracted").is_not_null())
-        .with_columns(pl.col("extracted").str.strip_chars(WHITESPACE).alias("_answer"))
-        .group_by([*_PROMPT, "_answer"])
-        .agg(_votes=pl.len(), _first=pl.col("_pos").min(), _ok=first_correct)
-    )
-    winners = (
-        votes.sort(["_votes", "_first"], descending=[True, False])
-        .group_by(_PROMPT)
-        .agg(majority_at_k=pl.col("_ok").first().cast(pl.Float64))
-    )
-    prompts = prompts.join(winners, on=_PROMPT, how="left", nulls_equal=True).with_columns(
-        pl.col("majority_at_k").fill_null(0.0)
-    )
+    same_of = {
+        task: same
+        for task in rows.get_column("task").drop_nulls().unique().to_list()
+        if (same := family_equivalence(family_of(task, families))) is not None
+    }
+    votable = rows.filter(pl.col("task").is_in(list(same_of)))
+    prompts = prompts.join(_majority(votable, same_of), on=_PROMPT, how="left", nulls_equal=True)
     prompts = with_pass_at_k(prompts, PASS_KS)
     return (
         prompts.sort(_PROMPT, nulls_last=True)
@@ -186,13 +331,17 @@ def per_prompt(quality: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def quality_summary(quality: pl.DataFrame) -> pl.DataFrame:
+def quality_summary(
+    quality: pl.DataFrame, families: Mapping[str, str] | None = None
+) -> pl.DataFrame:
     """Per (model, task, cot): prompt and sample counts and the per-prompt metrics averaged.
 
     ``pass_at_k`` averages over the prompts with at least k samples and is null when none has;
-    ``samples_per_prompt`` is the smallest n of the group. Sorted by model, task and CoT mode.
+    ``majority_at_k`` is null for a task without a meaningful vote; ``samples_per_prompt`` is the
+    smallest n of the group. Sorted by model, task and CoT mode. ``families`` as in
+    :func:`per_prompt`.
     """
-    prompts = per_prompt(quality)
+    prompts = per_prompt(quality, families)
     summary = prompts.group_by(_GROUP).agg(
         pl.col(METRIC_COLUMNS).fill_nan(None).mean(),
         n_prompts=pl.len().cast(pl.Int64),

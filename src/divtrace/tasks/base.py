@@ -25,6 +25,13 @@ class TaskFamily:
     of the chat-format prompt. ``stop`` applies to completion-format sampling only. A prompt's id
     is the first of ``id_fields`` present in its record, else the record's row number.
 
+    ``judge`` names the correctness judge (``"module:function"``, a
+    :class:`~divtrace.quality.base.BatchJudge`); ``equivalence`` (only for an answer-based judge)
+    names the function ``(a, b) -> bool`` that decides whether two extracted answers are the same
+    answer, by which majority@K groups the votes (:mod:`divtrace.quality.metrics`). A family
+    without one (code run against tests, instruction following, a string match on free text) has
+    no meaningful vote: its majority@K is missing.
+
     ``keep`` (optional) is a record filter: records it rejects are dropped before the seeded
     selection (row numbers, and so ids, stay those of the source). ``balance_by`` (optional) names
     a field whose values the selection takes in turn (round-robin), so any prefix of the prompts
@@ -42,6 +49,7 @@ class TaskFamily:
     id_fields: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     judge: str | None = None
+    equivalence: str | None = None
     meta_fields: tuple[str, ...] = field(default_factory=tuple)
     keep: Callable[[Record], bool] | None = None
     balance_by: str | None = None
@@ -50,10 +58,20 @@ class TaskFamily:
     paper_keep: Callable[[Record], bool] | None = None
     paper_max_tokens: int = 32768
 
+    def __post_init__(self) -> None:
+        if self.equivalence is not None and self.judge is None:
+            raise ValueError(f"task family {self.name!r}: an answer equivalence needs a judge")
+
     @property
     def verifiable(self) -> bool:
         """The family has a correctness judge: its samples are scored."""
         return self.judge is not None
+
+    @property
+    def votes(self) -> bool:
+        """A majority vote over the family's extracted answers has a meaning (majority@K is
+        computed): its judge compares an extracted answer, and it names the equivalence."""
+        return self.judge is not None and self.equivalence is not None
 
     def record_id(self, record: Record, row_number: int) -> tuple[str | None, Any]:
         """(field the id came from, id) of a record; (None, row number) without an id field."""

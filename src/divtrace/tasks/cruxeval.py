@@ -58,6 +58,7 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n```", "\n\n"),
     judge="divtrace.quality.exact:judge_cruxeval",
+    equivalence="divtrace.quality.exact:same_output",
     paper_query=paper_query,
     paper_stop=("\nGiven", "\n\nGiven"),
     paper_max_tokens=2048,

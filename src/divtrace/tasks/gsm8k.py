@@ -33,6 +33,7 @@ FAMILY = TaskFamily(
     reference=_reference,
     stop=("\n\nQuestion:", "\n\n\n"),
     judge="divtrace.quality.math:judge_math",
+    equivalence="divtrace.quality.math:answers_match",
     paper_query=lambda r: f"Question: {r['question']}\n\nAnswer:",
     paper_stop=("\nQuestion:", "\n\nQuestion"),
 )

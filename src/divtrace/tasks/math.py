@@ -48,6 +48,7 @@ def _family(name: str, config: str) -> TaskFamily:
         reference=_reference,
         stop=("\n\nProblem:",),
         judge="divtrace.quality.math:judge_math",
+        equivalence="divtrace.quality.math:answers_match",
         id_fields=("unique_id",),  # MATH500-style records; the hub copy has none
         meta_fields=("level", "type", "subject", "unique_id"),
         paper_query=lambda r: f"Problem: {r['problem']}\n\nSolution:",
