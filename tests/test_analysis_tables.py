@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import json
 import subprocess
 import sys
 import zlib
@@ -676,6 +677,51 @@ def test_quality_table_majority_is_missing_where_a_vote_has_no_meaning():
     assert pick(tables["quality"], task="gsm8k_small")["majority_at_k"] == pytest.approx(2 / 3)
 
 
+def test_quality_table_has_the_ifeval_accuracies_of_the_summary():
+    rng = np.random.default_rng(3)
+    rows = []
+    for model in ("base", "think-sft"):
+        for i in range(12):
+            n_instructions = int(rng.integers(1, 4))
+            for j in range(3):
+                strict = (rng.random(n_instructions) < 0.6).tolist()
+                loose = [s or bool(rng.random() < 0.5) for s in strict]
+                detail = {
+                    "instructions": [
+                        {"id": "x", "strict": s, "loose": lo}
+                        for s, lo in zip(strict, loose, strict=True)
+                    ],
+                    "follow_all_strict": all(strict),
+                    "follow_all_loose": all(loose),
+                }
+                rows.append(
+                    dict(
+                        model=model,
+                        task="ifeval",
+                        cot="on",
+                        prompt_id=f"ifeval/{i}",
+                        sample=j,
+                        correct=all(strict),
+                        score=sum(strict) / n_instructions,
+                        extracted="text",
+                        detail=json.dumps(detail),
+                    )
+                )
+    quality = frame(rows)
+    table = quality_table(quality, make_lineage(), n_boot=N_BOOT)
+    summary = quality_summary(quality)
+    columns = ["ifeval_prompt_strict", "ifeval_prompt_loose", "ifeval_instruction_strict"]
+    columns.append("ifeval_instruction_loose")
+    assert table.columns[-4:] == columns
+    np.testing.assert_allclose(table.select(columns).to_numpy(), summary.select(columns).to_numpy())
+    assert table["ifeval_prompt_strict"].to_list() == table["accuracy_at_1"].to_list()
+    first = [r for r in rows if r["sample"] == 0 and r["model"] == "base"]
+    verdicts = [json.loads(r["detail"])["instructions"] for r in first]
+    micro = sum(v["loose"] for vs in verdicts for v in vs) / sum(len(vs) for vs in verdicts)
+    assert pick(table, model="base")["ifeval_instruction_loose"] == pytest.approx(micro)
+    assert table["majority_at_k"].is_null().all()
+
+
 # ----------------------------------------------------------------------------- entry points
 def test_build_write_and_read_tables(tmp_path: Path):
     quality = frame(
@@ -833,8 +879,8 @@ def fingerprint(table: pl.DataFrame) -> dict[str, object]:
 #: :func:`frozen_inputs` (``n_boot=50, seed=1``); ``quality``, ``per_prompt`` and
 #: ``quality_summary`` since (issue 14) have the pass@k columns of PASS_KS (1, 2, 4, 5, 8, 10, 16)
 #: and majority@K by the paper's rules (a tie for the top is a miss: 7 of the 50 prompts, each
-#: with 3 of 6 samples right, changed from the tie-break to a miss); every other column is the
-#: pandas implementation's.
+#: with 3 of 6 samples right, changed from the tie-break to a miss), and the IFEval columns (null
+#: here: the inputs have no IFEval task); every other column is the pandas implementation's.
 FROZEN: dict[str, dict[str, object]] = {
     "diversity": {
         "shape": (96, 20),
@@ -861,19 +907,19 @@ FROZEN: dict[str, dict[str, object]] = {
         "floats": 7705.502700304338,
         "missing": 0,
     },
-    "quality": {"shape": (5, 43), "crc": 2350735354, "floats": 5511.315416666666, "missing": 4860},
+    "quality": {"shape": (5, 47), "crc": 683509515, "floats": 5511.315416666666, "missing": 7590},
     "truncation": {"shape": (5, 14), "crc": 864550331, "floats": 110.1219512195122, "missing": 0},
     "per_prompt": {
-        "shape": (50, 18),
-        "crc": 1126147054,
+        "shape": (50, 23),
+        "crc": 1552520809,
         "floats": 80428.26666666666,
-        "missing": 53550,
+        "missing": 110925,
     },
     "quality_summary": {
-        "shape": (5, 18),
-        "crc": 275918806,
+        "shape": (5, 22),
+        "crc": 4232972943,
         "floats": 942.1733333333334,
-        "missing": 630,
+        "missing": 1860,
     },
 }
 

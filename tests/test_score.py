@@ -16,6 +16,7 @@ from divtrace.io import QUALITY, conform, empty_frame
 from divtrace.quality import score as score_module
 from divtrace.quality.base import Judgement
 from divtrace.quality.metrics import (
+    IFEVAL_COLUMNS,
     PASS_KS,
     PER_PROMPT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -440,7 +441,7 @@ def test_majority_at_k_per_task_family() -> None:
     frames.append(_quality([("p", s, ok, ex) for s, (ex, ok) in enumerate(crux)], task="cruxeval"))
     frames += [
         _quality([("p", s, ok, ex) for s, (ex, ok) in enumerate(votes)], task=task)
-        for task in ("humaneval", "mbpp", "ifeval", "truthfulqa", "writingprompts", "mystery")
+        for task in ("humaneval", "mbpp", "truthfulqa", "writingprompts", "mystery")
     ]
     quality = pl.concat(frames)
     prompts = per_prompt(quality)
@@ -452,7 +453,6 @@ def test_majority_at_k_per_task_family() -> None:
         "cruxeval": 1.0,  # by literal value; as strings, "(1, 2)" would win
         "humaneval": None,
         "mbpp": None,
-        "ifeval": None,
         "truthfulqa": None,
         "writingprompts": None,
         "mystery": None,  # not a known family
@@ -460,12 +460,98 @@ def test_majority_at_k_per_task_family() -> None:
     summary = quality_summary(quality)
     assert dict(zip(summary["task"], summary["majority_at_k"], strict=True)) == majority
     # Other metrics are unaffected by the family.
-    assert summary["pass_at_1"].to_list() == [0.5] * 10
+    assert summary["pass_at_1"].to_list() == [0.5] * 9
     # A task named otherwise than its family: the quality files' metadata says which it is.
     renamed = frames[0].with_columns(task=pl.lit("gsm8k_small"))
     assert per_prompt(renamed)["majority_at_k"].to_list() == [None]
     assert per_prompt(renamed, {"gsm8k_small": "gsm8k"})["majority_at_k"].to_list() == [1.0]
     assert quality_summary(renamed, {"gsm8k_small": "gsm8k"})["majority_at_k"].to_list() == [1.0]
+
+
+def _ifeval_quality(task: str = "ifeval") -> pl.DataFrame:
+    """Three IFEval prompts judged by the IFEval judge, two samples each (see the test below)."""
+    instructions = {
+        "ifeval/0": ["punctuation:no_comma", "detectable_format:title"],
+        "ifeval/1": ["punctuation:no_comma", "startend:quotation"],
+        "ifeval/2": ["punctuation:no_comma"],
+        "ifeval/3": ["punctuation:no_comma"],
+    }
+    prompts = pl.DataFrame(
+        [
+            {
+                "task": "ifeval",
+                "prompt_id": pid,
+                "index": i,
+                "text": "Instruction: ...\n\nResponse:",
+                "messages": None,
+                "reference": json.dumps({"instruction_id_list": ids, "kwargs": [{}] * len(ids)}),
+                "meta": "{}",
+            }
+            for i, (pid, ids) in enumerate(instructions.items())
+        ],
+        schema=empty_frame("prompts").schema,
+    )
+    generations = _generations(
+        [
+            ("ifeval/0", 0, "<<Dawn>>\nLight rises.", True),  # both followed
+            ("ifeval/0", 1, "a, b", True),
+            ("ifeval/1", 0, 'Okay here:\n"Done."', True),  # quotation: only loosely
+            ("ifeval/1", 1, '"Done."', True),
+            ("ifeval/2", 0, "thinking...", False),  # unclosed: judged incorrect, follows nothing
+            ("ifeval/2", 1, "ok", True),
+            ("ifeval/3", 0, "hmm", False),  # no sample judged: the count is unknown
+            ("ifeval/3", 1, "hmm", False),
+        ]
+    ).with_columns(task=pl.lit("ifeval"))
+    return score_generations("ifeval", prompts, generations).with_columns(task=pl.lit(task))
+
+
+def test_ifeval_strict_and_loose_at_prompt_and_instruction_level() -> None:
+    quality = _ifeval_quality()
+    # The judge's "correct" is strict prompt-level following; its detail has both verdicts.
+    detail = [json.loads(d) if d.startswith("{") else None for d in quality["detail"]]
+    for ok, verdicts in zip(quality["correct"], detail, strict=True):
+        assert ok == (verdicts is not None and verdicts["follow_all_strict"])
+    prompts = per_prompt(quality)
+    assert prompts["n_instructions"].to_list() == [2, 2, 1, None]
+    assert prompts["n_followed_strict"].to_list() == [2, 1, 0, None]
+    assert prompts["n_followed_loose"].to_list() == [2, 2, 0, None]
+    assert prompts["ifeval_prompt_strict"].to_list() == [1.0, 0.0, 0.0, 0.0]
+    assert prompts["ifeval_prompt_loose"].to_list() == [1.0, 1.0, 0.0, 0.0]
+    assert prompts["majority_at_k"].to_list() == [None] * 4  # no vote on free text
+    row = quality_summary(quality).row(0, named=True)
+    assert row["ifeval_prompt_strict"] == pytest.approx(1 / 4)
+    assert row["ifeval_prompt_strict"] == row["accuracy_at_1"]  # the same thing, on sample 0
+    assert row["ifeval_prompt_loose"] == pytest.approx(2 / 4)
+    # Micro-averaged over the instructions of the prompts whose count is known (2 + 2 + 1): not
+    # the mean of the per-prompt fractions (1 + 1/2 + 0) / 3.
+    assert row["ifeval_instruction_strict"] == pytest.approx(3 / 5)
+    assert row["ifeval_instruction_loose"] == pytest.approx(4 / 5)
+    assert row["majority_at_k"] is None
+    # Other tasks have none of them; a task named otherwise is IFEval by its family.
+    mixed = quality_summary(pl.concat([quality, _quality([("a", 0, True, "1")])]))
+    assert mixed.filter(task="gsm8k").select(IFEVAL_COLUMNS).null_count().row(0) == (1,) * 4
+    renamed = _ifeval_quality("ifeval_small")
+    assert quality_summary(renamed).select(IFEVAL_COLUMNS).null_count().row(0) == (1,) * 4
+    named = quality_summary(renamed, {"ifeval_small": "ifeval"})
+    assert named.select(IFEVAL_COLUMNS).row(0) == quality_summary(quality).select(
+        IFEVAL_COLUMNS
+    ).row(0)
+
+
+def test_ifeval_columns_refuse_a_correct_that_is_not_strict_following() -> None:
+    quality = _ifeval_quality()
+    flipped = quality.with_columns(
+        correct=pl.when(pl.col("prompt_id") == "ifeval/1")
+        .then(~pl.col("correct"))
+        .otherwise(pl.col("correct"))
+    )
+    with pytest.raises(ContractError, match="ifeval/1"):
+        per_prompt(flipped)
+    # An unclosed sample was not judged: it cannot have followed every instruction.
+    unjudged = quality.with_columns(correct=pl.col("correct") | (pl.col("detail") == UNCLOSED))
+    with pytest.raises(ContractError, match="ifeval/2"):
+        per_prompt(unjudged)
 
 
 def test_quality_summary_empty() -> None:

@@ -17,7 +17,9 @@ rows: one per checkpoint, task and CoT mode) with
 
 Columns: ``model, lineage, stage, parent, depth, task, cot, n_prompts, n_samples,
 samples_per_prompt``, then each interval metric followed by its two bounds, then
-``extraction_rate, mean_score, unclosed_rate``.
+``extraction_rate, mean_score, unclosed_rate``, then the IFEval accuracies
+``ifeval_prompt_strict, ifeval_prompt_loose, ifeval_instruction_strict,
+ifeval_instruction_loose`` (on sample 0, without intervals; null for the other tasks).
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from divtrace.analysis.common import check_models, finish, missing_as_null, with
 from divtrace.errors import ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import LINEAGE_COLUMNS
-from divtrace.quality.metrics import METRIC_COLUMNS, PASS_KS, per_prompt, with_pass_at_k
+from divtrace.quality.metrics import (
+    IFEVAL_COLUMNS,
+    IFEVAL_PROMPT_COLUMNS,
+    METRIC_COLUMNS,
+    PASS_KS,
+    ifeval_summary,
+    per_prompt,
+    with_pass_at_k,
+)
 
 #: The per-prompt quality metrics the CoT table pairs (every per-prompt table has them).
 QUALITY_METRICS = ("accuracy_at_1", "pass_at_1")
@@ -88,6 +98,11 @@ def quality_table(
     ``families`` (task → task family) as in :func:`divtrace.quality.metrics.per_prompt`.
     """
     prompts = quality_per_prompt(quality, lineage, families)
+    prompts = prompts.with_columns(  # a per-prompt table from before the IFEval columns
+        pl.lit(None, dtype=pl.Int64).alias(c)
+        for c in IFEVAL_PROMPT_COLUMNS
+        if c not in prompts.columns
+    )
     max_n = prompts.get_column("n").max() if len(prompts) else 0
     ks = pass_ks(int(max_n) if isinstance(max_n, int) else 0)
     prompts = with_pass_at_k(prompts, [k for k in ks if f"pass_at_{k}" not in prompts.columns])
@@ -103,6 +118,7 @@ def quality_table(
         "samples_per_prompt",
         *(f"{m}{s}" for m in interval_metrics for s in ("", "_ci_low", "_ci_high")),
         *plain,
+        *IFEVAL_COLUMNS,
     ]
     schema = {
         name: pl.Int64 if name in ("n_prompts", "n_samples", "samples_per_prompt") else pl.Float64
@@ -111,6 +127,7 @@ def quality_table(
     # The plain means, exactly as quality_summary computes them (null-skipping).
     summary = prompts.group_by(RUN).agg(
         pl.col([*interval_metrics, *plain]).cast(pl.Float64).mean(),
+        *ifeval_summary(),
         n_prompts=pl.len(),
         n_samples=pl.col("n").sum(),
         samples_per_prompt=pl.col("n").min(),

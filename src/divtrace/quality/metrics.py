@@ -30,7 +30,21 @@ Per prompt, with n samples of which c are correct:
 - ``extraction_rate``: the fraction of samples with an extracted answer;
 - ``mean_score``: the mean graded score; ``unclosed_rate``: the fraction of samples whose
   reasoning trace never closed (judged incorrect, see :mod:`divtrace.quality.score`); null when
-  the table has no ``score`` / ``detail`` column.
+  the table has no ``score`` / ``detail`` column;
+- IFEval tasks only (null for others; needs the ``detail`` column), on sample 0 as accuracy@1,
+  from the per-instruction verdicts the IFEval judge writes in ``detail``
+  (:mod:`divtrace.quality.ifeval`: the official strict check, and the official loose one, which
+  also tries the response without its first and/or last line and without ``*``):
+  ``n_instructions``, ``n_followed_strict``, ``n_followed_loose`` and ``ifeval_prompt_strict`` /
+  ``ifeval_prompt_loose`` (1.0 when every instruction is followed). A sample 0 the judge did not
+  see (an unclosed reasoning trace) followed nothing; the prompt's instruction count is then its
+  other samples' (null if none was judged). ``ifeval_prompt_strict`` equals ``accuracy_at_1``:
+  the judge's ``correct`` is strict prompt-level following (checked).
+
+In the summary (:func:`quality_summary`) each metric is the mean over the prompts, except the
+instruction-level IFEval accuracies ``ifeval_instruction_strict`` / ``ifeval_instruction_loose``:
+instructions followed over all instructions, summed over the prompts (the official micro-average;
+prompts with an unknown count left out).
 
 A quality table names tasks, not families: ``families`` (task → family name; what ``divtrace
 score`` records in each quality file's metadata) says which family a task is, and a task it does
@@ -69,15 +83,41 @@ METRIC_COLUMNS: list[str] = [
     "mean_score",
     "unclosed_rate",
 ]
-PER_PROMPT_COLUMNS: list[str] = [*_PROMPT, "n", "c", *METRIC_COLUMNS]
+#: Per prompt, of IFEval tasks only (null for others): sample 0's instruction counts and whether
+#: it followed every instruction, strictly and loosely.
+IFEVAL_PROMPT_COLUMNS: list[str] = [
+    "n_instructions",
+    "n_followed_strict",
+    "n_followed_loose",
+    "ifeval_prompt_strict",
+    "ifeval_prompt_loose",
+]
+#: Per (model, task, cot), of IFEval tasks only: the official IFEval accuracies, on sample 0.
+IFEVAL_COLUMNS: list[str] = [
+    "ifeval_prompt_strict",
+    "ifeval_prompt_loose",
+    "ifeval_instruction_strict",
+    "ifeval_instruction_loose",
+]
+PER_PROMPT_COLUMNS: list[str] = [*_PROMPT, "n", "c", *METRIC_COLUMNS, *IFEVAL_PROMPT_COLUMNS]
 SUMMARY_COLUMNS: list[str] = [
     *_GROUP,
     "n_prompts",
     "n_samples",
     "samples_per_prompt",
     *METRIC_COLUMNS,
+    *IFEVAL_COLUMNS,
 ]
-_COUNTS = {"n", "c", "n_prompts", "n_samples", "samples_per_prompt"}
+_COUNTS = {
+    "n",
+    "c",
+    "n_prompts",
+    "n_samples",
+    "samples_per_prompt",
+    "n_instructions",
+    "n_followed_strict",
+    "n_followed_loose",
+}
 PER_PROMPT_SCHEMA: dict[str, type[pl.DataType]] = {
     name: pl.String if name in _PROMPT else pl.Int64 if name in _COUNTS else pl.Float64
     for name in PER_PROMPT_COLUMNS
@@ -323,12 +363,125 @@ def per_prompt(quality: pl.DataFrame, families: Mapping[str, str] | None = None)
     }
     votable = rows.filter(pl.col("task").is_in(list(same_of)))
     prompts = prompts.join(_majority(votable, same_of), on=_PROMPT, how="left", nulls_equal=True)
+    ifeval = [
+        task
+        for task in rows.get_column("task").drop_nulls().unique().to_list()
+        if family_of(task, families) == IFEVAL_FAMILY
+    ]
+    if ifeval and "detail" in optional:
+        counts = _ifeval_counts(rows.filter(pl.col("task").is_in(ifeval)))
+        prompts = prompts.join(counts, on=_PROMPT, how="left", nulls_equal=True)
+    else:
+        prompts = prompts.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(name) for name in IFEVAL_PROMPT_COLUMNS
+        )
     prompts = with_pass_at_k(prompts, PASS_KS)
     return (
         prompts.sort(_PROMPT, nulls_last=True)
         .select(PER_PROMPT_COLUMNS)
         .cast(dict(PER_PROMPT_SCHEMA))  # type: ignore[arg-type]
     )
+
+
+IFEVAL_FAMILY = "ifeval"
+
+#: What the IFEval judge writes in ``detail`` (quality.ifeval.judge_ifeval), as far as read here.
+_IFEVAL_DETAIL = pl.Struct(
+    {
+        "instructions": pl.List(pl.Struct({"strict": pl.Boolean, "loose": pl.Boolean})),
+        "follow_all_strict": pl.Boolean,
+        "follow_all_loose": pl.Boolean,
+    }
+)
+
+
+def _ifeval_counts(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per prompt of ``rows`` (IFEval tasks; ``_PROMPT, _pos, correct, detail``):
+    :data:`IFEVAL_PROMPT_COLUMNS`.
+
+    A sample whose ``detail`` is the judge's JSON gives its per-instruction strict and loose
+    verdicts; any other sample (an unclosed reasoning trace, judged incorrect without the judge)
+    followed no instruction. A prompt's instruction count is sample 0's, or, when sample 0 has no
+    verdicts, that of its other samples (null when none has any). Raises :class:`ContractError`
+    where ``correct`` is not "every instruction followed, strictly" or the samples of a prompt
+    disagree on the number of instructions.
+    """
+    try:
+        judged = rows.filter(pl.col("detail").str.starts_with("{")).select(
+            "_pos", _verdicts=pl.col("detail").str.json_decode(_IFEVAL_DETAIL)
+        )
+    except pl.exceptions.PolarsError as err:
+        raise ContractError(
+            f"an IFEval quality row's detail is not the judge's JSON: {err}"
+        ) from err
+    instructions = pl.col("_verdicts").struct.field("instructions")
+    per_sample = rows.join(judged, on="_pos", how="left").with_columns(
+        _n=instructions.list.len().cast(pl.Int64),
+        _strict=instructions.list.eval(pl.element().struct.field("strict")).list.sum(),
+        _loose=instructions.list.eval(pl.element().struct.field("loose")).list.sum(),
+    )
+    bad = per_sample.filter(
+        pl.when(pl.col("_n").is_null())
+        .then(pl.col("correct"))
+        .otherwise((pl.col("_strict") == pl.col("_n")) != pl.col("correct"))
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise ContractError(
+            f"IFEval prompt {row['prompt_id']!r} ({row['model']}, cot {row['cot']}): a sample's "
+            f"'correct' ({row['correct']}) is not whether it followed every instruction strictly"
+        )
+    counts = per_sample.group_by(_PROMPT).agg(
+        _first_n=pl.col("_n").sort_by("_pos").first(),
+        _any_n=pl.col("_n").drop_nulls().first(),
+        _counts=pl.col("_n").drop_nulls().n_unique(),
+        n_followed_strict=pl.col("_strict").sort_by("_pos").first().cast(pl.Int64),
+        n_followed_loose=pl.col("_loose").sort_by("_pos").first().cast(pl.Int64),
+    )
+    if (counts.get_column("_counts") > 1).any():
+        row = counts.filter(pl.col("_counts") > 1).row(0, named=True)
+        raise ContractError(
+            f"IFEval prompt {row['prompt_id']!r}: its samples have different numbers of instructions"
+        )
+    n = pl.col("n_instructions")
+    judged_first = pl.col("_first_n").is_not_null()
+    return counts.with_columns(n_instructions=pl.coalesce("_first_n", "_any_n")).select(
+        *_PROMPT,
+        n,
+        *(
+            pl.when(judged_first).then(pl.col(name)).when(n.is_not_null()).then(0).alias(name)
+            for name in ("n_followed_strict", "n_followed_loose")
+        ),
+        *(
+            (judged_first & (pl.col(f"n_followed_{kind}") == n))
+            .cast(pl.Float64)
+            .alias(f"ifeval_prompt_{kind}")
+            for kind in ("strict", "loose")
+        ),
+    )
+
+
+def ifeval_summary() -> list[pl.Expr]:
+    """Aggregations (over a group of per-prompt rows) giving :data:`IFEVAL_COLUMNS`.
+
+    Prompt level: the fraction of prompts whose sample 0 followed every instruction. Instruction
+    level: the instructions sample 0 followed over all instructions, summed over the prompts
+    (a micro-average, as the official IFEval's). Null for a group with no IFEval prompt.
+    """
+    known = pl.col("n_instructions").is_not_null()
+    total = pl.col("n_instructions").filter(known).sum()
+    return [
+        pl.col("ifeval_prompt_strict").cast(pl.Float64).mean(),
+        pl.col("ifeval_prompt_loose").cast(pl.Float64).mean(),
+        *(
+            pl.when(total > 0)
+            .then(pl.col(f"n_followed_{kind}").filter(known).sum() / total)
+            .otherwise(None)
+            .cast(pl.Float64)
+            .alias(f"ifeval_instruction_{kind}")
+            for kind in ("strict", "loose")
+        ),
+    ]
 
 
 def quality_summary(
@@ -344,6 +497,7 @@ def quality_summary(
     prompts = per_prompt(quality, families)
     summary = prompts.group_by(_GROUP).agg(
         pl.col(METRIC_COLUMNS).fill_nan(None).mean(),
+        *ifeval_summary(),
         n_prompts=pl.len().cast(pl.Int64),
         n_samples=pl.col("n").sum(),
         samples_per_prompt=pl.col("n").min(),
