@@ -116,6 +116,16 @@ def test_read_tables_concatenates_in_order_and_projects(tmp_path):
     assert some["n_dropped"].to_list() == [1, 1, 1, 0, 0]
 
 
+def test_read_tables_adds_an_optional_column_only_when_every_file_has_it(tmp_path):
+    with_it = _diversity_rows(2).with_columns(n_dropped=pl.lit(0, dtype=pl.Int64))
+    without = _diversity_rows(3)
+    a = io.write_table(with_it, tmp_path / "a.parquet", "diversity")
+    b = io.write_table(without, tmp_path / "b.parquet", "diversity")
+    assert "n_dropped" in io.read_tables([a], "diversity", optional=["n_dropped"]).columns
+    mixed = io.read_tables([a, b], "diversity", optional=["n_dropped"])
+    assert mixed.columns == io.DIVERSITY.names and mixed.height == 5
+
+
 def test_read_tables_names_the_bad_file(tmp_path):
     good = io.write_table(_diversity_rows(), tmp_path / "good.parquet", "diversity")
     with pytest.raises(io.ContractError, match=r"good\.parquet: file lacks column\(s\) \['x'\]"):

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from divtrace.errors import ContractError, JudgeError
 from divtrace.io import QUALITY, conform, empty_frame
@@ -90,8 +91,8 @@ def test_score_generations_gsm8k_rows_follow_quality_contract() -> None:
         ]
     )
     quality = score_generations("gsm8k", prompts, generations)
-    assert quality.columns == QUALITY.names
-    assert quality.schema == empty_frame("quality").schema
+    assert quality.columns == [*QUALITY.names, "vote"]
+    assert quality.drop("vote").schema == empty_frame("quality").schema
     conform(quality, "quality")  # raises if the contract is broken
     # prompt-table order, then sample
     assert list(zip(quality["prompt_id"], quality["sample"], strict=True)) == [
@@ -529,7 +530,9 @@ def test_ifeval_strict_and_loose_at_prompt_and_instruction_level() -> None:
     assert row["ifeval_instruction_loose"] == pytest.approx(4 / 5)
     assert row["majority_at_k"] is None
     # Other tasks have none of them; a task named otherwise is IFEval by its family.
-    mixed = quality_summary(pl.concat([quality, _quality([("a", 0, True, "1")])]))
+    mixed = quality_summary(
+        pl.concat([quality, _quality([("a", 0, True, "1")])], how="diagonal_relaxed")
+    )
     assert mixed.filter(task="gsm8k").select(IFEVAL_COLUMNS).null_count().row(0) == (1,) * 4
     renamed = _ifeval_quality("ifeval_small")
     assert quality_summary(renamed).select(IFEVAL_COLUMNS).null_count().row(0) == (1,) * 4
@@ -567,3 +570,44 @@ def test_batch_judges_refuse_answers_without_their_prompts():
     for judge in (judge_math, judge_cruxeval, judge_ifeval):
         with pytest.raises(ValueError, match="2 answers, 1 references and 1 prompts"):
             judge(["a", "b"], [{}], [{}])
+
+
+def test_score_writes_each_samples_answer_class_and_per_prompt_counts_it() -> None:
+    """The answer classes are computed once, by the scoring job; per_prompt then votes by them
+    without calling the equivalence, and gets what it would have computed itself."""
+    prompts = _prompts({"gsm8k/0": "1000", "gsm8k/1": "3"})
+    generations = _generations(
+        [
+            ("gsm8k/0", 0, "#### 1,000", None),
+            ("gsm8k/0", 1, "#### 999", None),
+            ("gsm8k/0", 2, "#### 1000", None),
+            ("gsm8k/0", 3, "#### 999.0", None),
+            ("gsm8k/0", 4, "#### 1000.00", None),
+            ("gsm8k/1", 0, "no idea", None),
+            ("gsm8k/1", 1, "#### 3", None),
+        ]
+    )
+    quality = score_generations("gsm8k", prompts, generations)
+    votes = dict(zip(quality["sample"].to_list()[:5], quality["vote"].to_list()[:5], strict=True))
+    assert votes == {0: "1,000", 1: "999", 2: "1,000", 3: "999", 4: "1,000"}
+    assert quality.filter(prompt_id="gsm8k/1", sample=0)["vote"].item() is None
+    computed = per_prompt(quality.drop("vote"))
+    assert computed["majority_at_k"].to_list() == [1.0, 0.0]  # 3 votes for 1000; a 1-1 tie
+    import divtrace.quality.math as math_judge
+
+    def no_call(gold: str, pred: str) -> bool:
+        raise AssertionError("per_prompt called the equivalence although the classes are known")
+
+    original = math_judge.answers_match
+    math_judge.answers_match = no_call
+    try:
+        assert_frame_equal(per_prompt(quality), computed)
+        with pytest.raises(AssertionError, match="called the equivalence"):
+            per_prompt(quality.drop("vote"))
+    finally:
+        math_judge.answers_match = original
+    # A family whose vote has no meaning writes no classes.
+    from divtrace.quality.votes import vote_column
+
+    assert vote_column(quality, "truthfulqa").is_null().all()
+    assert vote_column(quality, "gsm8k").to_list() == quality["vote"].to_list()

@@ -297,9 +297,10 @@ def scan_tables(
     paths: Sequence[str | os.PathLike[str]],
     contract: str,
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pl.LazyFrame:
     """A lazy scan of many files of one contract, reading only ``columns`` (default: the
-    contract's) when collected.
+    contract's) when collected, and each of the ``optional`` columns that every file has.
 
     Every file is checked first (readable, with the columns asked for), so a bad file is named;
     files are concatenated in the order given. No file gives an empty frame of the contract.
@@ -310,6 +311,9 @@ def scan_tables(
     files = [Path(p) for p in paths]
     for path in files:
         _check_file(path, contract, wanted)
+    if optional:
+        names = [set(pq.read_schema(path).names) for path in files]
+        wanted += [c for c in optional if c not in wanted and all(c in n for n in names)]
     return pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(wanted)
 
 
@@ -317,10 +321,11 @@ def read_tables(
     paths: Sequence[str | os.PathLike[str]],
     contract: str,
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> pl.DataFrame:
     """:func:`scan_tables`, collected: the files' rows concatenated in order."""
     try:
-        return scan_tables(paths, contract, columns).collect()
+        return scan_tables(paths, contract, columns, optional).collect()
     except pl.exceptions.PolarsError as err:
         raise ContractError(f"{contract} files cannot be read together: {err}") from err
 

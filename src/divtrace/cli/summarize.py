@@ -67,13 +67,15 @@ def run(args: argparse.Namespace) -> None:
     from divtrace.lineage import Lineage
     from divtrace.metrics.api import OUTPUT_COLUMNS as DIVERSITY_COLUMNS
     from divtrace.names import TABLE_NAMES
+    from divtrace.quality.votes import VOTE
 
     lineage = Lineage.from_dict(args.lineage)
     # The diversity contract and the drop counts compute_diversity adds to it.
     diversity = io.read_tables(args.diversity, "diversity", columns=DIVERSITY_COLUMNS)
-    # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K)
+    # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K),
+    # by the answer classes ``divtrace score`` wrote where every file has them (quality.votes),
     # and counts unclosed traces by ``detail``.
-    quality = io.read_tables(args.quality, "quality") if args.quality else None
+    quality = io.read_tables(args.quality, "quality", optional=[VOTE]) if args.quality else None
     families = quality_families(args.quality)
     generations = (
         io.read_tables(args.generations, "generations", columns=TRUNCATION_INPUT)

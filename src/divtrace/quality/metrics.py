@@ -50,24 +50,31 @@ A quality table names tasks, not families: ``families`` (task → family name; w
 score`` records in each quality file's metadata) says which family a task is, and a task it does
 not name is taken to be the family of the same name (the config's default).
 
-:func:`per_prompt` computes them with polars group-bys; only the grouping of the distinct answers
-of a prompt that has more than one calls the equivalence (in Python, cached per prompt across
-models and CoT modes). :func:`quality_summary` averages them over the prompts of each
+:func:`per_prompt` computes them with polars group-bys. The answer classes come from the quality
+table's ``vote`` column, which ``divtrace score`` writes (:mod:`divtrace.quality.votes`: the
+equivalence runs once per run, in the parallel scoring jobs); only a table without it makes
+per_prompt group the distinct answers itself (in Python, cached per prompt across models and CoT
+modes). :func:`quality_summary` averages them over the prompts of each
 (model, task, cot).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import cast
+from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
 
 from divtrace.errors import ContractError
 from divtrace.quality.score import UNCLOSED
+from divtrace.quality.votes import (
+    VOTE,
+    WHITESPACE,
+    Equivalence,
+    answer_classes,
+    family_equivalence,
+)
 
 #: The k of the ``pass_at_{k}`` columns: the paper's k = 1, 5, 10, 16 (PAPER.md §6.2, for its
 #: K = 16) and the powers of two up to 16.
@@ -127,12 +134,6 @@ SUMMARY_SCHEMA: dict[str, type[pl.DataType]] = {
     for name in SUMMARY_COLUMNS
 }
 
-#: What :meth:`str.strip` strips (every character for which :meth:`str.isspace` holds).
-WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct: ``1 - C(n-c, k) / C(n, k)``."""
@@ -170,52 +171,6 @@ def with_pass_at_k(prompts: pl.DataFrame, ks: Iterable[int]) -> pl.DataFrame:
         lookup.rename({"n": "_n", "c": "_c"}), on=["_n", "_c"], how="left", maintain_order="left"
     )
     return joined.drop("_n", "_c")
-
-
-#: Whether two extracted answers are the same answer (a family's ``equivalence``).
-Equivalence = Callable[[str, str], bool]
-
-
-def family_equivalence(family: str) -> Equivalence | None:
-    """The answer equivalence of task family ``family`` (:attr:`TaskFamily.equivalence
-    <divtrace.tasks.base.TaskFamily>`), imported; None where a vote has no meaning (the family has
-    none, or is not a registered family)."""
-    from divtrace.tasks import FAMILIES
-
-    spec = FAMILIES.get(family)
-    if spec is None or not spec.votes or spec.equivalence is None:
-        return None
-    module_name, _, attribute = spec.equivalence.partition(":")
-    return cast(Equivalence, getattr(importlib.import_module(module_name), attribute))
-
-
-def answer_classes(
-    answers: Sequence[str],
-    same: Equivalence,
-    cache: dict[tuple[str, str], bool] | None = None,
-) -> list[int]:
-    """The class of each of ``answers`` (distinct, in order of first occurrence), built greedily:
-    an answer joins the first class whose first answer ``r`` has ``same(r, answer)``, else starts
-    a new class. Classes are numbered in order of creation. ``cache`` holds (and is filled with)
-    verdicts of ``same`` already known."""
-    firsts: list[str] = []
-    classes: list[int] = []
-    for answer in answers:
-        for index, first in enumerate(firsts):
-            key = (first, answer)
-            if cache is None:
-                match = first == answer or same(first, answer)
-            elif key in cache:
-                match = cache[key]
-            else:
-                match = cache[key] = first == answer or same(first, answer)
-            if match:
-                classes.append(index)
-                break
-        else:
-            firsts.append(answer)
-            classes.append(len(firsts) - 1)
-    return classes
 
 
 def _missing(answer: object) -> bool:
@@ -258,11 +213,16 @@ def family_of(task: str, families: Mapping[str, str] | None = None) -> str:
     return (families or {}).get(task, task)
 
 
-def _majority(rows: pl.DataFrame, same_of: Mapping[str, Equivalence]) -> pl.DataFrame:
+def _majority(
+    rows: pl.DataFrame, same_of: Mapping[str, Equivalence], classified: bool = False
+) -> pl.DataFrame:
     """``majority_at_k`` per prompt of ``rows`` (the tasks of ``same_of`` only; columns
-    ``_PROMPT, _pos, correct, extracted``), by the rules of the module docstring."""
+    ``_PROMPT, _pos, correct, extracted``, and :data:`~divtrace.quality.votes.VOTE` when
+    ``classified``), by the rules of the module docstring. ``classified``: the answer classes are
+    the ``vote`` column (as ``divtrace score`` wrote them), no equivalence is called."""
     first_correct = pl.col("correct").sort_by("_pos").first()
-    answers = rows.with_columns(pl.col("extracted").str.strip_chars(WHITESPACE).alias("_answer"))
+    vote = pl.col(VOTE) if classified else pl.col("extracted").str.strip_chars(WHITESPACE)
+    answers = rows.with_columns(vote.alias("_answer"))
     distinct = (
         answers.filter(pl.col("_answer").is_not_null())
         .group_by([*_PROMPT, "_answer"])
@@ -273,7 +233,7 @@ def _majority(rows: pl.DataFrame, same_of: Mapping[str, Equivalence]) -> pl.Data
     several = (
         distinct.group_by(_PROMPT)
         .agg(pl.col("_answer").sort_by("_first"), _distinct=pl.len())
-        .filter(pl.col("_distinct") > 1)
+        .filter((pl.col("_distinct") > 1) & pl.lit(not classified))
         .sort(["task", "prompt_id", "model", "cot"], nulls_last=True)
     )
     mapped: dict[str, list[object]] = {name: [] for name in [*_PROMPT, "_answer", "_class"]}
@@ -327,7 +287,7 @@ def per_prompt(quality: pl.DataFrame, families: Mapping[str, str] | None = None)
     missing = [c for c in [*_PROMPT, "sample", "correct", "extracted"] if c not in quality.columns]
     if missing:
         raise ContractError(f"quality table lacks column(s) {missing}")
-    optional = [c for c in ("score", "detail") if c in quality.columns]
+    optional = [c for c in ("score", "detail", VOTE) if c in quality.columns]
     # Each prompt's samples in sample order (ties: input order); ``_pos`` ranks them.
     rows = (
         quality.select(*_PROMPT, "sample", "correct", "extracted", *optional)
@@ -362,7 +322,17 @@ def per_prompt(quality: pl.DataFrame, families: Mapping[str, str] | None = None)
         if (same := family_equivalence(family_of(task, families))) is not None
     }
     votable = rows.filter(pl.col("task").is_in(list(same_of)))
-    prompts = prompts.join(_majority(votable, same_of), on=_PROMPT, how="left", nulls_equal=True)
+    # The classes ``divtrace score`` wrote, where every voting row has them (a parsed answer
+    # always has a class there); else computed here.
+    classified = (
+        VOTE in optional
+        and votable.filter(pl.col("extracted").is_not_null() & pl.col(VOTE).is_null()).is_empty()
+    )
+    if VOTE in optional:
+        rows = rows.with_columns(pl.col(VOTE).cast(pl.String))
+        votable = votable.with_columns(pl.col(VOTE).cast(pl.String))
+    majority = _majority(votable, same_of, classified)
+    prompts = prompts.join(majority, on=_PROMPT, how="left", nulls_equal=True)
     ifeval = [
         task
         for task in rows.get_column("task").drop_nulls().unique().to_list()

@@ -19,6 +19,7 @@ from divtrace.errors import ContractError, JudgeError
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.io import QUALITY, empty_frame
 from divtrace.quality.base import BatchJudge, Judgement
+from divtrace.quality.votes import vote_column
 
 
 def _judges() -> dict[str, str]:
@@ -83,7 +84,9 @@ def score_generations(
     passed to the judge; null ``think_closed`` means "not a reasoning model" and is judged
     normally. A sample that was never generated (``finish_reason`` ``prompt_too_long``: its
     prompt did not fit the model's context) has no quality row: there is nothing to judge, and
-    it says nothing of the model. Rows come out in prompt-table order, then by sample.
+    it says nothing of the model. Rows come out in prompt-table order, then by sample. Besides
+    the QUALITY columns, the table holds each sample's answer class for majority@K (``vote``,
+    :mod:`divtrace.quality.votes`; null where the family's vote has no meaning).
     """
     _require(prompts, _PROMPT_COLUMNS, "prompts")
     _require(generations, _GENERATION_COLUMNS, "generations")
@@ -140,7 +143,7 @@ def score_generations(
         for position, verdict in zip(to_judge.get_column("_position"), verdicts, strict=True):
             judgements[position] = verdict
 
-    return generations.select(
+    table = generations.select(
         *key[:-1],
         pl.col("sample").cast(pl.Int64),
         pl.Series("correct", [bool(j.correct) for j in judgements], dtype=pl.Boolean),
@@ -148,3 +151,5 @@ def score_generations(
         pl.Series("extracted", [j.extracted for j in judgements], dtype=pl.String),
         pl.Series("detail", [j.detail for j in judgements], dtype=pl.String),
     ).select(QUALITY.names)
+    # Each sample's answer class for majority@K, computed here once per run (quality.votes).
+    return table.with_columns(vote_column(table, family))
