@@ -110,6 +110,8 @@ def synthesise(root: Path, seed: int = 0) -> dict[str, list[str]]:
         correct = rng.random((n, K)) < rng.uniform(0.1, 0.9)
         if verifiable:
             rows = n * K
+            # a few distinct answers per prompt; their classes as divtrace score writes them
+            answers = [str(a) for a in rng.integers(40, 44, size=rows)]
             table = pa.table(
                 {
                     "model": [model] * rows,
@@ -119,10 +121,11 @@ def synthesise(root: Path, seed: int = 0) -> dict[str, list[str]]:
                     "sample": np.tile(np.arange(K), n),
                     "correct": correct.ravel(),
                     "score": correct.ravel().astype(float),
-                    "extracted": ["42"] * rows,
+                    "extracted": answers,
                     "detail": pa.array([None] * rows, pa.string()),
+                    "vote": answers,
                 },
-                schema=io.QUALITY,
+                schema=io.QUALITY.append(pa.field("vote", pa.string())),
             )
             path = root / f"quality/{model}/{task}/cot-{cot}.parquet"
             _write(table, path, "quality")
