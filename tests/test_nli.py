@@ -756,3 +756,135 @@ def test_lexical_stand_in_reads_the_texts() -> None:
     forward = lexical_nli("The cat sat on the mat", "The cat sat")
     backward = lexical_nli("The cat sat", "The cat sat on the mat")
     assert abs(forward[0] - backward[0]) > 0.1  # asymmetric in premise and hypothesis
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny classifier: the paper's procedure end to end, and the token limit
+
+LONG_PREMISE = " ".join(["The cat sat on the mat and a dog runs in the park."] * 3)
+SHORT_HYPOTHESIS = "Is it raining today?"
+
+
+def direct_probs(path: Path) -> Probs:
+    """[P(entail), P(contradict)] of one pair by one unpadded forward pass, labels by name."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    names = {v.lower(): k for k, v in model.config.id2label.items()}
+
+    def probs(premise: str, hypothesis: str) -> tuple[float, float]:
+        with torch.no_grad():
+            row = torch.softmax(
+                model(**tok(premise, hypothesis, return_tensors="pt")).logits[0], -1
+            )
+        return float(row[names["entailment"]]), float(row[names["contradiction"]])
+
+    return probs
+
+
+def test_tiny_model_matches_the_papers_procedure(tiny: dict[str, Path]) -> None:
+    rng = random.Random(5)
+    sets = [[rng.choice(POOL) for _ in range(rng.randint(2, 5))] for _ in range(12)]
+    scorer = HFNLIScorer(str(tiny["roberta"]), device="cpu", batch_size=7, progress=False)
+    got = nli_many(sets, [set_seed("tiny", g) for g in range(len(sets))], scorer)
+    probs = direct_probs(tiny["standard"])
+    want = np.array([paper_nli(t, probs) for t in sets])
+    finite = ~np.isnan(got)
+    assert finite.sum() >= 10 and (want[~finite] == 0.0).all()
+    assert got[finite] == pytest.approx(want[finite], abs=1e-4)
+    assert np.ptp(want[finite]) > 1e-3  # the model's scores really move the values
+
+
+class RecordingTokenizer:
+    """A tokenizer that records the keyword arguments of every call."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls.append(kwargs)
+        return self.tokenizer(*args, **kwargs)  # type: ignore[operator]
+
+
+def test_hf_scorer_max_length_defaults_to_512(tiny: dict[str, Path]) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from divtrace.cli.common import schema_default
+    from divtrace.metrics.nli import DEFAULT_NLI_MAX_LENGTH
+
+    assert HFNLIScorer().max_length == DEFAULT_NLI_MAX_LENGTH == 512
+    assert schema_default("metrics.nli_max_length") == DEFAULT_NLI_MAX_LENGTH
+    path = tiny["standard"]
+    spy = RecordingTokenizer(AutoTokenizer.from_pretrained(path))
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    scorer = HFNLIScorer.from_loaded(model, spy, device="cpu", batch_size=2, progress=False)
+    scorer.score(PREMISES, HYPOTHESES)
+    assert len(spy.calls) == 2
+    for call in spy.calls:
+        assert (call["max_length"], call["truncation"], call["padding"]) == (512, True, True)
+    for bad in (1, 0, True, 2.5, "512"):
+        with pytest.raises(MetricError, match="max_length"):
+            HFNLIScorer(str(path), max_length=bad)  # type: ignore[arg-type]
+
+
+def test_hf_scorer_truncates_at_max_length(tiny: dict[str, Path]) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = tiny["standard"]
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    n_tokens = len(tok(LONG_PREMISE, SHORT_HYPOTHESIS)["input_ids"])
+    assert 16 < n_tokens <= 64  # fits the tiny model's positions, longer than the limit below
+
+    def truncated(max_length: int) -> list[float]:
+        enc = tok(LONG_PREMISE, SHORT_HYPOTHESIS, truncation=True, max_length=max_length,
+                  return_tensors="pt")  # fmt: skip
+        assert enc["input_ids"].shape[1] == min(max_length, n_tokens)
+        with torch.no_grad():
+            probs = torch.softmax(model(**enc).logits[0], -1)
+        return [float(probs[0]), float(probs[2])]
+
+    short = HFNLIScorer(str(path), device="cpu", max_length=16, progress=False)
+    full = HFNLIScorer(str(path), device="cpu", progress=False)
+    got_short = short.score([LONG_PREMISE], [SHORT_HYPOTHESIS])[0]
+    got_full = full.score([LONG_PREMISE], [SHORT_HYPOTHESIS])[0]
+    assert got_short == pytest.approx(truncated(16), abs=1e-5)
+    assert got_full == pytest.approx(truncated(512), abs=1e-5)
+    assert np.abs(got_short - got_full).max() > 1e-3  # the limit changed what the model saw
+
+
+def test_diversity_command_passes_nli_max_length(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from divtrace import io
+    from divtrace.cli import main
+
+    gen = generations().with_columns(
+        answer=pl.format("{} {}. The cat sat on the mat.", pl.lit(LONG_PREMISE), "sample")
+    )
+    rows = gen.with_columns(
+        raw=pl.col("answer"), prompt_text=pl.lit("q"), reasoning=pl.lit(None, pl.String),
+        n_tokens=pl.lit(8), finish_reason=pl.lit("stop"), backend=pl.lit("transformers"),
+    )  # fmt: skip
+    schema = io.empty_frame("generations").schema
+    path = tmp_path / "gen.parquet"
+    io.write_table(rows.select(schema.names()).cast(dict(schema)), path, "generations")
+
+    def run(*extra: str) -> pl.DataFrame:
+        out = tmp_path / f"div{len(extra)}.parquet"
+        argv = ["diversity", "--generations", str(path), "--out", str(out), "--metrics", "nli",
+                "--nli-model", str(tiny["standard"]), "--device", "cpu", *extra]  # fmt: skip
+        assert main(argv) == 0
+        meta = io.read_metadata(out)
+        assert meta["nli_max_length"] == (int(extra[-1]) if extra else 512)
+        return read_table(out, "diversity")
+
+    default, limited = run(), run("--nli-max-length", "12")
+    want = compute_diversity(gen, ["nli"], nli_model=str(tiny["standard"]), nli_max_length=12)
+    got = limited["value"].to_numpy()
+    assert got == pytest.approx(want["value"].to_numpy(), abs=1e-6, nan_ok=True)
+    scored = ~np.isnan(got)
+    assert scored.sum() >= 2  # p1 and p2 per input (the other sets have fewer than 2 outputs)
+    assert np.abs(got[scored] - default["value"].to_numpy()[scored]).max() > 1e-4

@@ -37,6 +37,10 @@ table-level API seeds each set with :func:`set_seed` of its (model, task, cot, s
 In a set where no output pair has more than three aligned sentences nothing is drawn, and the
 value is the paper's (up to floating-point rounding).
 
+Tokenisation, as in the paper: premise and hypothesis are encoded as one pair, with padding and
+truncation to ``max_length`` tokens (default 512, :data:`DEFAULT_NLI_MAX_LENGTH`; config key
+``metrics.nli_max_length``).
+
 Speed: :func:`nli_many` takes all sets of a file at once, scores each distinct unordered pair of
 texts once per seed, and sends every distinct directed sentence pair of the whole file to the
 scorer exactly once, in a canonical (sorted) order. :class:`HFNLIScorer` additionally caches
@@ -51,7 +55,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -59,6 +63,9 @@ from divtrace.errors import MetricError
 
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
 MAX_SENTENCE_PAIRS = 3
+#: Tokens of an encoded (premise, hypothesis) pair, as in the paper (config
+#: ``metrics.nli_max_length``).
+DEFAULT_NLI_MAX_LENGTH = 512
 
 # The paper's sentence boundary: a run of terminal punctuation followed by whitespace, or a run
 # of newlines; the boundary itself is removed.
@@ -315,33 +322,40 @@ class HFNLIScorer:
     ``model`` is a local directory or a Hugging Face hub name (a local directory is loaded with
     the hub switched off). Label indices come from ``model.config.id2label`` (see
     :func:`label_indices`); probabilities are the softmax over all labels. Pairs are sorted by
-    length (longest first) into batches of ``batch_size``, truncated to ``max_length`` tokens,
-    and run under ``torch.inference_mode`` on CUDA when available unless ``device`` is given;
-    ``dtype`` ("float16", "bfloat16") casts the model, e.g. for speed on a GPU (default: as
-    stored; softmax is always taken in float32).
+    length (longest first) into batches of ``batch_size``; each pair is encoded together, padded
+    and truncated to ``max_length`` tokens (default 512, as in the paper; a
+    :class:`~divtrace.errors.MetricError` below 2), and run under ``torch.inference_mode`` on
+    CUDA when available unless ``device`` is given; ``dtype`` ("float16", "bfloat16") casts the
+    model, e.g. for speed on a GPU (default: as stored; softmax is always taken in float32).
     Scores are cached in memory across calls; ``stats`` counts pairs requested
     (``n_requested``) and pairs actually run through the model (``n_scored``). The model loads
     lazily, on the first pair that needs scoring. Progress goes to stderr through tqdm.
     """
+
+    DEFAULT_MAX_LENGTH: ClassVar[int] = DEFAULT_NLI_MAX_LENGTH
 
     def __init__(
         self,
         model: str = DEFAULT_NLI_MODEL,
         device: str | None = None,
         batch_size: int = 64,
-        max_length: int = 256,
+        max_length: int = DEFAULT_NLI_MAX_LENGTH,
         *,
         dtype: str | None = None,
         progress: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"HFNLIScorer batch_size must be >= 1, got {batch_size}")
-        if max_length < 2:
-            raise ValueError(f"HFNLIScorer max_length must be >= 2, got {max_length}")
+        if (
+            isinstance(max_length, bool)
+            or not isinstance(max_length, (int, np.integer))
+            or max_length < 2
+        ):
+            raise MetricError(f"NLI max_length must be an integer >= 2, got {max_length!r}")
         self.model = model
         self.device = device
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = int(max_length)
         self.dtype = dtype
         self.progress = progress
         self.stats: dict[str, int] = {"n_requested": 0, "n_scored": 0}
@@ -361,7 +375,7 @@ class HFNLIScorer:
         name: str = "<in-memory model>",
         device: str | None = None,
         batch_size: int = 64,
-        max_length: int = 256,
+        max_length: int = DEFAULT_NLI_MAX_LENGTH,
         dtype: str | None = None,
         progress: bool = True,
     ) -> HFNLIScorer:
