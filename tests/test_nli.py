@@ -333,7 +333,8 @@ def test_metric_nli_is_available() -> None:
 
 
 def test_compute_diversity_nli_with_fake_scorer() -> None:
-    gen = generations()
+    # p2's sample 0 kept, so the across-input set of subset all has two outputs (p1's, p2's).
+    gen = generations().with_columns(think_closed=pl.col("prompt_id") != "p3")
     gen = gen.with_columns(
         answer=pl.Series(
             [
@@ -353,14 +354,19 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
         nli_stats=stats,
     )
     assert len(fake.calls) == 1  # every set of the file in one scorer call
-    assert stats["n_sets"] == 5  # all: p1, p2, across; correct: p1, across
+    assert stats["n_sets"] == 4  # sets of 2+ outputs: all: p1, p2, across; correct: p1
+    assert stats["n_sets_without_pairs"] == 0
     nli = out.filter(metric="nli")
-    assert len(nli) == 5 and nli["value"].is_between(0, 2).all()
+    assert len(nli) == 8  # p1, p2, p3, across in both subsets
+    valued = nli.filter(pl.col("value").is_not_null())
+    assert len(valued) == 4 and valued["value"].is_between(0, 2).all()
+    # correct: p2 has 1 correct output, p3 none, across 1 (only p1's sample 0 is correct).
+    assert (nli.filter(pl.col("value").is_null())["n_outputs"] < 2).all()
     # Values are nli_diversity of the set with the seed of (model, task, cot, scope, prompt_id).
     kept = gen.filter(pl.col("think_closed")).join(
         quality_for(gen), on=["model", "task", "cot", "prompt_id", "sample"], how="left"
     )
-    for row in nli.iter_rows(named=True):
+    for row in valued.iter_rows(named=True):
         if row["scope"] == "per_input":
             texts = kept.filter(prompt_id=row["prompt_id"])
             if row["subset"] == "correct":
@@ -368,9 +374,7 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
             texts = texts.sort("sample")
         else:
             pool = kept.filter(correct=True) if row["subset"] == "correct" else kept
-            texts = (
-                pool.sort("prompt_id", "sample").group_by("prompt_id", maintain_order=True).first()
-            )
+            texts = pool.filter(sample=0).sort("prompt_id")  # each prompt's sample 0
         seed = set_seed(row["model"], row["task"], row["cot"], row["scope"], row["prompt_id"])
         want = nli_diversity(texts["answer"].to_list(), FakeScorer(default=varied), seed)
         assert row["value"] == pytest.approx(want, rel=1e-12), row
@@ -585,15 +589,19 @@ def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path
     out = compute_diversity(gen, ["nli", "ead"], nli_model=str(tiny["roberta"]))
     assert out.columns[: len(DIVERSITY.names)] == DIVERSITY.names
     nli = out.filter(metric="nli")
-    assert len(nli) == 3  # p1, p2 per input; across inputs
-    assert nli["value"].is_between(0, 2).all()
+    assert len(nli) == 4  # p1, p2, p3 per input; across inputs
+    # p3 has no kept output and the across-input set only p1's sample 0: no value.
+    assert nli["value"].is_null().to_list() == [False, False, True, True]
+    assert nli["value"].drop_nulls().is_between(0, 2).all()
     assert set(nli["scope"]) == {"per_input", "across_input"}
     assert out["metric"][:2].to_list() == ["nli", "ead"]
     back = read_table(write_table(out, tmp_path / "cot-on.parquet", "diversity"), "diversity")
     assert len(back) == len(out)
     # Same result with the labels in the other order, and with an injected scorer.
     standard = compute_diversity(gen, ["nli"], nli_model=str(tiny["standard"]))
-    assert standard["value"].to_numpy() == pytest.approx(nli["value"].to_numpy(), abs=1e-6)
+    assert standard["value"].to_numpy() == pytest.approx(
+        nli["value"].to_numpy(), abs=1e-6, nan_ok=True
+    )
     scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
     injected = compute_diversity(gen, ["nli"], nli_scorer=scorer, nli_model="not/used")
     assert_frame_equal(injected, standard)
