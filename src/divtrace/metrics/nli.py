@@ -24,7 +24,8 @@ positions are drawn (see *Seeding*). For a set S of outputs:
    [0, 2]; contradictions push it above 1.
 
 A set with no scored output pair (fewer than two outputs, or every pair skipped) has no NLI
-diversity: its value is NaN, a missing value, where the paper's code returns 0.0.
+diversity: its value is NaN, a missing value (a null row in the diversity table), where the
+paper's code returns 0.0.
 
 Seeding (a deliberate departure from the paper, whose code draws the positions from a single
 ``random.Random(1234)`` shared by the whole run, so a set's value depends on which sets were
