@@ -73,6 +73,7 @@ def test_measures_prompts_and_tables_take_the_schema_defaults(defaults):
     assert (args.sbert_model, args.nli_model) == (metrics["sbert_model"], metrics["nli_model"])
     assert (args.ead_vocab_size, args.device) == (metrics["ead_vocab_size"], metrics["device"])
     assert args.ead_tokenize == metrics["ead_tokenize"] == "words"
+    assert args.nli_max_length == metrics["nli_max_length"] == 512
     assert parse("prompts", "--task", "t", "--source", "s", "--out", "o").seed == defaults["seed"]
     summary = parse("summarize", "--diversity", "d", "--lineage", "{}", "--out-dir", "o")
     assert (summary.n_boot, summary.seed) == (

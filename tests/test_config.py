@@ -17,6 +17,7 @@ def test_demo_config_is_valid_and_gets_defaults(demo_config):
     config = validate_config(demo_config)
     assert config["metrics"]["names"] == ["ead", "sbert", "vendi"]
     assert config["metrics"]["ead_vocab_size"] == 50257
+    assert config["metrics"]["nli_max_length"] == 512
     assert config["models"]["base"]["format"] == "completion"
     assert config["models"]["instruct-sft"]["reasoning"] is False
 
@@ -39,6 +40,7 @@ def test_load_config_reads_yaml(repo):
         (lambda c: c["models"]["base"].update(source="s3"), "models.base.source"),
         (lambda c: c["models"]["base"].pop("toy"), "models.base"),
         (lambda c: c["metrics"].update(names=["ead", "bleu"]), "metrics.names.1"),
+        (lambda c: c["metrics"].update(nli_max_length=1), "metrics.nli_max_length"),
         (lambda c: c["tasks"]["gsm8k"].update(family="chess"), "tasks.gsm8k.family"),
         (
             lambda c: c["tasks"]["gsm8k"].update(source="resources/tasks/demo/none.jsonl"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -70,20 +71,25 @@ def position(sentence: str) -> int:
 
 
 def test_split_sentences() -> None:
-    text = "Hello world. How are you?  Fine!!! e.g.x\n\nNew line\r\n  last one  "
-    assert split_sentences(text) == [
-        "Hello world.",
-        "How are you?",
-        "Fine!!!",
-        "e.g.x",
-        "New line",
-        "last one",
-    ]
+    text = "Hello world. How are you?  Fine!!! e.g.x\n\nNew line\r\n  last one.  "
+    # The punctuation run and the whitespace after it are the boundary: both are removed.
+    assert split_sentences(text) == ["Hello world", "How are you", "Fine", "e.g.x", "New line",
+                                     "last one"]  # fmt: skip
+    assert split_sentences("A. B") == ["A", "B"]
+    assert split_sentences("A. B.") == ["A", "B."]  # a final "." without whitespace after stays
+    assert split_sentences("Why?! Because... So.") == ["Why", "Because", "So."]
     assert split_sentences("") == []
     assert split_sentences(" \n\t\n ") == []
     assert split_sentences("No terminal punctuation") == ["No terminal punctuation"]
-    assert split_sentences("3.14 is pi. Yes") == ["3.14 is pi.", "Yes"]
+    assert split_sentences("3.14 is pi. Yes") == ["3.14 is pi", "Yes"]
     assert split_sentences("one line\ntwo line") == ["one line", "two line"]
+    # \r and \t are spaces, not boundaries (a lone \r does not split) ...
+    assert split_sentences("one\rtwo\tthree") == ["one two three"]
+    assert split_sentences("one.\rtwo.\tthree") == ["one", "two", "three"]
+    # ... and a text of boundaries only is one sentence, its stripped self.
+    assert split_sentences("... ") == ["..."]
+    assert split_sentences(" !?\n") == ["!?"]
+    assert split_sentences("\n\n") == []
 
 
 def test_set_seed_is_stable() -> None:
@@ -116,13 +122,11 @@ def test_both_directions_by_hand() -> None:
 def test_position_alignment() -> None:
     fake = FakeScorer()
     nli_diversity(["A1. A2.", "B1. B2. B3."], fake)
-    assert sorted(fake.pairs) == sorted(
-        [("A1.", "B1."), ("B1.", "A1."), ("A2.", "B2."), ("B2.", "A2.")]
-    )
+    assert sorted(fake.pairs) == sorted([("A1", "B1"), ("B1", "A1"), ("A2.", "B2"), ("B2", "A2.")])
     # Newlines split sentences too.
     fake = FakeScorer()
     nli_diversity(["x\ny", "u. v"], fake)
-    assert sorted(fake.pairs) == sorted([("x", "u."), ("u.", "x"), ("y", "v"), ("v", "y")])
+    assert sorted(fake.pairs) == sorted([("x", "u"), ("u", "x"), ("y", "v"), ("v", "y")])
 
 
 def test_mean_over_pairs_by_hand() -> None:
@@ -199,14 +203,15 @@ def test_independent_of_processing_and_output_order() -> None:
         nli_diversity(s, FakeScorer(default=varied), seed)
         for s, seed in zip(sets, seeds, strict=True)
     ]
-    assert base == pytest.approx(alone, rel=1e-12, abs=1e-12)
+    assert base == pytest.approx(alone, rel=1e-12, abs=1e-12, nan_ok=True)
+    assert 0 < np.isnan(base).sum() < len(sets) / 2  # some sets have no scorable pair
     for trial in range(5):
         order = list(range(len(sets)))
         rng.shuffle(order)
         shuffled = [rng.sample(sets[i], len(sets[i])) for i in order]
         fake = FakeScorer(default=varied)
         again = nli_many(shuffled, [seeds[i] for i in order], fake)
-        assert again == pytest.approx(base[order], rel=1e-12, abs=1e-12)
+        assert again == pytest.approx(base[order], rel=1e-12, abs=1e-12, nan_ok=True)
         # The scorer sees the distinct directed pairs, once each, in a canonical order.
         assert len(fake.calls) == 1
         assert fake.calls[0] == sorted(set(fake.calls[0]))
@@ -216,7 +221,8 @@ def test_independent_of_processing_and_output_order() -> None:
             assert fake.calls[0] == first_call
     # The seed matters (for sets with more than three aligned sentences).
     other = nli_many(sets, [s + 1 for s in seeds], FakeScorer(default=varied))
-    assert not np.allclose(other, base)
+    assert np.array_equal(np.isnan(other), np.isnan(base))
+    assert not np.allclose(other[~np.isnan(base)], base[~np.isnan(base)])
 
 
 def test_dedup_within_and_across_sets() -> None:
@@ -229,9 +235,10 @@ def test_dedup_within_and_across_sets() -> None:
     assert len(fake.pairs) == len(set(fake.pairs)) == 6 + 3
     assert stats == {
         "n_sets": 3,
+        "n_sets_without_pairs": 0,
         "n_output_pairs": 6 + 1 + 1,
+        "n_skipped_pairs": 0,
         "n_distinct_output_pairs": 2,
-        "n_empty_pairs": 0,
         "n_sentence_pairs": 8 * 6,
         "n_sentence_pairs_scored": 9,
     }
@@ -247,14 +254,44 @@ def test_dedup_within_and_across_sets() -> None:
 
 def test_small_sets_and_empty_outputs() -> None:
     fake = FakeScorer()
-    values = nli_many([[], ["x."], ["", ""], ["", "a. b."], [" \n", "a."], ["", ""]], [0] * 6, fake)
-    # < 2 outputs -> 0.0; two empty outputs -> similarity 1 -> 0.0; one empty -> similarity 0.
-    assert list(values) == [0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    stats: dict[str, int] = {}
+    sets = [[], ["x."], ["", ""], ["", "x"], [" \n", "a."], ["\t", "\r\n"]]
+    values = nli_many(sets, [0] * 6, fake, stats=stats)
+    # Fewer than 2 outputs, or only pairs with an output without a sentence: no value.
+    assert np.isnan(values).all()
     assert fake.calls == []  # nothing to score
-    # An empty output in a larger set: its pairs count as neutral.
-    table = {("a.", "b."): (1.0, 0.0), ("b.", "a."): (1.0, 0.0)}
-    assert nli_diversity(["a.", "b.", ""], FakeScorer(table)) == pytest.approx(1 - 1 / 3)
+    assert stats["n_sets_without_pairs"] == 6
+    assert stats["n_output_pairs"] == stats["n_skipped_pairs"] == 4
+    assert np.isnan(nli_diversity(["one output. Two sentences."], FakeScorer()))
+
+
+def test_pairs_with_an_empty_output_are_skipped() -> None:
+    table = {("a", "c"): (0.9, 0.1), ("c", "a"): (0.7, 0.1), ("b.", "d."): (0.2, 0.6),
+             ("d.", "b."): (0.0, 0.4)}  # fmt: skip
+    fake = FakeScorer(table)
+    stats: dict[str, int] = {}
+    value = nli_diversity(["", "a. b.", "c. d."], fake)
+    # Only ("a. b.", "c. d.") is scored; the two pairs with "" neither count as neutral (0) nor
+    # enter the mean at all.
+    want = 1 - ((0.8 + 0.6) / 2 + (-0.4 - 0.4) / 2) / 2
+    assert value == pytest.approx(want)
+    assert sorted(fake.pairs) == sorted(table)
+    nli_many([["", "a. b.", "c. d."], ["a. b.", "c. d."]], [0, 0], FakeScorer(table), stats=stats)
+    assert stats["n_output_pairs"] == 4 and stats["n_skipped_pairs"] == 2
+    assert stats["n_sets_without_pairs"] == 0
     assert list(nli_many([], [], FakeScorer())) == []
+
+
+def test_pooled_over_sentence_pairs_not_a_mean_of_pair_means() -> None:
+    # (x, y) has three aligned sentences of similarity 1 each; (x, z) and (y, z) one each, of
+    # similarity 0. Pooled: 3 terms of 1 and 2 terms of 0 -> mean 3/5. A mean of the three
+    # pairs' means would give 1/3.
+    x, y, z = "s1. s2. s3.", "t1. t2. t3.", "u1."
+
+    def probs(p: str, h: str) -> tuple[float, float]:
+        return (1.0, 0.0) if "u" not in p + h else (0.5, 0.5)
+
+    assert nli_diversity([x, y, z], FakeScorer(default=probs)) == pytest.approx(1 - 3 / 5)
 
 
 def test_bad_inputs() -> None:
@@ -296,7 +333,8 @@ def test_metric_nli_is_available() -> None:
 
 
 def test_compute_diversity_nli_with_fake_scorer() -> None:
-    gen = generations()
+    # p2's sample 0 kept, so the across-input set of subset all has two outputs (p1's, p2's).
+    gen = generations().with_columns(think_closed=pl.col("prompt_id") != "p3")
     gen = gen.with_columns(
         answer=pl.Series(
             [
@@ -316,14 +354,19 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
         nli_stats=stats,
     )
     assert len(fake.calls) == 1  # every set of the file in one scorer call
-    assert stats["n_sets"] == 5  # all: p1, p2, across; correct: p1, across
+    assert stats["n_sets"] == 4  # sets of 2+ outputs: all: p1, p2, across; correct: p1
+    assert stats["n_sets_without_pairs"] == 0
     nli = out.filter(metric="nli")
-    assert len(nli) == 5 and nli["value"].is_between(0, 2).all()
+    assert len(nli) == 8  # p1, p2, p3, across in both subsets
+    valued = nli.filter(pl.col("value").is_not_null())
+    assert len(valued) == 4 and valued["value"].is_between(0, 2).all()
+    # correct: p2 has 1 correct output, p3 none, across 1 (only p1's sample 0 is correct).
+    assert (nli.filter(pl.col("value").is_null())["n_outputs"] < 2).all()
     # Values are nli_diversity of the set with the seed of (model, task, cot, scope, prompt_id).
     kept = gen.filter(pl.col("think_closed")).join(
         quality_for(gen), on=["model", "task", "cot", "prompt_id", "sample"], how="left"
     )
-    for row in nli.iter_rows(named=True):
+    for row in valued.iter_rows(named=True):
         if row["scope"] == "per_input":
             texts = kept.filter(prompt_id=row["prompt_id"])
             if row["subset"] == "correct":
@@ -331,9 +374,7 @@ def test_compute_diversity_nli_with_fake_scorer() -> None:
             texts = texts.sort("sample")
         else:
             pool = kept.filter(correct=True) if row["subset"] == "correct" else kept
-            texts = (
-                pool.sort("prompt_id", "sample").group_by("prompt_id", maintain_order=True).first()
-            )
+            texts = pool.filter(sample=0).sort("prompt_id")  # each prompt's sample 0
         seed = set_seed(row["model"], row["task"], row["cot"], row["scope"], row["prompt_id"])
         want = nli_diversity(texts["answer"].to_list(), FakeScorer(default=varied), seed)
         assert row["value"] == pytest.approx(want, rel=1e-12), row
@@ -548,15 +589,19 @@ def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path
     out = compute_diversity(gen, ["nli", "ead"], nli_model=str(tiny["roberta"]))
     assert out.columns[: len(DIVERSITY.names)] == DIVERSITY.names
     nli = out.filter(metric="nli")
-    assert len(nli) == 3  # p1, p2 per input; across inputs
-    assert nli["value"].is_between(0, 2).all()
+    assert len(nli) == 4  # p1, p2, p3 per input; across inputs
+    # p3 has no kept output and the across-input set only p1's sample 0: no value.
+    assert nli["value"].is_null().to_list() == [False, False, True, True]
+    assert nli["value"].drop_nulls().is_between(0, 2).all()
     assert set(nli["scope"]) == {"per_input", "across_input"}
     assert out["metric"][:2].to_list() == ["nli", "ead"]
     back = read_table(write_table(out, tmp_path / "cot-on.parquet", "diversity"), "diversity")
     assert len(back) == len(out)
     # Same result with the labels in the other order, and with an injected scorer.
     standard = compute_diversity(gen, ["nli"], nli_model=str(tiny["standard"]))
-    assert standard["value"].to_numpy() == pytest.approx(nli["value"].to_numpy(), abs=1e-6)
+    assert standard["value"].to_numpy() == pytest.approx(
+        nli["value"].to_numpy(), abs=1e-6, nan_ok=True
+    )
     scorer = HFNLIScorer(str(tiny["standard"]), device="cpu", progress=False)
     injected = compute_diversity(gen, ["nli"], nli_scorer=scorer, nli_model="not/used")
     assert_frame_equal(injected, standard)
@@ -564,8 +609,10 @@ def test_compute_diversity_with_tiny_model(tiny: dict[str, Path], tmp_path: Path
 
 
 def test_every_pair_combination_is_aligned_hand_check() -> None:
-    # A brute-force restatement of the definition for random small sets.
+    # A brute-force restatement of the definition for random small sets, with more than three
+    # aligned sentences too (divtrace's own seeded choice of positions).
     rng = random.Random(3)
+    n_nan = 0
     for _ in range(30):
         texts = random_sets(rng, 1)[0]
         seed = rng.randrange(2**64)
@@ -573,15 +620,279 @@ def test_every_pair_combination_is_aligned_hand_check() -> None:
         for x, y in itertools.combinations(texts, 2):
             sx, sy = split_sentences(x), split_sentences(y)
             n = min(len(sx), len(sy))
-            if n == 0:
-                sims.append(1.0 if not sx and not sy else 0.0)
-                continue
-            terms = []
-            for i in choose_positions(n, seed, x, y, 3):
-                for p, h in ((sx[i], sy[i]), (sy[i], sx[i])):
-                    e, c = varied(p, h)
-                    terms.append(e - c)
-            sims.append(float(np.mean(terms)))
-        want = 1 - float(np.mean(sims)) if sims else 0.0
+            for i in choose_positions(n, seed, x, y, 3) if n else []:
+                forward, backward = varied(sx[i], sy[i]), varied(sy[i], sx[i])
+                sims.append(((forward[0] - forward[1]) + (backward[0] - backward[1])) / 2)
         got = nli_diversity(texts, FakeScorer(default=varied), seed)
-        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+        if sims:
+            assert got == pytest.approx(1 - float(np.mean(sims)), rel=1e-12, abs=1e-12)
+        else:
+            assert np.isnan(got)
+            n_nan += 1
+    assert 0 < n_nan < 15
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's procedure, transcribed, against a text-sensitive classifier
+
+NEGATIONS = frozenset({"not", "no", "never", "nobody", "nothing", "none"})
+
+
+def lexical_nli(premise: str, hypothesis: str) -> tuple[float, float]:
+    """A deterministic stand-in for MNLI that reads the texts (and is asymmetric).
+
+    Entailment grows with the share of the hypothesis's words found in the premise, contradiction
+    with a negation on one side only; a longer hypothesis or a question mark in it lowers
+    entailment. Softmax over (entail, neutral, contradict) logits.
+    """
+    p_words = re.findall(r"[a-z0-9']+", premise.lower())
+    h_words = re.findall(r"[a-z0-9']+", hypothesis.lower())
+    p_set, h_set = set(p_words), set(h_words)
+    covered = len(h_set & p_set) / len(h_set) if h_set else 0.0
+    negation_mismatch = float(bool(p_set & NEGATIONS) != bool(h_set & NEGATIONS))
+    longer = float(len(h_words) > len(p_words))
+    entail = 3.0 * covered - 2.0 * negation_mismatch - 0.7 * longer - 0.8 * ("?" in hypothesis)
+    contradict = 2.5 * negation_mismatch + 1.2 * (1.0 - covered) - 0.3 * ("." in premise)
+    logits = np.array([entail, 0.5, contradict])
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    return float(probs[0]), float(probs[2])
+
+
+def paper_sentences(text: str) -> list[str]:
+    """The paper's split: \\r, \\t to spaces; split; strip; drop blanks; else the whole text."""
+    cleaned = text.replace("\r", " ").replace("\t", " ")
+    kept = []
+    for part in re.split(r"[.!?]+\s+|\n+", cleaned):
+        if part.strip():
+            kept.append(part.strip())
+    if not kept and cleaned.strip():
+        kept = [cleaned.strip()]
+    return kept
+
+
+def paper_nli(texts: Sequence[str], probs: Probs, *, pooled: bool = True) -> float:
+    """The paper's D_NLI for outputs of at most 3 sentences (so every position is used).
+
+    ``pooled=False`` is the variant this test must tell apart: a mean of per-output-pair means.
+    The paper returns 0.0 when no pair is scored.
+    """
+
+    def s(premise: str, hypothesis: str) -> float:
+        entail, contradict = probs(premise, hypothesis)
+        return entail - contradict
+
+    all_sims: list[float] = []
+    pair_means: list[float] = []
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            sent_i, sent_j = paper_sentences(texts[i]), paper_sentences(texts[j])
+            min_len = min(len(sent_i), len(sent_j))
+            if len(sent_i) == 0 or len(sent_j) == 0:
+                continue
+            assert min_len <= 3, "the transcription covers min_len <= 3 only (no random draw)"
+            sims = [
+                0.5 * (s(sent_i[idx], sent_j[idx]) + s(sent_j[idx], sent_i[idx]))
+                for idx in range(min_len)
+            ]
+            all_sims.extend(sims)
+            pair_means.append(sum(sims) / len(sims))
+    if not all_sims:
+        return 0.0
+    return 1.0 - (sum(all_sims) / len(all_sims) if pooled else sum(pair_means) / len(pair_means))
+
+
+POOL = [
+    "The cat sat on the mat. It was not happy!",
+    "The cat sat on the mat.",
+    "A dog ran in the park? No dog ran.",
+    "The cat did not sit on the mat...\nIt was happy",
+    "Nobody sat on the mat!!! The dog slept.\tThe cat slept.",
+    "Birds fly south.\r\nBirds never fly north",
+    "The answer is 42.The answer is not 41.",
+    "It rained\rIt poured. Then it stopped",
+    "",
+    "   \n\t ",
+    "... ",
+    "?!",
+    "The dog slept?! The cat sat on the mat. Nothing happened",
+    "It rained\n\nIt did not rain.",
+    "e.g. the cat. the dog",
+    "The cat sat on the mat",
+    "No. The cat sat on the mat. The dog did not",
+    "Why did the cat sit?\n\n\nBecause the mat was warm!",
+    "The park was empty.\r\n\r\nNo birds flew.\t",
+    "\tThe dog ran in the park!!!   ",
+]
+
+
+def paper_sets() -> list[list[str]]:
+    rng = random.Random(11)
+    sets = [[rng.choice(POOL) for _ in range(rng.randint(2, 6))] for _ in range(80)]
+    sets += [[], [POOL[0]], ["", "  "], ["", "x"], ["", "a. b", "c. d"], POOL, POOL[:3] * 2]
+    return sets
+
+
+def test_nli_many_matches_the_papers_procedure() -> None:
+    counts = {len(paper_sentences(t)) for t in POOL}
+    assert counts == {0, 1, 2, 3}  # varied sentence counts, none above 3
+    sets = paper_sets()
+    fake = FakeScorer(default=lexical_nli)
+    got = nli_many(sets, [set_seed("paper", g) for g in range(len(sets))], fake)
+    want = np.array([paper_nli(t, lexical_nli) for t in sets])
+    scored = [
+        any(paper_sentences(a) and paper_sentences(b) for a, b in itertools.combinations(t, 2))
+        for t in sets
+    ]
+    # Where the paper scores no pair it returns 0.0; divtrace leaves the value missing.
+    assert np.isnan(got[~np.array(scored)]).all() and (want[~np.array(scored)] == 0.0).all()
+    assert scored[-7:] == [False] * 4 + [True] * 3 and sum(scored) > 60
+    assert got[scored] == pytest.approx(want[scored], abs=1e-4)
+    # The data discriminates: the stand-in classifier spreads the values, and pooling over
+    # sentence pairs differs from a mean of the output pairs' means.
+    assert np.ptp(want[scored]) > 0.1
+    means_of_means = np.array([paper_nli(t, lexical_nli, pooled=False) for t in sets])
+    assert np.abs(means_of_means - want).max() > 0.02
+    # Each distinct directed sentence pair went to the scorer once.
+    assert len(fake.calls) == 1 and len(fake.pairs) == len(set(fake.pairs))
+
+
+def test_lexical_stand_in_reads_the_texts() -> None:
+    same = lexical_nli("The cat sat on the mat.", "The cat sat on the mat.")
+    negated = lexical_nli("The cat sat on the mat.", "The cat did not sit.")
+    assert same[0] > 0.8 > negated[0] and negated[1] > same[1]
+    forward = lexical_nli("The cat sat on the mat", "The cat sat")
+    backward = lexical_nli("The cat sat", "The cat sat on the mat")
+    assert abs(forward[0] - backward[0]) > 0.1  # asymmetric in premise and hypothesis
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny classifier: the paper's procedure end to end, and the token limit
+
+LONG_PREMISE = " ".join(["The cat sat on the mat and a dog runs in the park."] * 3)
+SHORT_HYPOTHESIS = "Is it raining today?"
+
+
+def direct_probs(path: Path) -> Probs:
+    """[P(entail), P(contradict)] of one pair by one unpadded forward pass, labels by name."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    names = {v.lower(): k for k, v in model.config.id2label.items()}
+
+    def probs(premise: str, hypothesis: str) -> tuple[float, float]:
+        with torch.no_grad():
+            row = torch.softmax(
+                model(**tok(premise, hypothesis, return_tensors="pt")).logits[0], -1
+            )
+        return float(row[names["entailment"]]), float(row[names["contradiction"]])
+
+    return probs
+
+
+def test_tiny_model_matches_the_papers_procedure(tiny: dict[str, Path]) -> None:
+    rng = random.Random(5)
+    sets = [[rng.choice(POOL) for _ in range(rng.randint(2, 5))] for _ in range(12)]
+    scorer = HFNLIScorer(str(tiny["roberta"]), device="cpu", batch_size=7, progress=False)
+    got = nli_many(sets, [set_seed("tiny", g) for g in range(len(sets))], scorer)
+    probs = direct_probs(tiny["standard"])
+    want = np.array([paper_nli(t, probs) for t in sets])
+    finite = ~np.isnan(got)
+    assert finite.sum() >= 10 and (want[~finite] == 0.0).all()
+    assert got[finite] == pytest.approx(want[finite], abs=1e-4)
+    assert np.ptp(want[finite]) > 1e-3  # the model's scores really move the values
+
+
+class RecordingTokenizer:
+    """A tokenizer that records the keyword arguments of every call."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls.append(kwargs)
+        return self.tokenizer(*args, **kwargs)  # type: ignore[operator]
+
+
+def test_hf_scorer_max_length_defaults_to_512(tiny: dict[str, Path]) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from divtrace.cli.common import schema_default
+    from divtrace.metrics.nli import DEFAULT_NLI_MAX_LENGTH
+
+    assert HFNLIScorer().max_length == DEFAULT_NLI_MAX_LENGTH == 512
+    assert schema_default("metrics.nli_max_length") == DEFAULT_NLI_MAX_LENGTH
+    path = tiny["standard"]
+    spy = RecordingTokenizer(AutoTokenizer.from_pretrained(path))
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    scorer = HFNLIScorer.from_loaded(model, spy, device="cpu", batch_size=2, progress=False)
+    scorer.score(PREMISES, HYPOTHESES)
+    assert len(spy.calls) == 2
+    for call in spy.calls:
+        assert (call["max_length"], call["truncation"], call["padding"]) == (512, True, True)
+    for bad in (1, 0, True, 2.5, "512"):
+        with pytest.raises(MetricError, match="max_length"):
+            HFNLIScorer(str(path), max_length=bad)  # type: ignore[arg-type]
+
+
+def test_hf_scorer_truncates_at_max_length(tiny: dict[str, Path]) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = tiny["standard"]
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    n_tokens = len(tok(LONG_PREMISE, SHORT_HYPOTHESIS)["input_ids"])
+    assert 16 < n_tokens <= 64  # fits the tiny model's positions, longer than the limit below
+
+    def truncated(max_length: int) -> list[float]:
+        enc = tok(LONG_PREMISE, SHORT_HYPOTHESIS, truncation=True, max_length=max_length,
+                  return_tensors="pt")  # fmt: skip
+        assert enc["input_ids"].shape[1] == min(max_length, n_tokens)
+        with torch.no_grad():
+            probs = torch.softmax(model(**enc).logits[0], -1)
+        return [float(probs[0]), float(probs[2])]
+
+    short = HFNLIScorer(str(path), device="cpu", max_length=16, progress=False)
+    full = HFNLIScorer(str(path), device="cpu", progress=False)
+    got_short = short.score([LONG_PREMISE], [SHORT_HYPOTHESIS])[0]
+    got_full = full.score([LONG_PREMISE], [SHORT_HYPOTHESIS])[0]
+    assert got_short == pytest.approx(truncated(16), abs=1e-5)
+    assert got_full == pytest.approx(truncated(512), abs=1e-5)
+    assert np.abs(got_short - got_full).max() > 1e-3  # the limit changed what the model saw
+
+
+def test_diversity_command_passes_nli_max_length(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from divtrace import io
+    from divtrace.cli import main
+
+    gen = generations().with_columns(
+        answer=pl.format("{} {}. The cat sat on the mat.", pl.lit(LONG_PREMISE), "sample")
+    )
+    rows = gen.with_columns(
+        raw=pl.col("answer"), prompt_text=pl.lit("q"), reasoning=pl.lit(None, pl.String),
+        n_tokens=pl.lit(8), finish_reason=pl.lit("stop"), backend=pl.lit("transformers"),
+    )  # fmt: skip
+    schema = io.empty_frame("generations").schema
+    path = tmp_path / "gen.parquet"
+    io.write_table(rows.select(schema.names()).cast(dict(schema)), path, "generations")
+
+    def run(*extra: str) -> pl.DataFrame:
+        out = tmp_path / f"div{len(extra)}.parquet"
+        argv = ["diversity", "--generations", str(path), "--out", str(out), "--metrics", "nli",
+                "--nli-model", str(tiny["standard"]), "--device", "cpu", *extra]  # fmt: skip
+        assert main(argv) == 0
+        meta = io.read_metadata(out)
+        assert meta["nli_max_length"] == (int(extra[-1]) if extra else 512)
+        return read_table(out, "diversity")
+
+    default, limited = run(), run("--nli-max-length", "12")
+    want = compute_diversity(gen, ["nli"], nli_model=str(tiny["standard"]), nli_max_length=12)
+    got = limited["value"].to_numpy()
+    assert got == pytest.approx(want["value"].to_numpy(), abs=1e-6, nan_ok=True)
+    scored = ~np.isnan(got)
+    assert scored.sum() >= 2  # p1 and p2 per input (the other sets have fewer than 2 outputs)
+    assert np.abs(got[scored] - default["value"].to_numpy()[scored]).max() > 1e-4

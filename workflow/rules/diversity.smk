@@ -21,11 +21,12 @@ rule diversity:
         ead_vocab_size=METRICS["ead_vocab_size"],
         ead_tokenize=METRICS["ead_tokenize"],
         nli_model=METRICS["nli_model"],
+        nli_max_length=METRICS["nli_max_length"],
         device=METRICS["device"],
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} --ead-tokenize {params.ead_tokenize} "
-        "--nli-model {params.nli_model:q} "
+        "--nli-model {params.nli_model:q} --nli-max-length {params.nli_max_length} "
         "--device {params.device} --model-manifests {input.models} > {log} 2>&1"

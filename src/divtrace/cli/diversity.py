@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="MNLI classifier: name or path",
     )
     p.add_argument(
+        "--nli-max-length",
+        type=int,
+        default=schema_default("metrics.nli_max_length"),
+        help="tokens of each sentence pair given to the NLI model (longer ones are truncated)",
+    )
+    p.add_argument(
         "--device", default=schema_default("metrics.device"), help="device of the SBERT/NLI models"
     )
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> None:
         ead_tokenize=args.ead_tokenize,
         quality=quality,
         nli_model=load["nli"],
+        nli_max_length=args.nli_max_length,
         device=None if args.device == "auto" else args.device,
     )
     io.write_table(
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> None:
             "ead_vocab_size": args.ead_vocab_size,
             "ead_tokenize": args.ead_tokenize,
             "nli_model": args.nli_model if "nli" in args.metrics else None,
+            "nli_max_length": args.nli_max_length if "nli" in args.metrics else None,
             "metric_models": fetched,
             "inputs": [str(p) for p in args.generations],
         },

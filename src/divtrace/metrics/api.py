@@ -282,6 +282,7 @@ def compute_diversity(
     embedder: TextEmbedder | None = None,
     nli_model: str = DEFAULT_NLI_MODEL,
     nli_scorer: PairScorer | None = None,
+    nli_max_length: int = HFNLIScorer.DEFAULT_MAX_LENGTH,
     nli_stats: dict[str, int] | None = None,
     device: str | None = None,
 ) -> pl.DataFrame:
@@ -293,7 +294,8 @@ def compute_diversity(
     ``sbert_model``; it is only used when "sbert" or "vendi" is requested. Likewise
     ``nli_scorer`` (anything with ``score(premises, hypotheses) -> (n, 2) ndarray``) overrides
     the default :class:`~divtrace.metrics.nli.HFNLIScorer` built from ``nli_model`` (a local
-    path or a hub name); it is only used when "nli" is requested. ``nli_stats``, when given, is
+    path or a hub name), which truncates each sentence pair to ``nli_max_length`` tokens; it is
+    only used when "nli" is requested. ``nli_stats``, when given, is
     updated with the counts of :func:`~divtrace.metrics.nli.nli_many`.
     """
     names = check_metrics(metrics)
@@ -336,7 +338,7 @@ def compute_diversity(
             computed["vendi"] = vendi_many(matrices)
     if scored_sets and "nli" in names:
         if nli_scorer is None:
-            nli_scorer = HFNLIScorer(nli_model, device=device)
+            nli_scorer = HFNLIScorer(nli_model, device=device, max_length=nli_max_length)
         computed["nli"] = nli_many(
             [answers[s["rows"]].tolist() for s in scored_sets],
             [nli_seed(s) for s in scored_sets],

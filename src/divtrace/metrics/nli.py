@@ -1,38 +1,46 @@
-"""NLI diversity (Stasaski & Hearst 2022 as used by the paper), docs/design.md §5.
+"""NLI diversity (Stasaski & Hearst 2022, as the paper computes it), docs/design.md §5.
 
-For a set S of outputs, every unordered pair of outputs (a, b) gets a similarity:
+This follows the paper's released implementation step by step, except for how the sentence
+positions are drawn (see *Seeding*). For a set S of outputs:
 
-1. Each output is split into sentences (:func:`split_sentences`): at newlines and after a run of
-   ``.``, ``!`` or ``?`` followed by whitespace (the split points of ``[.!?]+\\s+``; the
-   punctuation stays with its sentence, as in MNLI's premises and hypotheses), stripped, empties
-   dropped.
-2. Sentence i of a is aligned with sentence i of b, for i < min(len(a), len(b)). If more than
-   ``max_pairs`` (3) aligned positions exist, ``max_pairs`` of them are drawn at random, without
-   replacement (see *Seeding*).
-3. Each chosen sentence pair is scored in both directions (premise a_i → hypothesis b_i, and
-   b_i → a_i) by an MNLI classifier; a direction's similarity is P(entailment) − P(contradiction).
-4. The pair's similarity is the mean over both directions and the chosen positions.
+1. Each output is cut into sentences by :func:`split_sentences`: carriage returns and tabs become
+   spaces, the text is split wherever a run of ``.``, ``!`` or ``?`` is followed by whitespace
+   (the run and the whitespace are removed) or at a run of newlines, every piece is stripped and
+   blank pieces are dropped. A text whose pieces are all blank but which is not blank itself
+   (e.g. ``"... "``) counts as one sentence, its stripped self; a blank text has no sentence.
+2. Every unordered pair of outputs (a, b) of S is considered (duplicated outputs count as
+   separate outputs; a pair of identical texts is scored by the model like any other). A pair in
+   which either output has no sentence is skipped: it contributes nothing.
+3. Sentence i of a is aligned with sentence i of b, for i < n = min(#a, #b). If n exceeds
+   ``max_pairs`` (3), ``max_pairs`` of the n positions are drawn without replacement; otherwise
+   all n are used.
+4. Each chosen aligned pair is scored in both directions by an MNLI classifier, with premise a_i
+   and hypothesis b_i and the other way round; one direction scores P(entailment) −
+   P(contradiction) (softmax over the model's labels), and the sentence pair's similarity is the
+   mean of its two directions.
+5. **NLI diversity = 1 − the mean similarity of all chosen sentence pairs of all scored output
+   pairs of S**, pooled: an output pair contributes one term per chosen position, so a pair with
+   three aligned sentences weighs three times as much as a pair with one. The value lies in
+   [0, 2]; contradictions push it above 1.
 
-The set's similarity is the mean over all unordered pairs of outputs (duplicated outputs count as
-separate outputs, like SBERT; a pair of identical outputs is scored by the model like any other, so
-its similarity is the model's P(e) − P(c) of each sentence with itself, close to but not exactly
-1), and **NLI diversity = 1 − mean similarity**, in [0, 2].
+A set with no scored output pair (fewer than two outputs, or every pair skipped) has no NLI
+diversity: its value is NaN, a missing value (a null row in the diversity table), where the
+paper's code returns 0.0.
 
-Edge cases (decisions):
-
-* **Fewer than 2 outputs**: no pair; the diversity is 0.0 (like :func:`~divtrace.metrics.sbert.
-  sbert_diversity`), so every set gets a value for every metric.
-* **A pair with no aligned sentence** (one output is empty or whitespace only): not sent to the
-  model, since MNLI on an empty premise or hypothesis is meaningless. Two empty outputs are
-  identical, similarity 1.0; one empty and one non-empty output are neither entailed nor
-  contradicted, similarity 0.0 (neutral).
-
-Seeding: the random choice of positions is a pure function of (the set's seed, the two texts):
-the generator is ``np.random.default_rng([seed, h_lo, h_hi])`` with h_lo <= h_hi the 64-bit SHA-1
-prefixes of the two texts. So results depend neither on the order in which sets are processed
-nor on the order of outputs inside a set, identical output pairs make identical choices (and are
-scored once), and reruns are reproducible (for a given NumPy ``Generator`` stream). The
+Seeding (a deliberate departure from the paper, whose code draws the positions from a single
+``random.Random(1234)`` shared by the whole run, so a set's value depends on which sets were
+processed before it): the draw for an output pair is a pure function of (the set's seed, the two
+texts). The generator is ``np.random.default_rng([seed, h_lo, h_hi])`` with h_lo <= h_hi the 64-bit
+SHA-1 prefixes of the two texts. Results therefore depend neither on the order in which sets are
+processed nor on the order of outputs inside a set, identical output pairs make identical choices
+(and are scored once), and reruns are reproducible (for a given NumPy ``Generator`` stream). The
 table-level API seeds each set with :func:`set_seed` of its (model, task, cot, scope, prompt_id).
+In a set where no output pair has more than three aligned sentences nothing is drawn, and the
+value is the paper's (up to floating-point rounding).
+
+Tokenisation, as in the paper: premise and hypothesis are encoded as one pair, with padding and
+truncation to ``max_length`` tokens (default 512, :data:`DEFAULT_NLI_MAX_LENGTH`; config key
+``metrics.nli_max_length``).
 
 Speed: :func:`nli_many` takes all sets of a file at once, scores each distinct unordered pair of
 texts once per seed, and sends every distinct directed sentence pair of the whole file to the
@@ -48,7 +56,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -56,14 +64,14 @@ from divtrace.errors import MetricError
 
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
 MAX_SENTENCE_PAIRS = 3
+#: Tokens of an encoded (premise, hypothesis) pair, as in the paper (config
+#: ``metrics.nli_max_length``).
+DEFAULT_NLI_MAX_LENGTH = 512
 
-_LINE_BREAK = re.compile(r"[\r\n]+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# The paper's sentence boundary: a run of terminal punctuation followed by whitespace, or a run
+# of newlines; the boundary itself is removed.
+_SENTENCE_BREAK = re.compile(r"[.!?]+\s+|\n+")
 _UINT64 = (1 << 64) - 1
-
-# Similarity of a pair of outputs that has no aligned sentence (see the module docstring).
-SIMILARITY_BOTH_EMPTY = 1.0
-SIMILARITY_ONE_EMPTY = 0.0
 
 
 class PairScorer(Protocol):
@@ -81,17 +89,20 @@ class PairScorer(Protocol):
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``: split at newlines and after ``[.!?]+`` followed by whitespace.
+    """Sentences of ``text``, split as the paper's code splits them (see the module docstring).
 
-    Terminal punctuation stays with its sentence; pieces are stripped and empty ones dropped.
+    ``\\r`` and ``\\t`` become spaces; the text is split at ``[.!?]+\\s+`` (the punctuation is
+    dropped with the whitespace) and at ``\\n+``; pieces are stripped and blank ones dropped. If
+    no piece is left, the stripped text is the only sentence, unless it is blank: a blank text
+    has no sentence.
     """
-    sentences: list[str] = []
-    for line in _LINE_BREAK.split(text):
-        for piece in _SENTENCE_END.split(line):
-            piece = piece.strip()
-            if piece:
-                sentences.append(piece)
-    return sentences
+    text = text.replace("\r", " ").replace("\t", " ")
+    sentences = [piece.strip() for piece in _SENTENCE_BREAK.split(text)]
+    sentences = [piece for piece in sentences if piece]
+    if sentences:
+        return sentences
+    whole = text.strip()
+    return [whole] if whole else []
 
 
 def _hash64(text: str) -> int:
@@ -154,13 +165,14 @@ def nli_many(
 ) -> np.ndarray:
     """NLI diversity of every set of texts in ``sets`` (one seed per set), in one scorer call.
 
-    Every distinct directed sentence pair of all sets together is scored once. ``stats``, when
-    given, is updated with counts: ``n_sets``; ``n_output_pairs`` (unordered pairs of outputs
-    over all sets) and ``n_distinct_output_pairs`` (distinct (seed, text, text) pairs actually
-    evaluated); ``n_empty_pairs`` (distinct pairs without an aligned sentence);
-    ``n_sentence_pairs``
-    (directed sentence pairs the definition asks for, over all output pairs) and
-    ``n_sentence_pairs_scored`` (distinct ones sent to the scorer).
+    A set without a scored output pair (fewer than two outputs, or every pair has an output with
+    no sentence) gets NaN. Every distinct directed sentence pair of all sets together is scored
+    once. ``stats``, when given, is updated with counts: ``n_sets``; ``n_sets_without_pairs``
+    (sets whose value is NaN); ``n_output_pairs`` (unordered pairs of outputs over all sets),
+    ``n_skipped_pairs`` (those of them skipped because an output has no sentence) and
+    ``n_distinct_output_pairs`` (distinct (seed, text, text) pairs actually evaluated);
+    ``n_sentence_pairs`` (directed sentence pairs the definition asks for, over all output
+    pairs) and ``n_sentence_pairs_scored`` (distinct ones sent to the scorer).
     """
     if isinstance(sets, str):
         raise TypeError("nli_many expects a sequence of sets of texts, not a string")
@@ -214,7 +226,7 @@ def nli_many(
         set_pairs.append(np.asarray(ids, dtype=np.int64))
 
     n_pairs = len(pair_keys)
-    fixed = np.full(n_pairs, np.nan)  # similarity of pairs without an aligned sentence
+    skipped = np.zeros(n_pairs, dtype=bool)  # an output without a sentence: not scored
     owner: list[int] = []
     premise: list[int] = []
     hypothesis: list[int] = []
@@ -222,7 +234,7 @@ def nli_many(
         sa, sb = text_sentences[a], text_sentences[b]
         n_aligned = min(len(sa), len(sb))
         if n_aligned == 0:
-            fixed[pid] = SIMILARITY_BOTH_EMPTY if not sa and not sb else SIMILARITY_ONE_EMPTY
+            skipped[pid] = True
             continue
         for p in _choose(n_aligned, seed, hashes[a], hashes[b], int(max_pairs)):
             owner.append(pid)
@@ -236,6 +248,9 @@ def nli_many(
     packed = (prem << 32) | hyp
     unique_keys, inverse = np.unique(packed, return_inverse=True)
     inverse = inverse.reshape(-1)
+    # Per output pair: the sum of its sentence-pair similarities (each the mean of its two
+    # directions) and the number of its chosen sentence pairs.
+    similarity_sum: np.ndarray = np.zeros(n_pairs, dtype=np.float64)
     if unique_keys.size:
         scores = _check_scores(
             scorer.score(
@@ -244,28 +259,25 @@ def nli_many(
             ),
             unique_keys.size,
         )
-        similarity = scores[:, 0] - scores[:, 1]
-        sums = np.bincount(owner_arr, weights=similarity[inverse], minlength=n_pairs)
-        counts = np.bincount(owner_arr, minlength=n_pairs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pair_similarity = np.where(counts > 0, sums / np.maximum(counts, 1), fixed)
-    else:
-        pair_similarity = fixed
+        directed = scores[:, 0] - scores[:, 1]
+        similarity_sum = 0.5 * np.bincount(owner_arr, weights=directed[inverse], minlength=n_pairs)
+    n_chosen = np.bincount(np.asarray(owner, dtype=np.int64), minlength=n_pairs)
 
-    out = np.zeros(len(sets), dtype=np.float64)
-    for g, members_pairs in enumerate(set_pairs):
-        if members_pairs.size:
-            out[g] = 1.0 - float(pair_similarity[members_pairs].mean())
+    # Pooled over the sentence pairs of all output pairs of the set (not a mean of pair means).
+    out = np.full(len(sets), np.nan, dtype=np.float64)
+    for g, pair_ids in enumerate(set_pairs):
+        count = int(n_chosen[pair_ids].sum())
+        if count:
+            out[g] = 1.0 - float(similarity_sum[pair_ids].sum()) / count
 
     if stats is not None:
-        per_pair_terms = np.bincount(owner_arr, minlength=n_pairs)
-        requested = sum(int(per_pair_terms[ids].sum()) for ids in set_pairs)
         for name, value in (
             ("n_sets", len(sets)),
+            ("n_sets_without_pairs", int(np.isnan(out).sum())),
             ("n_output_pairs", sum(int(ids.size) for ids in set_pairs)),
+            ("n_skipped_pairs", sum(int(skipped[ids].sum()) for ids in set_pairs)),
             ("n_distinct_output_pairs", n_pairs),
-            ("n_empty_pairs", int(np.isfinite(fixed).sum())),
-            ("n_sentence_pairs", requested),
+            ("n_sentence_pairs", 2 * sum(int(n_chosen[ids].sum()) for ids in set_pairs)),
             ("n_sentence_pairs_scored", int(unique_keys.size)),
         ):
             stats[name] = stats.get(name, 0) + value
@@ -275,7 +287,7 @@ def nli_many(
 def nli_diversity(
     texts: Sequence[str], scorer: PairScorer, seed: int = 0, *, max_pairs: int = MAX_SENTENCE_PAIRS
 ) -> float:
-    """NLI diversity of one set of texts (see the module docstring)."""
+    """NLI diversity of one set of texts (see the module docstring); NaN without a scored pair."""
     return float(nli_many([texts], [seed], scorer, max_pairs=max_pairs)[0])
 
 
@@ -311,33 +323,40 @@ class HFNLIScorer:
     ``model`` is a local directory or a Hugging Face hub name (a local directory is loaded with
     the hub switched off). Label indices come from ``model.config.id2label`` (see
     :func:`label_indices`); probabilities are the softmax over all labels. Pairs are sorted by
-    length (longest first) into batches of ``batch_size``, truncated to ``max_length`` tokens,
-    and run under ``torch.inference_mode`` on CUDA when available unless ``device`` is given;
-    ``dtype`` ("float16", "bfloat16") casts the model, e.g. for speed on a GPU (default: as
-    stored; softmax is always taken in float32).
+    length (longest first) into batches of ``batch_size``; each pair is encoded together, padded
+    and truncated to ``max_length`` tokens (default 512, as in the paper; a
+    :class:`~divtrace.errors.MetricError` below 2), and run under ``torch.inference_mode`` on
+    CUDA when available unless ``device`` is given; ``dtype`` ("float16", "bfloat16") casts the
+    model, e.g. for speed on a GPU (default: as stored; softmax is always taken in float32).
     Scores are cached in memory across calls; ``stats`` counts pairs requested
     (``n_requested``) and pairs actually run through the model (``n_scored``). The model loads
     lazily, on the first pair that needs scoring. Progress goes to stderr through tqdm.
     """
+
+    DEFAULT_MAX_LENGTH: ClassVar[int] = DEFAULT_NLI_MAX_LENGTH
 
     def __init__(
         self,
         model: str = DEFAULT_NLI_MODEL,
         device: str | None = None,
         batch_size: int = 64,
-        max_length: int = 256,
+        max_length: int = DEFAULT_NLI_MAX_LENGTH,
         *,
         dtype: str | None = None,
         progress: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"HFNLIScorer batch_size must be >= 1, got {batch_size}")
-        if max_length < 2:
-            raise ValueError(f"HFNLIScorer max_length must be >= 2, got {max_length}")
+        if (
+            isinstance(max_length, bool)
+            or not isinstance(max_length, (int, np.integer))
+            or max_length < 2
+        ):
+            raise MetricError(f"NLI max_length must be an integer >= 2, got {max_length!r}")
         self.model = model
         self.device = device
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = int(max_length)
         self.dtype = dtype
         self.progress = progress
         self.stats: dict[str, int] = {"n_requested": 0, "n_scored": 0}
@@ -357,7 +376,7 @@ class HFNLIScorer:
         name: str = "<in-memory model>",
         device: str | None = None,
         batch_size: int = 64,
-        max_length: int = 256,
+        max_length: int = DEFAULT_NLI_MAX_LENGTH,
         dtype: str | None = None,
         progress: bool = True,
     ) -> HFNLIScorer:
