@@ -132,3 +132,39 @@ def test_a_completion_format_reasoning_model_needs_cot_off_false(demo_config):
         validate_config(demo_config)
     demo_config["models"]["rlzero-math"]["cot_off"] = False
     assert Study(validate_config(demo_config)).cot_modes("rlzero-math") == ["on"]
+
+
+def _duplicated_model_config(repo, dest):
+    """The demo config with a second ``think-sft:`` entry (an instruct model) after the first:
+    the path and the lines of the two keys."""
+    lines = (repo / "config" / "config.yaml").read_text(encoding="utf-8").splitlines()
+    first = lines.index("  think-sft:") + 1
+    end = lines.index("  instruct-sft:")
+    twin = ["  think-sft:", "    source: toy", "    parent: base", "    format: chat"]
+    lines[end:end] = twin
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest, first, end + 1
+
+
+def test_duplicated_key_is_refused_naming_both_lines(repo, tmp_path):
+    path, first, second = _duplicated_model_config(repo, tmp_path / "dup.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "'think-sft'" in message and str(path) in message
+    assert f"line {first}" in message and f"line {second}" in message
+
+
+def test_duplicated_key_is_refused_at_any_depth_and_in_an_overlay(repo, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("sampling:\n  k: 4\n  temperature: 1.0\n  k: 8\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'k' given twice, at line 2 and line 4"):
+        load_config([repo / "config" / "config.yaml", overlay])
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    from divtrace.config import read_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  k: 3\n", encoding="utf-8")
+    assert read_yaml(path) == {"a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}}

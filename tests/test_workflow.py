@@ -190,6 +190,23 @@ def test_bad_config_stops_the_workflow_naming_the_key(tmp_path, demo_config, edi
     assert message in result.stdout + result.stderr
 
 
+def test_duplicated_config_key_stops_the_workflow_naming_both_lines(tmp_path):
+    from .test_config import _duplicated_model_config
+
+    workdir = copy_workflow(tmp_path)
+    path, first, second = _duplicated_model_config(REPO, workdir / "dup.yaml")
+    result = snakemake(workdir, "-n", "--configfile", path.name, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'think-sft' given twice" in output
+    assert f"line {first} and line {second}" in output
+    # The default configfile: (no --configfile) is read by the same strict loader.
+    _duplicated_model_config(REPO, workdir / "config" / "config.yaml")
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    assert "config/config.yaml: key 'think-sft' given twice" in result.stdout + result.stderr
+
+
 # ---------------------------------------------------------------------------- the tiny config
 TINY = ".test/config.yaml"
 # base and think-sft (CoT on and off): 3 runs of gsm8k; 2 prompts at 1 per shard = 2 shards each.

@@ -44,6 +44,52 @@ def _with_defaults(validator_class: Any) -> Any:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (``yaml.safe_load`` keeps the
+    last one silently: a second ``think-sft:`` would replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<:`` merges; explicit keys win
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if first is not None:
+                raise _DuplicateKey(key, first, line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The content of a YAML file, read with :class:`StrictLoader`: a duplicated key is a
+    :class:`ConfigError` naming the file, the key and both lines."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: no such config file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=StrictLoader)  # a SafeLoader subclass
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            f"{path}: key {dup.key!r} given twice, at line {dup.first} and line {dup.second} "
+            "(the second would silently replace the first)"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
 def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         schema: dict[str, Any] = yaml.safe_load(handle)
@@ -126,13 +172,7 @@ def load_config(
         raise ConfigError("no config file given")
     config: dict[str, Any] = {}
     for one in paths:
-        if not Path(one).is_file():
-            raise MissingFileError(f"{one}: no such config file")
-        try:
-            with open(one, encoding="utf-8") as handle:
-                loaded = yaml.safe_load(handle)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{one}: not valid YAML ({' '.join(str(err).split())})") from err
+        loaded = read_yaml(one)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{one}: the config must be a mapping")
         merge_configs(config, loaded)

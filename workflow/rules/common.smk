@@ -13,7 +13,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from divtrace.config import Study, validate_config  # noqa: E402
+from divtrace.config import Study, read_yaml, validate_config  # noqa: E402
 from divtrace.names import (  # noqa: E402
     DIVERSITY_FILE,
     FIGURE_FILE,
@@ -28,6 +28,11 @@ from divtrace.names import (  # noqa: E402
     TABLE_NAMES,
 )
 from divtrace.plan import metrics_gpus, sampling_gpus, shard_minutes  # noqa: E402
+
+# Snakemake reads the config files with a YAML loader that keeps the last of a duplicated key;
+# read each again with divtrace's strict one, which refuses it (naming the key and both lines).
+for _configfile in workflow.configfiles:
+    read_yaml(_configfile)
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 # Our validator first: it fills nested defaults and names the offending key; then Snakemake's.
