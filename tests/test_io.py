@@ -144,3 +144,63 @@ def test_read_tables_of_no_file_is_an_empty_contract_frame():
         "model",
         "correct",
     ]
+
+
+def generation_rows(n: int = 200, model: str = "m", task: str = "t", cot: str = "on"):
+    """A generations table of ``n`` rows (four samples a prompt), answers "The answer is 0..9"."""
+    return pl.DataFrame(
+        {
+            "model": [model] * n,
+            "task": [task] * n,
+            "cot": [cot] * n,
+            "prompt_id": [f"{task}/{i // 4}" for i in range(n)],
+            "sample": [i % 4 for i in range(n)],
+            "seed": list(range(n)),
+            "prompt_text": ["q"] * n,
+            "raw": [f"raw {i}" for i in range(n)],
+            "reasoning": pl.Series([None] * n, dtype=pl.String),
+            "answer": [f"The answer is {i % 10}" for i in range(n)],
+            "think_closed": pl.Series([None] * n, dtype=pl.Boolean),
+            "n_tokens": [5] * n,
+            "finish_reason": ["stop"] * n,
+            "backend": ["transformers"] * n,
+        }
+    )
+
+
+def flip_a_bit_in_answers(path) -> None:
+    """Flip one bit inside the ``answer`` column chunk of ``path``, at the first byte whose flip a
+    reader without checksums decodes silently into different answers (the bug: "4" became "2")."""
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(meta.schema.names.index("answer"))
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    original = pq.read_table(path).column("answer").to_pylist()
+    data = path.read_bytes()
+    for offset in range(
+        start + chunk.total_compressed_size // 2, start + chunk.total_compressed_size
+    ):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x04
+        path.write_bytes(bytes(flipped))
+        try:
+            changed = pq.read_table(path).column("answer").to_pylist() != original
+        except (pa.ArrowException, OSError):
+            changed = False
+        if changed:
+            return
+    raise AssertionError("no bit flip in the answer column changes the answers silently")
+
+
+def test_files_carry_page_checksums_that_reads_verify(tmp_path):
+    path = io.write_table(generation_rows(), tmp_path / "shard-0000.parquet", "generations")
+    assert pq.ParquetFile(path).metadata.num_row_groups == 1
+    flip_a_bit_in_answers(path)  # a plain read now returns other answers, with no error
+    with pytest.raises(io.ContractError) as err:
+        io.read_table(path, "generations")
+    message = str(err.value)
+    assert f"{path}: not a readable Parquet file" in message and "CRC" in message
+    assert f"snakemake --cores all --forcerun {path}" in message
+    with pytest.raises(io.ContractError, match=r"shard-0000\.parquet: not a readable"):
+        io.read_tables([path], "generations", columns=["prompt_id", "answer"])
+    # Columns the corrupt page does not belong to still read (only what is read is verified).
+    assert io.read_tables([path], "generations", columns=["prompt_id"]).height == 200

@@ -4,6 +4,11 @@ Every table the workflow writes goes through :func:`write_table`: the rows are c
 file's contract, written to a temporary file in the destination directory, flushed to disk, read
 back, and only then moved onto the final path with :func:`os.replace`. A killed step therefore
 never leaves a file at the output path that looks complete.
+
+Integrity: every data page is written with a CRC-32 checksum (Parquet's page checksums) and
+:func:`read_table` / :func:`read_tables` verify them on read (through pyarrow: polars' reader does
+not check them). A flipped bit in a stored file is a :class:`ContractError` naming the file and the
+Snakemake command that regenerates it (:func:`regenerate_hint`), never a changed value.
 """
 
 from __future__ import annotations
@@ -234,14 +239,40 @@ def write_table_pair(
     return parquet, csv
 
 
+def regenerate_hint(path: str | os.PathLike[str]) -> str:
+    """How to make ``path`` again: force the rule that wrote it (Snakemake then reruns every job
+    downstream of it, whose input is now newer)."""
+    return (
+        f"regenerate it with: snakemake --cores all --forcerun {path} "
+        "(with the run's --configfile; what depends on it reruns too)"
+    )
+
+
+def _unreadable(path: Path, err: Exception) -> ContractError:
+    detail = " ".join(str(err).split())
+    return ContractError(f"{path}: not a readable Parquet file ({detail}); {regenerate_hint(path)}")
+
+
+def _read_arrow(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every row of ``columns`` (default all) of a Parquet file, its page checksums verified."""
+    try:
+        return pq.read_table(
+            path,
+            columns=list(columns) if columns is not None else None,
+            page_checksum_verification=True,
+        )
+    except (pa.ArrowException, OSError) as err:
+        raise _unreadable(path, err) from err
+
+
 def _write_arrow(
     table: pa.Table, path: str | os.PathLike[str], metadata: Mapping[str, Any]
 ) -> Path:
     meta = json.dumps(dict(metadata), sort_keys=True, default=str)
     table = table.replace_schema_metadata({METADATA_KEY: meta})
     with atomic_path(path, ".parquet") as tmp:
-        pq.write_table(table, tmp)
-        written = pq.read_table(tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
+        written = pq.read_table(tmp, page_checksum_verification=True)
         if written.num_rows != table.num_rows or written.schema.names != table.schema.names:
             raise RuntimeError(f"{path}: read-back check failed")  # pyarrow or the disk
     return Path(path)
@@ -260,12 +291,14 @@ def _check_file(path: Path, contract: str | None, columns: Sequence[str] | None)
         raise MissingFileError(f"{path}: no such file")
     try:
         names = list(pq.read_schema(path).names)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
+    except (pa.ArrowException, OSError) as err:
+        raise _unreadable(path, err) from err
     if contract is not None:
         missing = [n for n in CONTRACTS[contract].names if n not in names]
         if missing:
-            raise ContractError(f"{path}: {contract} file lacks column(s) {missing}")
+            raise ContractError(
+                f"{path}: {contract} file lacks column(s) {missing}; {regenerate_hint(path)}"
+            )
     if columns is not None:
         absent = [c for c in columns if c not in names]
         if absent:
@@ -284,11 +317,7 @@ def read_table(
     """
     path = Path(path)
     _check_file(path, contract, columns)
-    try:
-        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(_read_arrow(path, columns))
     assert isinstance(frame, pl.DataFrame)
     return frame
 
@@ -304,6 +333,7 @@ def scan_tables(
 
     Every file is checked first (readable, with the columns asked for), so a bad file is named;
     files are concatenated in the order given. No file gives an empty frame of the contract.
+    Page checksums are not verified here (polars does not check them): :func:`read_tables` does.
     """
     wanted = list(columns) if columns is not None else list(CONTRACTS[contract].names)
     if not paths:
@@ -323,9 +353,24 @@ def read_tables(
     columns: Sequence[str] | None = None,
     optional: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """:func:`scan_tables`, collected: the files' rows concatenated in order."""
+    """:func:`scan_tables`, collected: the files' rows concatenated in order, each file's page
+    checksums verified (pyarrow reads the columns asked for; polars concatenates)."""
+    wanted = list(columns) if columns is not None else list(CONTRACTS[contract].names)
+    if not paths:
+        return empty_frame(contract).select(wanted)
+    files = [Path(p) for p in paths]
+    for path in files:
+        _check_file(path, contract, wanted)
+    if optional:
+        names = [set(pq.read_schema(path).names) for path in files]
+        wanted += [c for c in optional if c not in wanted and all(c in n for n in names)]
+    frames = []
+    for path in files:
+        frame = pl.from_arrow(_read_arrow(path, wanted))
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame)
     try:
-        return scan_tables(paths, contract, columns, optional).collect()
+        return pl.concat(frames, how="vertical_relaxed")
     except pl.exceptions.PolarsError as err:
         raise ContractError(f"{contract} files cannot be read together: {err}") from err
 
@@ -336,8 +381,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise MissingFileError(f"{path}: no such file")
     try:
         schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ContractError(f"{path}: not a readable Parquet file ({err})") from err
+    except (pa.ArrowException, OSError) as err:
+        raise _unreadable(Path(path), err) from err
     raw = (schema.metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
