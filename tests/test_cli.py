@@ -44,7 +44,7 @@ def test_every_subcommand_has_its_module_with_parser_and_handler():
     names = [command.NAME for command in cli.COMMANDS]
     assert names == [
         "fetch-model", "fetch-metric-model", "prompts", "sample", "score", "diversity",
-        "summarize", "figures", "plan",
+        "summarize", "figures", "plan", "verify",
     ]  # fmt: skip
     for command in cli.COMMANDS:
         assert callable(command.add_arguments) and callable(command.run), command.NAME

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from divtrace.errors import ContractError, MissingFileError
+from divtrace.names import DIVERSITY_FILE, PROMPTS_FILE, QUALITY_FILE, SHARD_FILE
 
 METADATA_KEY = b"divtrace"
 
@@ -104,6 +106,78 @@ NULLABLE: dict[str, set[str]] = {
     "quality": {"extracted", "detail"},
     "diversity": {"prompt_id", "value"},  # value: null for a set of fewer than 2 outputs
 }
+
+
+#: Where each contract's files live in the DAG (the templates of :mod:`divtrace.names`).
+PLACES: dict[str, str] = {
+    "prompts": PROMPTS_FILE,
+    "generations": SHARD_FILE,
+    "quality": QUALITY_FILE,
+    "diversity": DIVERSITY_FILE,
+}
+#: The columns of a file that its place in the DAG fixes (a wildcard of its path).
+PLACE_COLUMNS: tuple[str, ...] = ("model", "task", "cot")
+
+
+def _place_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template.removeprefix("{results}/"))
+    body = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
+    return re.compile(rf"(?:^|/){body}$")
+
+
+_PLACE_PATTERNS = {contract: _place_pattern(t) for contract, t in PLACES.items()}
+
+
+def place_of(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]] | None:
+    """The contract and the wildcards of a path laid out as the workflow lays out its files
+    (``…/generations/{model}/{task}/cot-{cot}/shard-{shard}.parquet`` → ``("generations",
+    {"model": …, "task": …, "cot": …, "shard": …})``); None for any other path."""
+    text = Path(path).as_posix()
+    for contract, pattern in _PLACE_PATTERNS.items():
+        match = pattern.search(text)
+        if match:
+            return contract, match.groupdict()
+    return None
+
+
+def check_place(
+    frame: pl.DataFrame, path: str | os.PathLike[str], expected: Mapping[str, str]
+) -> None:
+    """Refuse rows whose ``model``/``task``/``cot`` differ from what ``expected`` says (the
+    file's place in the DAG), naming the rows: a shard of one run holds that run's rows only."""
+    indexed = frame.with_row_index("row")
+    for column, value in expected.items():
+        if column not in PLACE_COLUMNS or column not in frame.columns:
+            continue
+        bad = indexed.filter(pl.col(column).ne_missing(value))
+        if bad.height:
+            rows = ", ".join(
+                f"row {r} ({column} {v!r})" for r, v in bad.select("row", column).head(5).rows()
+            )
+            more = f" and {bad.height - 5} more" if bad.height > 5 else ""
+            raise ContractError(
+                f"{path}: {bad.height} row(s) do not belong here ({column} should be {value!r}): "
+                f"{rows}{more}"
+            )
+
+
+def expected_run(out: str | os.PathLike[str], frame: pl.DataFrame) -> dict[str, str]:
+    """The run (model, task, cot) whose rows a step writing ``out`` may read: the wildcards of
+    ``out``'s place in the DAG, else the one run of ``frame`` (several runs are refused)."""
+    place = place_of(out)
+    if place is not None and place[0] in ("quality", "diversity"):
+        return {k: v for k, v in place[1].items() if k in PLACE_COLUMNS}
+    keys = [c for c in PLACE_COLUMNS if c in frame.columns]
+    runs = frame.select(keys).unique(maintain_order=True)
+    if runs.height > 1:
+        listed = "; ".join("/".join(str(v) for v in row) for row in runs.head(5).rows())
+        raise ContractError(
+            f"{out}: the inputs hold {runs.height} runs ({'/'.join(keys)}: {listed}); "
+            "one output is computed from the rows of one run"
+        )
+    return dict(zip(keys, runs.row(0), strict=True)) if runs.height else {}
 
 
 def conform(frame: pl.DataFrame, contract: str) -> pa.Table:
@@ -352,9 +426,15 @@ def read_tables(
     contract: str,
     columns: Sequence[str] | None = None,
     optional: Sequence[str] = (),
+    expect: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """:func:`scan_tables`, collected: the files' rows concatenated in order, each file's page
-    checksums verified (pyarrow reads the columns asked for; polars concatenates)."""
+    checksums verified (pyarrow reads the columns asked for; polars concatenates).
+
+    A file at a place of the workflow's layout (:func:`place_of`) must hold the rows of that
+    place only: a shard of ``base/gsm8k/cot-on`` with a row of another model is refused.
+    ``expect`` adds what the caller knows (``{"model": …, "task": …, "cot": …}`` of the run it
+    computes), checked in every file the same way (:func:`check_place`)."""
     wanted = list(columns) if columns is not None else list(CONTRACTS[contract].names)
     if not paths:
         return empty_frame(contract).select(wanted)
@@ -368,6 +448,9 @@ def read_tables(
     for path in files:
         frame = pl.from_arrow(_read_arrow(path, wanted))
         assert isinstance(frame, pl.DataFrame)
+        place = place_of(path)
+        here = dict(place[1]) if place is not None and place[0] == contract else {}
+        check_place(frame, path, {**here, **(expect or {})})
         frames.append(frame)
     try:
         return pl.concat(frames, how="vertical_relaxed")

@@ -28,6 +28,7 @@ from divtrace.cli import (
     sample,
     score,
     summarize,
+    verify,
 )
 from divtrace.errors import DivtraceError
 
@@ -42,6 +43,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     summarize,
     figures,
     plan,
+    verify,
 )
 
 

@@ -59,9 +59,15 @@ def run(args: argparse.Namespace) -> None:
     from divtrace.models import read_manifest
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
-    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
+    # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
+    # run); a row of another model, task or CoT mode is refused, naming its file and row.
+    run = io.expected_run(args.out, io.empty_frame("generations"))  # {} if out has no place
+    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS, expect=run)
+    run = io.expected_run(args.out, generations)
     quality = (
-        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS) if args.quality else None
+        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS, expect=run)
+        if args.quality
+        else None
     )
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
     load = {"sbert": args.sbert_model, "nli": args.nli_model}

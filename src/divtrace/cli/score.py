@@ -24,7 +24,13 @@ def run(args: argparse.Namespace) -> None:
 
     prompts = io.read_table(args.prompts, "prompts")
     # Only the columns the judges need: never the prompt texts, raw outputs or reasoning.
-    generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS)
+    # The rows of one run of this task only (that of the output's place in the DAG, if it has
+    # one): a row of another model, task or CoT mode is refused, naming its file and row.
+    expect = {**io.expected_run(args.out, io.empty_frame("generations")), "task": args.task}
+    generations = io.read_tables(
+        args.generations, "generations", columns=INPUT_COLUMNS, expect=expect
+    )
+    io.expected_run(args.out, generations)  # one run, wherever the output goes
     family = args.family or args.task
     quality = score_generations(family, prompts, generations)
     io.write_table(
