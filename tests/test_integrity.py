@@ -9,6 +9,7 @@ import pytest
 from divtrace import io
 from divtrace.cli import main
 from divtrace.errors import ContractError
+from divtrace.integrity import check_file
 
 from .test_io import _diversity_rows, flip_a_bit_in_answers, generation_rows
 
@@ -167,3 +168,22 @@ def test_verify_checks_the_contract_of_each_file(results, capsys):
 def test_verify_of_no_directory_is_one_line(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "none")]) == 2
     assert "no such results directory" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- types as the contract says
+def test_integer_answers_are_refused_on_write_and_on_read(tmp_path):
+    import pyarrow.parquet as pq
+
+    rows = generation_rows(8).with_columns(answer=pl.Series([4, 2, 3, 4, 5, 6, 7, 8]))
+    with pytest.raises(ContractError, match="'answer' cannot be stored as string: it holds int64"):
+        io.write_table(rows, tmp_path / "w.parquet", "generations")
+    path = tmp_path / "generations/m/t/cot-on/shard-0000.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(rows.to_arrow(), path)  # written by something other than divtrace
+    for read in (
+        lambda: io.read_tables([path], "generations", columns=["prompt_id", "answer"]),
+        lambda: io.read_table(path, "generations"),
+    ):
+        with pytest.raises(ContractError, match="column 'answer' holds int64, the contract says"):
+            read()
+    assert "holds int64" in (check_file(path) or "")

@@ -228,7 +228,11 @@ def _kind(arrow_type: pa.DataType) -> str:
         return "float"
     if pa.types.is_boolean(arrow_type):
         return "boolean"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+    if (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+    ):
         return "string"
     return str(arrow_type)
 
@@ -364,15 +368,25 @@ def _check_file(path: Path, contract: str | None, columns: Sequence[str] | None)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file")
     try:
-        names = list(pq.read_schema(path).names)
+        schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as err:
         raise _unreadable(path, err) from err
+    names = list(schema.names)
     if contract is not None:
         missing = [n for n in CONTRACTS[contract].names if n not in names]
         if missing:
             raise ContractError(
                 f"{path}: {contract} file lacks column(s) {missing}; {regenerate_hint(path)}"
             )
+        # Types as the contract says: integer answers are not quietly read as numbers (and
+        # turned into strings downstream).
+        for field in CONTRACTS[contract]:
+            stored = schema.field(field.name).type
+            if _kind(stored) not in (_kind(field.type), "null"):
+                raise ContractError(
+                    f"{path}: {contract} column {field.name!r} holds {stored}, the contract says "
+                    f"{field.type}; {regenerate_hint(path)}"
+                )
     if columns is not None:
         absent = [c for c in columns if c not in names]
         if absent:
