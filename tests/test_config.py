@@ -168,3 +168,12 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  k: 3\n", encoding="utf-8")
     assert read_yaml(path) == {"a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}}
+
+
+def test_a_non_utf8_task_file_passes_the_config_check(demo_config, tmp_path):
+    # The config only checks the file has a line; the prompts step names the bad byte's line
+    # (divtrace.tasks.prompts.read_jsonl), where before a UnicodeDecodeError broke parsing.
+    source = tmp_path / "latin1.jsonl"
+    source.write_bytes(b'{"question": "caf\xe9?", "answer": "#### 3"}\n')
+    demo_config["tasks"]["gsm8k"]["source"] = str(source)
+    validate_config(demo_config)

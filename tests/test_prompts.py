@@ -146,3 +146,37 @@ def test_prompts_table_has_the_contract_types_even_when_empty():
         contract
     )
     io.conform(table, "prompts")  # raises if the contract is broken
+
+
+def test_a_non_utf8_byte_is_named_with_file_and_line(tmp_path, capsys):
+    source = tmp_path / "bad.jsonl"
+    good = b'{"question": "1+1?", "answer": "#### 2"}\n'
+    source.write_bytes(good + b'{"question": "caf\xe9?", "answer": "#### 3"}\n')
+    with pytest.raises(
+        TaskDataError, match=r"bad\.jsonl:2: not UTF-8 text \(byte 0xe9 at column 18\)"
+    ):
+        read_jsonl(source)
+    rc = main(["prompts", "--task", "gsm8k", "--source", str(source), "--out", str(tmp_path / "p")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "task 'gsm8k':" in err and "bad.jsonl:2: not UTF-8" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["directory", "hub id"])
+def test_an_unloadable_source_is_one_line_naming_task_and_source(
+    tmp_path, monkeypatch, capsys, kind
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    if kind == "directory":
+        source = tmp_path / "a-dir"
+        (source / "sub").mkdir(parents=True)
+        (source / "notes.bin").write_bytes(b"\x00\x01")
+    else:
+        source = "nobody-here/no-such-dataset-divtrace"
+    rc = main(["prompts", "--task", "gsm8k", "--source", str(source), "--out", str(tmp_path / "p")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"divtrace prompts: error: task 'gsm8k': {source}: ")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

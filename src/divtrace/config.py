@@ -145,8 +145,9 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
             path = Path(source)
             if not path.is_file():
                 raise ConfigError(f"config key tasks.{name}.source: no such file {source!r}")
-            if not any(line.strip() for line in path.open(encoding="utf-8")):
-                raise ConfigError(f"config key tasks.{name}.source: {source!r} has no prompts")
+            with path.open("rb") as handle:  # bytes: a non-UTF-8 line is read_jsonl's to name
+                if not any(line.strip() for line in handle):
+                    raise ConfigError(f"config key tasks.{name}.source: {source!r} has no prompts")
 
 
 def merge_configs(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,13 +33,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from divtrace import io
+    from divtrace.errors import DivtraceError
     from divtrace.tasks import get_family, styles
     from divtrace.tasks.prompts import build_prompts_and_selection, load_records
 
     family = get_family(args.family or args.task)
-    records = load_records(
-        args.source, family, hf_config=args.hf_config, split=args.split, revision=args.revision
-    )
+    try:
+        records = load_records(
+            args.source, family, hf_config=args.hf_config, split=args.split, revision=args.revision
+        )
+    except DivtraceError as err:  # name the task too: the config key that holds the source
+        raise type(err)(f"task {args.task!r}: {err}") from err
     table, selection = build_prompts_and_selection(
         args.task,
         family,

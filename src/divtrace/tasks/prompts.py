@@ -26,10 +26,18 @@ from divtrace.tasks.base import Record, TaskDataError, TaskFamily
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; a bad line is reported with its line number."""
+    """Records of a JSON-lines file; a bad line (not UTF-8, not JSON, not an object) is reported
+    with the file and its line number."""
     records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TaskDataError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                    f"{err.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -70,8 +78,19 @@ def load_records(
             revision=revision,
         )
     except FileNotFoundError as err:  # no such dataset (or data files), locally or on the hub
-        raise MissingFileError(f"{source}: dataset not found ({err})") from err
+        raise MissingFileError(f"{source}: dataset not found ({_one_line(err)})") from err
+    except Exception as err:  # the datasets library raises many kinds
+        # A directory it cannot read as a dataset, a hub id it cannot reach (offline, no such
+        # repo, gated), a bad config or split name: one line naming the source, no traceback.
+        raise TaskDataError(
+            f"{source}: cannot load the dataset ({type(err).__name__}: {_one_line(err)})"
+        ) from err
     return [dict(row) for row in dataset]
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _seed_int(*parts: object) -> int:
