@@ -180,3 +180,33 @@ def test_an_unloadable_source_is_one_line_naming_task_and_source(
     err = capsys.readouterr().err
     assert err.startswith(f"divtrace prompts: error: task 'gsm8k': {source}: ")
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_duplicate_source_records_are_dropped_and_counted(tmp_path, capsys):
+    from divtrace.tasks.prompts import build_prompts_and_selection
+
+    records = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(6)]
+    records += [dict(records[2]), dict(records[4]), dict(records[2])]  # rows 6, 7, 8
+    family = get_family("gsm8k")
+    table, report = build_prompts_and_selection(
+        "gsm8k", family, records, n=None, seed=1, source="s.jsonl"
+    )
+    assert table.height == 6 and table.get_column("text").n_unique() == 6
+    assert table.get_column("index").to_list() == list(range(6))
+    assert report["n_duplicates_dropped"] == 3
+    # [row, the earlier row of the selection order whose prompt it repeats]
+    for row, first in report["duplicates"]:
+        assert row != first and records[row] == records[first]
+    kept = {json.loads(m)["row"] for m in table.get_column("meta")}
+    dropped = {row for row, _ in report["duplicates"]}
+    assert len(dropped) == 3 and kept | dropped == set(range(9)) and not kept & dropped
+    # n prompts are still n distinct ones when the source has them.
+    table, _ = build_prompts_and_selection("gsm8k", family, records, n=5, seed=1, source="s")
+    assert table.height == 5 and table.get_column("text").n_unique() == 5
+    # The command warns with the count and records it in the file's metadata.
+    source = tmp_path / "dups.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "p.parquet"
+    assert main(["prompts", "--task", "gsm8k", "--source", str(source), "--out", str(out)]) == 0
+    assert "warning: gsm8k: dropped 3 record(s)" in capsys.readouterr().err
+    assert io.read_metadata(out)["selection"]["n_duplicates_dropped"] == 3

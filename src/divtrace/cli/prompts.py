@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> None:
             "completion_stop": list(styles.completion_stop(family, args.prompt_style)),
         },
     )
+    if selection["n_duplicates_dropped"]:
+        pairs = ", ".join(f"{row} (= {first})" for row, first in selection["duplicates"][:5])
+        log(
+            f"warning: {args.task}: dropped {selection['n_duplicates_dropped']} record(s) of "
+            f"{args.source} whose prompt repeats an earlier one's: source rows {pairs}"
+        )
     log(
         f"{args.task}: {len(table)} prompts ({args.prompt_style} style) of {len(records)} "
         f"records → {args.out}"

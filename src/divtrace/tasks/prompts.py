@@ -212,32 +212,51 @@ def build_prompts_and_selection(
     """The prompts table of ``task`` in prompt ``style`` and the report of its selection.
 
     The table holds ``n`` records (all if fewer), in the order of the style's selection, with the
-    PROMPTS contract's columns and types. The report (:func:`select_records`) gives the style and
-    the seed of its shuffle, how many records the filter dropped and, for a balanced family, how
-    many prompts each group got; ``divtrace prompts`` stores it in the file's metadata.
+    PROMPTS contract's columns and types. A record whose rendered prompt repeats an earlier one's
+    is dropped (the next in the order takes its place) and counted in the report
+    (``n_duplicates_dropped``, and the first 20 ``duplicates`` as [row, row it repeats]). The
+    report (:func:`select_records`) gives the style and the seed of its shuffle, how many records
+    the filter dropped and, for a balanced family, how many prompts each group got;
+    ``divtrace prompts`` stores it in the file's metadata.
     """
     if not records:
         raise TaskDataError(f"{source}: the dataset has no records for task {task!r}")
     styles.check_style(style)
-    chosen, report = select_records(
-        task, family, records, n=n, seed=seed, source=source, style=style
+    order, report = select_records(
+        task, family, records, n=None, seed=seed, source=source, style=style
     )
     rows: list[dict[str, Any]] = []
+    chosen: list[int] = []
     seen: set[str] = set()
-    for index, row_number in enumerate(chosen):
+    # A record whose prompt is that of an earlier one (a duplicate in the source) is dropped and
+    # counted: K samples of one prompt under two ids would count twice in every mean, and the
+    # across-input set would hold the same prompt twice. The next record in the order takes its
+    # place, so the task still gets n prompts when the source has them.
+    first_of: dict[tuple[str, str], int] = {}
+    duplicates: list[list[int]] = []
+    for row_number in order:
+        if n is not None and len(rows) >= n:
+            break
         record = records[row_number]
         where = f"{source} record {row_number}"
         family.check_record(record, where)
-        id_field, local_id = family.record_id(record, row_number)
-        prompt_id = f"{task}/{local_id}"
-        if prompt_id in seen:
-            raise TaskDataError(f"{where}: duplicate id {local_id!r} in field {id_field!r}")
-        seen.add(prompt_id)
         try:
             reference = family.reference(record)
             rendered = styles.render(family, record, style)
         except TaskDataError as err:
             raise TaskDataError(f"{where}: {err}") from err
+        prompt_key = (rendered.text, rendered.user)
+        if prompt_key in first_of:
+            duplicates.append([row_number, first_of[prompt_key]])
+            continue
+        first_of[prompt_key] = row_number
+        id_field, local_id = family.record_id(record, row_number)
+        prompt_id = f"{task}/{local_id}"
+        if prompt_id in seen:
+            raise TaskDataError(f"{where}: duplicate id {local_id!r} in field {id_field!r}")
+        seen.add(prompt_id)
+        index = len(rows)
+        chosen.append(row_number)
         rows.append(
             {
                 "task": task,
@@ -259,4 +278,13 @@ def build_prompts_and_selection(
                 ),
             }
         )
+    report["n_duplicates_dropped"] = len(duplicates)
+    if duplicates:
+        report["duplicates"] = duplicates[:20]  # [source row, the row whose prompt it repeats]
+    if "balance_by" in report:
+        counts: dict[str, int] = {}
+        for row in chosen:
+            key = str(records[row].get(report["balance_by"]))
+            counts[key] = counts.get(key, 0) + 1
+        report["selected_per_group"] = dict(sorted(counts.items()))
     return pl.DataFrame(rows, schema=io.empty_frame("prompts").schema), report
