@@ -177,3 +177,20 @@ def test_a_non_utf8_task_file_passes_the_config_check(demo_config, tmp_path):
     source.write_bytes(b'{"question": "caf\xe9?", "answer": "#### 3"}\n')
     demo_config["tasks"]["gsm8k"]["source"] = str(source)
     validate_config(demo_config)
+
+
+@pytest.mark.parametrize("results", ["/etc", "../elsewhere", "results/../../up"])
+def test_results_outside_the_working_directory_needs_an_opt_in(demo_config, results):
+    demo_config["results"] = results
+    with pytest.raises(ConfigError, match=r"config key results: .* is outside the working dir"):
+        validate_config(copy.deepcopy(demo_config))
+    demo_config["allow_results_outside"] = True
+    assert validate_config(demo_config)["results"] == results
+
+
+@pytest.mark.parametrize("results", ["results", "out/study-1", "./results"])
+def test_results_inside_the_working_directory_need_nothing(demo_config, repo, results):
+    demo_config["results"] = results
+    validate_config(demo_config)
+    demo_config["results"] = str(repo / results)  # absolute, but inside
+    assert validate_config(demo_config)["allow_results_outside"] is False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,9 +115,25 @@ def validate_config(
     return config
 
 
+def _check_results(config: Mapping[str, Any]) -> None:
+    """``results`` stays inside the working directory unless ``allow_results_outside`` says
+    otherwise. The check is on the path as written (``..`` and absolute paths), not through
+    symlinks: a ``results`` symlink to a scratch disk is the user's explicit choice."""
+    results = str(config["results"])
+    here = os.path.abspath(os.getcwd())
+    where = os.path.abspath(os.path.join(here, results))
+    inside = os.path.commonpath([here, where]) == here
+    if not inside and not config.get("allow_results_outside", False):
+        raise ConfigError(
+            f"config key results: {results!r} is outside the working directory {here} "
+            "(set allow_results_outside: true to write there)"
+        )
+
+
 def _check_semantics(config: Mapping[str, Any]) -> None:
     from divtrace.tasks import FAMILIES
 
+    _check_results(config)
     try:
         Lineage.from_models(config["models"])
     except LineageError as err:
