@@ -187,3 +187,16 @@ def test_integer_answers_are_refused_on_write_and_on_read(tmp_path):
         with pytest.raises(ContractError, match="column 'answer' holds int64, the contract says"):
             read()
     assert "holds int64" in (check_file(path) or "")
+
+
+def test_regenerate_commands_name_files_as_snakemake_does(results, monkeypatch, capsys):
+    # Snakemake's outputs are relative to the working directory; an absolute --forcerun path
+    # inside it would match none of them.
+    monkeypatch.chdir(results.parent)
+    flip_a_bit_in_answers(shard(results))
+    assert main(["verify", str(results)]) == 2
+    out = capsys.readouterr().out
+    rel = "results/generations/base/t/cot-on/shard-0000.parquet"
+    assert f"  regenerate: snakemake --cores all --forcerun {rel}\n" in out
+    with pytest.raises(ContractError, match=f"--forcerun {rel} "):
+        io.read_table(shard(results))

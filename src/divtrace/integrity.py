@@ -103,4 +103,5 @@ def verify(results: str | Path) -> tuple[list[Path], list[Problem]]:
 def regenerate_command(paths: Sequence[Path], configfiles: Sequence[str] = ()) -> str:
     """The Snakemake command that makes ``paths`` again (and everything downstream of them)."""
     config = ["--configfile", *configfiles] if configfiles else []
-    return shlex.join(["snakemake", "--cores", "all", *config, "--forcerun", *map(str, paths)])
+    targets = [io.workflow_path(p) for p in paths]
+    return shlex.join(["snakemake", "--cores", "all", *config, "--forcerun", *targets])

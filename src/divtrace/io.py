@@ -317,11 +317,22 @@ def write_table_pair(
     return parquet, csv
 
 
+def workflow_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as Snakemake names its outputs: relative to the working directory when it lies
+    inside it (Snakemake matches an absolute ``--forcerun`` path against no output)."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        here = os.path.abspath(os.getcwd())
+        if os.path.commonpath([here, os.path.abspath(text)]) == here:
+            return os.path.relpath(text, here)
+    return text
+
+
 def regenerate_hint(path: str | os.PathLike[str]) -> str:
     """How to make ``path`` again: force the rule that wrote it (Snakemake then reruns every job
     downstream of it, whose input is now newer)."""
     return (
-        f"regenerate it with: snakemake --cores all --forcerun {path} "
+        f"regenerate it with: snakemake --cores all --forcerun {workflow_path(path)} "
         "(with the run's --configfile; what depends on it reruns too)"
     )
 
