@@ -210,3 +210,9 @@ def test_duplicate_source_records_are_dropped_and_counted(tmp_path, capsys):
     assert main(["prompts", "--task", "gsm8k", "--source", str(source), "--out", str(out)]) == 0
     assert "warning: gsm8k: dropped 3 record(s)" in capsys.readouterr().err
     assert io.read_metadata(out)["selection"]["n_duplicates_dropped"] == 3
+    # The paper's style selects what the paper's code selected: duplicates stay, counted.
+    paper, report = build_prompts_and_selection(
+        "gsm8k", family, records, n=None, seed=1, source="s.jsonl", style="paper"
+    )
+    assert paper.height == 9 and paper.get_column("text").n_unique() == 6
+    assert (report["n_duplicates_dropped"], report["n_duplicates_kept"]) == (0, 3)

@@ -70,12 +70,16 @@ def run(args: argparse.Namespace) -> None:
             "completion_stop": list(styles.completion_stop(family, args.prompt_style)),
         },
     )
-    if selection["n_duplicates_dropped"]:
-        pairs = ", ".join(f"{row} (= {first})" for row, first in selection["duplicates"][:5])
-        log(
-            f"warning: {args.task}: dropped {selection['n_duplicates_dropped']} record(s) of "
-            f"{args.source} whose prompt repeats an earlier one's: source rows {pairs}"
-        )
+    for count, what in (
+        (selection["n_duplicates_dropped"], "dropped"),
+        (selection["n_duplicates_kept"], "kept (the paper's style sends them as they come)"),
+    ):
+        if count:
+            pairs = ", ".join(f"{row} (= {first})" for row, first in selection["duplicates"][:5])
+            log(
+                f"warning: {args.task}: {what} {count} record(s) of {args.source} whose prompt "
+                f"repeats an earlier one's: source rows {pairs}"
+            )
     log(
         f"{args.task}: {len(table)} prompts ({args.prompt_style} style) of {len(records)} "
         f"records → {args.out}"

@@ -214,7 +214,9 @@ def build_prompts_and_selection(
     The table holds ``n`` records (all if fewer), in the order of the style's selection, with the
     PROMPTS contract's columns and types. A record whose rendered prompt repeats an earlier one's
     is dropped (the next in the order takes its place) and counted in the report
-    (``n_duplicates_dropped``, and the first 20 ``duplicates`` as [row, row it repeats]). The
+    (``n_duplicates_dropped``, and the first 20 ``duplicates`` as [row, row it repeats]) — except
+    in the ``paper`` style, which must select the very records the paper's code selected: there
+    the duplicate is kept and only counted (``n_duplicates_kept``). The
     report (:func:`select_records`) gives the style and the seed of its shuffle, how many records
     the filter dropped and, for a balanced family, how many prompts each group got;
     ``divtrace prompts`` stores it in the file's metadata.
@@ -232,6 +234,8 @@ def build_prompts_and_selection(
     # counted: K samples of one prompt under two ids would count twice in every mean, and the
     # across-input set would hold the same prompt twice. The next record in the order takes its
     # place, so the task still gets n prompts when the source has them.
+    # The paper's code sent duplicates as they came: its style keeps them (counted).
+    keep_duplicates = style == styles.PAPER
     first_of: dict[tuple[str, str], int] = {}
     duplicates: list[list[int]] = []
     for row_number in order:
@@ -248,8 +252,10 @@ def build_prompts_and_selection(
         prompt_key = (rendered.text, rendered.user)
         if prompt_key in first_of:
             duplicates.append([row_number, first_of[prompt_key]])
-            continue
-        first_of[prompt_key] = row_number
+            if not keep_duplicates:
+                continue
+        else:
+            first_of[prompt_key] = row_number
         id_field, local_id = family.record_id(record, row_number)
         prompt_id = f"{task}/{local_id}"
         if prompt_id in seen:
@@ -278,7 +284,8 @@ def build_prompts_and_selection(
                 ),
             }
         )
-    report["n_duplicates_dropped"] = len(duplicates)
+    report["n_duplicates_dropped"] = 0 if keep_duplicates else len(duplicates)
+    report["n_duplicates_kept"] = len(duplicates) if keep_duplicates else 0
     if duplicates:
         report["duplicates"] = duplicates[:20]  # [source row, the row whose prompt it repeats]
     if "balance_by" in report:
