@@ -197,13 +197,27 @@ def test_retention_all_tasks_row_is_mean_of_task_ratios():
     )
     last = table.group_by("model", maintain_order=True).agg(pl.col("task").last())
     assert len(last) == 4 and (last["task"] == ALL_TASKS).all()
-    # No all-tasks row without all tasks.
+    assert table["missing_tasks_base"].is_null().all()
+    assert table["missing_tasks_parent"].is_null().all()
+
+
+def test_retention_all_tasks_row_names_a_missing_task():
+    """Issue 15.7: without a task, the all-tasks row stays, its ratio null (not the mean over
+    the other tasks, which would be another quantity) and the missing task named."""
     lean = make_diversity().filter(
         ~((pl.col("model") == "think-dpo") & (pl.col("task") == "alpaca"))
     )
     lean_table = retention_table(lean, make_lineage(), n_boot=N_BOOT)
-    assert lean_table.filter(model="think-dpo", task=ALL_TASKS).is_empty()
-    assert not lean_table.filter(model="think-sft", task=ALL_TASKS).is_empty()
+    where = dict(task=ALL_TASKS, cot="on", scope="per_input", subset="all", metric="sbert")
+    dpo = pick(lean_table, model="think-dpo", **where)
+    assert dpo["ratio_to_base"] is None and dpo["ratio_to_parent"] is None
+    assert dpo["missing_tasks_base"] == "alpaca" and dpo["missing_tasks_parent"] == "alpaca"
+    assert dpo["n_prompts_base"] == 0
+    sft = pick(lean_table, model="think-sft", **where)
+    assert sft["ratio_to_base"] is not None and sft["missing_tasks_base"] is None
+    base = pick(lean_table, model="base", **where)
+    assert base["missing_tasks_parent"] is None  # the root has no parent: nothing missing
+    assert not has_nan(lean_table)
 
 
 def test_retention_is_deterministic_and_order_free():
@@ -287,6 +301,26 @@ def test_stage_all_tasks_and_intervals():
         (allrows["share_ci_low"] <= allrows["share"] + 1e-12)
         & (allrows["share"] <= allrows["share_ci_high"] + 1e-12)
     ).all()
+
+
+def test_stage_all_tasks_rows_name_a_missing_task():
+    """Issue 15.7: a task without a stage of the path keeps the all-tasks rows, values null,
+    the task named (they used to vanish)."""
+    lean = make_diversity().filter(
+        ~((pl.col("model") == "think-dpo") & (pl.col("task") == "alpaca"))
+    )
+    table = stage_table(lean, make_lineage(), n_boot=N_BOOT)
+    think = table.filter(lineage="think", cot="on", scope="per_input", subset="all", metric="ead")
+    allrows = think.filter(task=ALL_TASKS)
+    assert len(allrows) == len(think.filter(task="gsm8k")) > 0
+    assert allrows["share"].is_null().all() and allrows["loss"].is_null().all()
+    assert (allrows["missing_tasks"] == "alpaca").all()
+    assert think.filter(task="gsm8k")["missing_tasks"].is_null().all()
+    assert (
+        stage_table(make_diversity(), make_lineage(), n_boot=N_BOOT)["missing_tasks"]
+        .is_null()
+        .all()
+    )
 
 
 # ----------------------------------------------------------------------------- CoT
@@ -927,6 +961,8 @@ FROZEN: dict[str, dict[str, object]] = {
 #: Columns a table gained after the pandas reference (commit c3d2eea) was fingerprinted.
 ADDED_SINCE_PORT: dict[str, tuple[str, ...]] = {
     "diversity": ("n_missing",),
+    "retention": ("missing_tasks_base", "missing_tasks_parent"),
+    "stages": ("missing_tasks",),
     "cot": ("margin", "equiv_ci_low", "equiv_ci_high", "equivalent", "verdict"),
     "truncation": ("n_sample0_unusable",),
     "decomposition": (
