@@ -982,6 +982,7 @@ def test_tables_match_the_values_of_the_pandas_implementation():
     )
     tables["per_prompt"] = per_prompt(quality)
     tables["quality_summary"] = quality_summary(quality)
+    tables.pop("missing")  # added since the port (issue 15.7): no pandas counterpart
     assert set(tables) == set(FROZEN)
     for name, table in tables.items():
         # Columns added since the port have no pandas counterpart to compare with.
@@ -1022,3 +1023,56 @@ def test_analysis_imports_form_no_cycle_and_no_pandas():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- missing cells
+def test_every_expected_cell_appears_with_its_reason():
+    """Issue 15.7: a run whose shards hold no rows (dpo) and a run whose every prompt was too
+    long for the context (sft: null diversity rows, an empty quality file) keep their cells in
+    the diversity and quality tables, values null, and the missing table lists them with the
+    reason; before, the cells vanished."""
+    lineage = Lineage.from_models(CHAIN)
+    diversity = per_prompt_rows("base", [0.5, 0.7]) + per_prompt_rows("sft", [None, None])
+    for row in diversity:
+        if row["model"] == "sft":
+            row["n_outputs"] = 0
+    generations = frame(
+        [
+            dict(model=m, task="gsm8k", cot="on", prompt_id=f"gsm8k/{i}", sample=j,
+                 finish_reason=reason, think_closed=None)
+            for m, reason in (("base", "stop"), ("sft", "prompt_too_long"))
+            for i in range(2)
+            for j in range(2)
+        ]
+    )  # fmt: skip
+    quality = frame(quality_rows("base", "on", [[True, False], [True, True]]))
+    runs = [(m, "gsm8k", "on", True) for m in ("base", "sft", "dpo")]
+    tables = build_tables(
+        frame(diversity), quality, lineage, generations=generations, n_boot=0, runs=runs
+    )
+    table = tables["diversity"].filter(scope="per_input", subset="all", metric="sbert")
+    assert table["model"].to_list() == ["base", "sft", "dpo"]
+    assert table["value"].to_list()[1:] == [None, None]
+    assert (
+        pick(tables["diversity"], model="dpo", scope="across_input", subset="correct")["value"]
+        is None
+    )
+    quality_table = tables["quality"]
+    assert quality_table["model"].to_list() == ["base", "sft", "dpo"]
+    assert quality_table["accuracy_at_1"].to_list()[1:] == [None, None]
+    assert quality_table["n_prompts"].to_list() == [2, 0, 0]
+
+    missing = tables["missing"]
+    assert "base" not in missing.filter(scope="per_input", subset="all")["model"].to_list()
+    sft = pick(missing.filter(table="diversity"), model="sft", scope="per_input", subset="all")
+    assert sft["reason"] == "prompt too long"
+    assert (sft["n_prompts"], sft["n_prompt_too_long"], sft["n_missing"]) == (2, 2, 2)
+    dpo = pick(missing.filter(table="quality"), model="dpo")
+    assert dpo["reason"] == "no samples" and dpo["n_prompts"] == 0
+    assert pick(missing.filter(table="quality"), model="sft")["reason"] == "prompt too long"
+    # No correct-subset rows were given for base: its correct cells are there, null, and named.
+    base = pick(
+        missing.filter(table="diversity"), model="base", scope="per_input", subset="correct"
+    )
+    assert base["reason"] == "fewer than two correct outputs"
+    assert set(missing.filter(model="dpo", table="diversity")["reason"]) == {"no samples"}

@@ -318,5 +318,10 @@ def all_diversity_files(wildcards):
     return [diversity_file(m, t, c) for m, t, c in STUDY.runs()]
 
 
+def runs_json(wildcards):
+    """Every run of the study, with whether its task is scored: each gets its table cells."""
+    return json.dumps([[m, t, c, verifiable(t)] for m, t, c in STUDY.runs()])
+
+
 def lineage_json(wildcards):
     return json.dumps(STUDY.lineage.to_dict(), sort_keys=True)
