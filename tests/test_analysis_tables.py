@@ -1057,6 +1057,9 @@ def test_every_expected_cell_appears_with_its_reason():
         pick(tables["diversity"], model="dpo", scope="across_input", subset="correct")["value"]
         is None
     )
+    retention = tables["retention"].filter(scope="per_input", subset="all", metric="sbert")
+    assert retention["model"].to_list() == ["base", "sft", "dpo"]
+    assert retention["ratio_to_base"].to_list()[1:] == [None, None]
     quality_table = tables["quality"]
     assert quality_table["model"].to_list() == ["base", "sft", "dpo"]
     assert quality_table["accuracy_at_1"].to_list()[1:] == [None, None]

@@ -5,7 +5,8 @@ a shard with no rows gives a diversity file with none, and a run whose every pro
 for the context gives an empty quality file, so the summary and quality tables silently lacked
 the cell. Given the study's runs (``runs``: (model, task, cot, verifiable)),
 :func:`complete_diversity` and :func:`complete_quality` add a row with a null value for every
-expected cell that has none (``n_prompts`` 0, ``n_missing`` the run's prompts), and
+expected cell that has none (``n_prompts`` 0, ``n_missing`` the run's prompts; the retention
+table likewise, ``n_prompts_base``/``n_prompts_parent`` 0), and
 :func:`missing_table` lists every cell of the diversity and quality tables whose value is null,
 with its reason and the counts behind it.
 
@@ -77,9 +78,11 @@ def complete_diversity(
     counts: dict[tuple[str, str, str], tuple[int, int]],
     metrics: Sequence[str],
     order: Sequence[str],
+    retention: bool = False,
 ) -> pl.DataFrame:
-    """The diversity summary with a null row for every expected cell it lacks (each scope, subset
-    ``all`` and, for a verifiable task, ``correct``, each metric)."""
+    """The diversity summary (or, ``retention``, the retention table) with a null row for every
+    expected cell it lacks (each scope, subset ``all`` and, for a verifiable task, ``correct``,
+    each metric)."""
     keys = ["model", "task", "cot", "scope", "subset", "metric"]
     present = _present(table, keys)
     rows: list[dict[str, object]] = []
@@ -101,9 +104,11 @@ def complete_diversity(
                             "scope": scope,
                             "subset": subset,
                             "metric": metric,
-                            "n_prompts": 0,
-                            "n_missing": n_prompts,
-                            "n_outputs": 0,
+                            **(
+                                {"n_prompts_base": 0, "n_prompts_parent": 0}
+                                if retention
+                                else {"n_prompts": 0, "n_missing": n_prompts, "n_outputs": 0}
+                            ),
                         }
                     )
     if not rows:

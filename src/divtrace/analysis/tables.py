@@ -90,9 +90,16 @@ def build_tables(
         if runs:
             metrics = sorted(set(data.frame.get_column("metric").to_list()))
             order = ["task", "cot", "scope", "subset", "metric"]
-            tables["diversity"] = complete_diversity(
-                tables["diversity"], runs, lineage, counts, order_metrics(metrics), order
-            )
+            for name in ("diversity", "retention"):
+                tables[name] = complete_diversity(
+                    tables[name],
+                    runs,
+                    lineage,
+                    counts,
+                    order_metrics(metrics),
+                    order,
+                    retention=name == "retention",
+                )
             if "quality" in tables:
                 tables["quality"] = complete_quality(
                     tables["quality"], runs, lineage, ["task", "cot"]
