@@ -395,6 +395,37 @@ def test_other_prompts_in_the_config_rerun_their_shards(tiny_run):
     assert "Nothing to be done" in final.stdout + final.stderr
 
 
+@pytest.mark.workflow
+def test_a_run_without_samples_keeps_its_cells(tiny_run):
+    """Issue 15.7 end to end: a run whose shards hold no rows keeps its cells in the diversity,
+    retention and quality tables (null), and the missing table names them (run last on the
+    fixture: it leaves the run empty)."""
+    run = dict(results="results", model="think-sft", task="gsm8k", cot="off")
+    for shard in TINY_SHARDS:
+        path = tiny_run / names.SHARD_FILE.format(**run, shard=shard)
+        io.write_table(io.empty_frame("generations"), path, "generations")
+    snakemake(tiny_run, "--configfile", TINY)
+    tables = {
+        name: pl.read_parquet(
+            tiny_run / names.TABLE_FILE.format(results="results", name=name, ext="parquet")
+        )
+        for name in ("diversity", "retention", "quality", "missing")
+    }
+    key = dict(model="think-sft", task="gsm8k", cot="off")
+    for name in ("diversity", "retention"):
+        cells = tables[name].filter(**key)
+        assert set(cells["metric"]) == {"ead", "sbert", "vendi"}, name
+        assert set(cells["subset"]) == {"all", "correct"}, name
+        assert set(cells["scope"]) == {"per_input", "across_input"}, name
+        column = "value" if name == "diversity" else "ratio_to_base"
+        assert cells[column].is_null().all(), name
+    assert tables["quality"].filter(**key)["accuracy_at_1"].to_list() == [None]
+    missing = tables["missing"].filter(**key)
+    assert set(missing["reason"]) == {"no samples"}
+    assert set(missing["table"]) == {"diversity", "quality"}
+    assert len(missing) == 3 * 2 * 2 + 1  # metrics x scopes x subsets, and accuracy_at_1
+
+
 # ---------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
