@@ -197,13 +197,27 @@ def test_retention_all_tasks_row_is_mean_of_task_ratios():
     )
     last = table.group_by("model", maintain_order=True).agg(pl.col("task").last())
     assert len(last) == 4 and (last["task"] == ALL_TASKS).all()
-    # No all-tasks row without all tasks.
+    assert table["missing_tasks_base"].is_null().all()
+    assert table["missing_tasks_parent"].is_null().all()
+
+
+def test_retention_all_tasks_row_names_a_missing_task():
+    """Issue 15.7: without a task, the all-tasks row stays, its ratio null (not the mean over
+    the other tasks, which would be another quantity) and the missing task named."""
     lean = make_diversity().filter(
         ~((pl.col("model") == "think-dpo") & (pl.col("task") == "alpaca"))
     )
     lean_table = retention_table(lean, make_lineage(), n_boot=N_BOOT)
-    assert lean_table.filter(model="think-dpo", task=ALL_TASKS).is_empty()
-    assert not lean_table.filter(model="think-sft", task=ALL_TASKS).is_empty()
+    where = dict(task=ALL_TASKS, cot="on", scope="per_input", subset="all", metric="sbert")
+    dpo = pick(lean_table, model="think-dpo", **where)
+    assert dpo["ratio_to_base"] is None and dpo["ratio_to_parent"] is None
+    assert dpo["missing_tasks_base"] == "alpaca" and dpo["missing_tasks_parent"] == "alpaca"
+    assert dpo["n_prompts_base"] == 0
+    sft = pick(lean_table, model="think-sft", **where)
+    assert sft["ratio_to_base"] is not None and sft["missing_tasks_base"] is None
+    base = pick(lean_table, model="base", **where)
+    assert base["missing_tasks_parent"] is None  # the root has no parent: nothing missing
+    assert not has_nan(lean_table)
 
 
 def test_retention_is_deterministic_and_order_free():
@@ -287,6 +301,26 @@ def test_stage_all_tasks_and_intervals():
         (allrows["share_ci_low"] <= allrows["share"] + 1e-12)
         & (allrows["share"] <= allrows["share_ci_high"] + 1e-12)
     ).all()
+
+
+def test_stage_all_tasks_rows_name_a_missing_task():
+    """Issue 15.7: a task without a stage of the path keeps the all-tasks rows, values null,
+    the task named (they used to vanish)."""
+    lean = make_diversity().filter(
+        ~((pl.col("model") == "think-dpo") & (pl.col("task") == "alpaca"))
+    )
+    table = stage_table(lean, make_lineage(), n_boot=N_BOOT)
+    think = table.filter(lineage="think", cot="on", scope="per_input", subset="all", metric="ead")
+    allrows = think.filter(task=ALL_TASKS)
+    assert len(allrows) == len(think.filter(task="gsm8k")) > 0
+    assert allrows["share"].is_null().all() and allrows["loss"].is_null().all()
+    assert (allrows["missing_tasks"] == "alpaca").all()
+    assert think.filter(task="gsm8k")["missing_tasks"].is_null().all()
+    assert (
+        stage_table(make_diversity(), make_lineage(), n_boot=N_BOOT)["missing_tasks"]
+        .is_null()
+        .all()
+    )
 
 
 # ----------------------------------------------------------------------------- CoT
@@ -927,6 +961,8 @@ FROZEN: dict[str, dict[str, object]] = {
 #: Columns a table gained after the pandas reference (commit c3d2eea) was fingerprinted.
 ADDED_SINCE_PORT: dict[str, tuple[str, ...]] = {
     "diversity": ("n_missing",),
+    "retention": ("missing_tasks_base", "missing_tasks_parent"),
+    "stages": ("missing_tasks",),
     "cot": ("margin", "equiv_ci_low", "equiv_ci_high", "equivalent", "verdict"),
     "truncation": ("n_sample0_unusable",),
     "decomposition": (
@@ -946,6 +982,7 @@ def test_tables_match_the_values_of_the_pandas_implementation():
     )
     tables["per_prompt"] = per_prompt(quality)
     tables["quality_summary"] = quality_summary(quality)
+    tables.pop("missing")  # added since the port (issue 15.7): no pandas counterpart
     assert set(tables) == set(FROZEN)
     for name, table in tables.items():
         # Columns added since the port have no pandas counterpart to compare with.
@@ -986,3 +1023,59 @@ def test_analysis_imports_form_no_cycle_and_no_pandas():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- missing cells
+def test_every_expected_cell_appears_with_its_reason():
+    """Issue 15.7: a run whose shards hold no rows (dpo) and a run whose every prompt was too
+    long for the context (sft: null diversity rows, an empty quality file) keep their cells in
+    the diversity and quality tables, values null, and the missing table lists them with the
+    reason; before, the cells vanished."""
+    lineage = Lineage.from_models(CHAIN)
+    diversity = per_prompt_rows("base", [0.5, 0.7]) + per_prompt_rows("sft", [None, None])
+    for row in diversity:
+        if row["model"] == "sft":
+            row["n_outputs"] = 0
+    generations = frame(
+        [
+            dict(model=m, task="gsm8k", cot="on", prompt_id=f"gsm8k/{i}", sample=j,
+                 finish_reason=reason, think_closed=None)
+            for m, reason in (("base", "stop"), ("sft", "prompt_too_long"))
+            for i in range(2)
+            for j in range(2)
+        ]
+    )  # fmt: skip
+    quality = frame(quality_rows("base", "on", [[True, False], [True, True]]))
+    runs = [(m, "gsm8k", "on", True) for m in ("base", "sft", "dpo")]
+    tables = build_tables(
+        frame(diversity), quality, lineage, generations=generations, n_boot=0, runs=runs
+    )
+    table = tables["diversity"].filter(scope="per_input", subset="all", metric="sbert")
+    assert table["model"].to_list() == ["base", "sft", "dpo"]
+    assert table["value"].to_list()[1:] == [None, None]
+    assert (
+        pick(tables["diversity"], model="dpo", scope="across_input", subset="correct")["value"]
+        is None
+    )
+    retention = tables["retention"].filter(scope="per_input", subset="all", metric="sbert")
+    assert retention["model"].to_list() == ["base", "sft", "dpo"]
+    assert retention["ratio_to_base"].to_list()[1:] == [None, None]
+    quality_table = tables["quality"]
+    assert quality_table["model"].to_list() == ["base", "sft", "dpo"]
+    assert quality_table["accuracy_at_1"].to_list()[1:] == [None, None]
+    assert quality_table["n_prompts"].to_list() == [2, 0, 0]
+
+    missing = tables["missing"]
+    assert "base" not in missing.filter(scope="per_input", subset="all")["model"].to_list()
+    sft = pick(missing.filter(table="diversity"), model="sft", scope="per_input", subset="all")
+    assert sft["reason"] == "prompt too long"
+    assert (sft["n_prompts"], sft["n_prompt_too_long"], sft["n_missing"]) == (2, 2, 2)
+    dpo = pick(missing.filter(table="quality"), model="dpo")
+    assert dpo["reason"] == "no samples" and dpo["n_prompts"] == 0
+    assert pick(missing.filter(table="quality"), model="sft")["reason"] == "prompt too long"
+    # No correct-subset rows were given for base: its correct cells are there, null, and named.
+    base = pick(
+        missing.filter(table="diversity"), model="base", scope="per_input", subset="correct"
+    )
+    assert base["reason"] == "fewer than two correct outputs"
+    assert set(missing.filter(model="dpo", table="diversity")["reason"]) == {"no samples"}

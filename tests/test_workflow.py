@@ -293,6 +293,156 @@ def test_tiny_config_runs_end_to_end_and_reruns_nothing(tmp_path):
     assert job_counts(final.stdout) == {}
 
 
+# ---------------------------------------------------------------------------- finished shards stay
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny configuration, run once to completion (the dry runs below share it)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    snakemake(workdir, "--configfile", TINY)
+    return workdir
+
+
+TINY_PROMPTS = names.PROMPTS_FILE.format(results="results", task="gsm8k")
+
+
+def _tiny_shards(workdir: Path) -> dict[str, int]:
+    return {
+        path.relative_to(workdir).as_posix(): path.stat().st_mtime_ns
+        for path in sorted((workdir / "results/generations").rglob("shard-*.parquet"))
+    }
+
+
+def _config_with(workdir: Path, name: str, edit) -> str:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load((workdir / TINY).read_text())
+    edit(config)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return name
+
+
+@pytest.mark.workflow
+def test_touched_corrupt_or_replaced_prompts_file_deletes_no_shard(tiny_run):
+    """Issue 15.3: the prompts file's mtime or bytes replan nothing; a job that must read a
+    corrupt or replaced prompts file stops naming it, and no finished shard is lost."""
+    prompts = tiny_run / TINY_PROMPTS
+    good = prompts.read_bytes()
+    shards = _tiny_shards(tiny_run)
+    assert len(shards) == len(TINY_RUNS) * len(TINY_SHARDS)
+    try:
+        os.utime(prompts)  # `touch`
+        os.utime(tiny_run / "resources/tasks/demo/gsm8k.jsonl")  # and the task file
+        dry = snakemake(tiny_run, "-n", "--configfile", TINY)
+        assert job_counts(dry.stdout) == {}, dry.stdout
+
+        prompts.write_bytes(os.urandom(3000))  # garbage
+        dry = snakemake(tiny_run, "-n", "--configfile", TINY)
+        assert job_counts(dry.stdout) == {}, dry.stdout
+        assert f"{TINY_PROMPTS} is unreadable" in dry.stderr
+        # A deleted shard is planned alone, and its job stops naming the prompts file.
+        lost = names.SHARD_FILE.format(
+            results="results", model="think-sft", task="gsm8k", cot="off", shard="0001"
+        )
+        saved = (tiny_run / lost).read_bytes()
+        (tiny_run / lost).unlink()
+        dry = snakemake(tiny_run, "-n", "--configfile", TINY)
+        assert [o for o in scheduled_outputs(dry.stdout) if "/generations/" in o] == [lost]
+        failed = snakemake(tiny_run, lost, "--configfile", TINY, check=False)
+        assert failed.returncode != 0
+        log = tiny_run / "results/logs/sample_shard/think-sft/gsm8k/cot-off/shard-0001.log"
+        assert f"{TINY_PROMPTS}: not a readable Parquet file" in log.read_text()
+        (tiny_run / lost).write_bytes(saved)
+        os.utime(tiny_run / lost, ns=(shards[lost], shards[lost]))
+
+        # A valid prompts file made from another spec (one prompt, not two): named, refused.
+        subprocess.run(
+            [sys.executable, "-m", "divtrace.cli", "prompts", "--task", "gsm8k", "--source",
+             "resources/tasks/demo/gsm8k.jsonl", "--n", "1", "--seed", "1234",
+             "--prompt-style", "instructed", "--out", TINY_PROMPTS],
+            cwd=tiny_run, env=_env(), check=True, capture_output=True,
+        )  # fmt: skip
+        dry = snakemake(tiny_run, "-n", "--configfile", TINY)
+        assert job_counts(dry.stdout) == {}, dry.stdout
+        assert f"{TINY_PROMPTS} records other prompts than the config asks for" in dry.stderr
+        quality = names.QUALITY_FILE.format(results="results", model="base", task="gsm8k", cot="on")
+        forced = snakemake(
+            tiny_run, "--forcerun", quality, quality, "--configfile", TINY, check=False
+        )
+        assert forced.returncode != 0
+        log = tiny_run / "results/logs/score_quality/base/gsm8k/cot-on.log"
+        assert f"{TINY_PROMPTS}: prompts made from another spec" in log.read_text()
+
+        # Remade alone (the remedy the messages name): no shard planned, nothing to do after.
+        dry = snakemake(tiny_run, "-n", "--forcerun", "prepare_prompts", "--configfile", TINY)
+        assert job_counts(dry.stdout) == {"prepare_prompts": 1}
+        snakemake(tiny_run, "--forcerun", "prepare_prompts", TINY_PROMPTS, "--configfile", TINY)
+        snakemake(tiny_run, "--configfile", TINY)  # the quality files the forced run lost
+    finally:
+        prompts.write_bytes(good)
+    assert _tiny_shards(tiny_run) == shards  # every shard as it was: never rewritten
+    final = snakemake(tiny_run, "-n", "--configfile", TINY)
+    assert "Nothing to be done" in final.stdout + final.stderr
+
+
+@pytest.mark.workflow
+def test_other_prompts_in_the_config_rerun_their_shards(tiny_run):
+    """Issue 15.3, the other direction: a config asking for other prompts (n_prompts, the seed,
+    the prompt style, the task file's content) reruns the prompts and every shard of the task;
+    a sampling setting reruns the shards, not the prompts."""
+    every = len(TINY_RUNS) * len(TINY_SHARDS)
+    cases = {
+        "n3.yaml": (lambda c: c["tasks"]["gsm8k"].update(n_prompts=3), every + len(TINY_RUNS)),
+        "seed.yaml": (lambda c: c.update(seed=99), every),
+        "style.yaml": (lambda c: c["tasks"]["gsm8k"].update(prompt_style="paper"), every),
+    }
+    for name, (edit, n_shards) in cases.items():
+        dry = snakemake(tiny_run, "-n", "--configfile", _config_with(tiny_run, name, edit))
+        counts = job_counts(dry.stdout)
+        assert counts["prepare_prompts"] == 1 and counts["sample_shard"] == n_shards, (name, counts)
+    hot = _config_with(tiny_run, "hot.yaml", lambda c: c["sampling"].update(temperature=0.9))
+    counts = job_counts(snakemake(tiny_run, "-n", "--configfile", hot).stdout)
+    assert "prepare_prompts" not in counts and counts["sample_shard"] == every
+    task_file = tiny_run / "resources/tasks/demo/gsm8k.jsonl"
+    text = task_file.read_text()
+    try:
+        task_file.write_text(text + "\n")  # the same records, other bytes: the digest changes
+        counts = job_counts(snakemake(tiny_run, "-n", "--configfile", TINY).stdout)
+        assert counts["prepare_prompts"] == 1 and counts["sample_shard"] == every
+    finally:
+        task_file.write_text(text)
+    final = snakemake(tiny_run, "-n", "--configfile", TINY)
+    assert "Nothing to be done" in final.stdout + final.stderr
+
+
+@pytest.mark.workflow
+def test_a_run_without_samples_keeps_its_cells(tiny_run):
+    """Issue 15.7 end to end: a run whose shards hold no rows keeps its cells in the diversity,
+    retention and quality tables (null), and the missing table names them (run last on the
+    fixture: it leaves the run empty)."""
+    run = dict(results="results", model="think-sft", task="gsm8k", cot="off")
+    for shard in TINY_SHARDS:
+        path = tiny_run / names.SHARD_FILE.format(**run, shard=shard)
+        io.write_table(io.empty_frame("generations"), path, "generations")
+    snakemake(tiny_run, "--configfile", TINY)
+    tables = {
+        name: pl.read_parquet(
+            tiny_run / names.TABLE_FILE.format(results="results", name=name, ext="parquet")
+        )
+        for name in ("diversity", "retention", "quality", "missing")
+    }
+    key = dict(model="think-sft", task="gsm8k", cot="off")
+    for name in ("diversity", "retention"):
+        cells = tables[name].filter(**key)
+        assert set(cells["metric"]) == {"ead", "sbert", "vendi"}, name
+        assert set(cells["subset"]) == {"all", "correct"}, name
+        assert set(cells["scope"]) == {"per_input", "across_input"}, name
+        column = "value" if name == "diversity" else "ratio_to_base"
+        assert cells[column].is_null().all(), name
+    assert tables["quality"].filter(**key)["accuracy_at_1"].to_list() == [None]
+    missing = tables["missing"].filter(**key)
+    assert set(missing["reason"]) == {"no samples"}
+    assert set(missing["table"]) == {"diversity", "quality"}
+    assert len(missing) == 3 * 2 * 2 + 1  # metrics x scopes x subsets, and accuracy_at_1
+
+
 # ---------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:

@@ -16,9 +16,10 @@ TABLE_NAMES: tuple[str, ...] = (
     "decomposition",
     "quality",
     "truncation",
+    "missing",
 )
 #: Tables the HTML report (``snakemake --report``) shows beside the figures.
-REPORT_TABLES: tuple[str, ...] = ("truncation",)
+REPORT_TABLES: tuple[str, ...] = ("truncation", "missing")
 
 #: Figure name → the table it is drawn from; ``results/figures/{name}.pdf`` and ``.png``.
 FIGURE_TABLES: dict[str, str] = {

@@ -26,6 +26,7 @@ rule summarize:
         "../../envs/analysis.yaml"
     params:
         lineage=lineage_json,
+        runs=runs_json,
         out_dir=lambda wildcards, output: Path(output[0]).parent,
         n_boot=config["analysis"]["n_boot"],
         seed=config["analysis"]["seed"],
@@ -33,6 +34,6 @@ rule summarize:
     shell:
         "divtrace summarize --diversity {input.diversity} --quality {input.quality} "
         "--generations {input.generations} "
-        "--lineage {params.lineage:q} --n-boot {params.n_boot} --seed {params.seed} "
+        "--lineage {params.lineage:q} --runs {params.runs:q} --n-boot {params.n_boot} --seed {params.seed} "
         "--equivalence-margin {params.equivalence_margin} "
         "--out-dir {params.out_dir} > {log} 2>&1"

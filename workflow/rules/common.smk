@@ -28,6 +28,11 @@ from divtrace.names import (  # noqa: E402
     TABLE_NAMES,
 )
 from divtrace.plan import metrics_gpus, sampling_gpus, shard_minutes  # noqa: E402
+from divtrace.provenance import (
+    prompt_digest,
+    prompt_spec,
+    recorded_digest,
+)  # noqa: E402
 
 # Snakemake reads the config files with a YAML loader that keeps the last of a duplicated key;
 # read each again with divtrace's strict one, which refuses it (naming the key and both lines).
@@ -146,9 +151,11 @@ def model_spec_json(wildcards):
 
 
 def task_source(wildcards):
-    """Local task files are inputs (editing one re-prepares its prompts); HF ids are not."""
+    """Local task files are inputs, HF ids are not. Their bytes are in the prompts digest (a
+    param of prepare_prompts), so editing one re-prepares its prompts and touching one does not.
+    """
     source = STUDY.task(wildcards.task)["source"]
-    return source if source.endswith(".jsonl") else []
+    return ancient(source) if source.endswith(".jsonl") else []
 
 
 def _flags(values):
@@ -160,6 +167,83 @@ def _flags(values):
         elif value is not None and value is not False:
             args += [flag, str(value)]
     return shlex.join(args)
+
+
+# ---------------------------------------------------------------- prompts: finished shards stay
+# What a prompts file is made from (divtrace.provenance) is a digest computed here from the config
+# (and a local task file's bytes), a param of every rule that reads the file; the file records it
+# and those rules refuse another. Its modification time counts for nothing (ancient()): a touched
+# or corrupt prompts file replans no shard, while the task's shards record the config's digest.
+# Where the config asks for other prompts, the file is an ordinary input, so prepare_prompts and
+# every job that reads it rerun (docs/design.md §2).
+_PROMPT_DIGESTS = {}
+
+
+def prompts_digest(task):
+    if task not in _PROMPT_DIGESTS:
+        spec = STUDY.task(task)
+        _PROMPT_DIGESTS[task] = prompt_digest(
+            prompt_spec(
+                task=task,
+                family=STUDY.family(task),
+                source=spec["source"],
+                n=spec["n_prompts"],
+                seed=config["seed"],
+                prompt_style=spec["prompt_style"],
+                hf_config=spec.get("hf_config"),
+                split=spec.get("split"),
+                revision=spec.get("revision"),
+            )
+        )
+    return _PROMPT_DIGESTS[task]
+
+
+_PROMPTS_CURRENT = {}
+
+
+def prompts_current(task):
+    """The task's finished shards were sampled from the prompts the config asks for: the first
+    readable shard records the config's digest. The prompts file's own mtime, bytes or recorded
+    digest do not decide it: a touched, corrupt or replaced file keeps its shards (and is named
+    here, and refused by every job that reads it)."""
+    if task in _PROMPTS_CURRENT:
+        return _PROMPTS_CURRENT[task]
+    current = False
+    for model, task_, cot in STUDY.runs():
+        for shard in STUDY.shards(task) if task_ == task else ():
+            path = shard_file(model, task, cot, shard)
+            if not Path(path).exists():
+                continue
+            try:
+                current = recorded_digest(path) == prompts_digest(task)
+            except Exception:  # noqa: BLE001 - an unreadable shard says nothing
+                continue
+            break
+        else:
+            continue
+        break
+    prompts = prompts_file(task)
+    if current and Path(prompts).exists():
+        try:
+            problem = None
+            if recorded_digest(prompts) != prompts_digest(task):
+                problem = "records other prompts than the config asks for"
+        except Exception as err:  # noqa: BLE001 - any unreadable footer
+            problem = f"is unreadable ({type(err).__name__})"
+        if problem:
+            print(
+                f"divtrace: {prompts} {problem}; its finished shards are kept, jobs that read "
+                f"it stop; remake it alone with `snakemake --forcerun prepare_prompts {prompts}`",
+                file=sys.stderr,
+            )
+    _PROMPTS_CURRENT[task] = current
+    return current
+
+
+def prompts_input(wildcards):
+    """The prompts file as the input of a job that reads it: ancient() while it is current."""
+    path = prompts_file(wildcards.task)
+    return ancient(path) if prompts_current(wildcards.task) else path
 
 
 def prompts_args(wildcards):
@@ -237,6 +321,11 @@ def all_quality_files(wildcards):
 
 def all_diversity_files(wildcards):
     return [diversity_file(m, t, c) for m, t, c in STUDY.runs()]
+
+
+def runs_json(wildcards):
+    """Every run of the study, with whether its task is scored: each gets its table cells."""
+    return json.dumps([[m, t, c, verifiable(t)] for m, t, c in STUDY.runs()])
 
 
 def lineage_json(wildcards):

@@ -13,5 +13,7 @@ rule prepare_prompts:
         "../../envs/analysis.yaml"
     params:
         args=prompts_args,
+        # what the file is made from, a local task file's bytes included (common.smk)
+        digest=lambda wildcards: prompts_digest(wildcards.task),
     shell:
         "divtrace prompts --task {wildcards.task} {params.args} --out {output} > {log} 2>&1"

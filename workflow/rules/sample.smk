@@ -6,7 +6,8 @@ SAMPLE_GPUS = sampling_gpus(config)
 rule sample_shard:
     """K samples for every prompt of one shard (the GPU step)."""
     input:
-        prompts=prompts_file("{task}"),
+        # ancient while current: a touched or corrupt prompts file replans no shard (common.smk)
+        prompts=prompts_input,
         manifest=model_manifest("{model}"),
     output:
         shard_file("{model}", "{task}", "{cot}", "{shard}"),
@@ -27,8 +28,10 @@ rule sample_shard:
         ),
     params:
         args=sample_args,
+        prompts=lambda wildcards: prompts_digest(wildcards.task),
     shell:
         "divtrace sample --prompts {input.prompts} --manifest {input.manifest} "
         "--model {wildcards.model} --task {wildcards.task} --cot {wildcards.cot} "
-        "--shard {wildcards.shard} {params.args} --threads {threads} --out {output} "
+        "--shard {wildcards.shard} {params.args} --prompts-digest {params.prompts} "
+        "--threads {threads} --out {output} "
         "> {log} 2>&1"

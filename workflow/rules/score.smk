@@ -1,7 +1,7 @@
 rule score_quality:
     """Correctness of every sample of a verifiable task (code runs in a sandbox)."""
     input:
-        prompts=prompts_file("{task}"),
+        prompts=prompts_input,
         shards=shards_of,
     output:
         quality_file("{model}", "{task}", "{cot}"),
@@ -14,6 +14,8 @@ rule score_quality:
     threads: 2
     params:
         family=lambda wildcards: STUDY.family(wildcards.task),
+        prompts=lambda wildcards: prompts_digest(wildcards.task),
     shell:
         "divtrace score --task {wildcards.task} --family {params.family} "
-        "--prompts {input.prompts} --generations {input.shards} --out {output} > {log} 2>&1"
+        "--prompts {input.prompts} --prompts-digest {params.prompts} "
+        "--generations {input.shards} --out {output} > {log} 2>&1"

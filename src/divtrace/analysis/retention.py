@@ -20,13 +20,17 @@ own rows have ratio 1 to the base (an interval of exactly [1, 1]) and no parent.
 
 Rows with ``task`` = ``"all tasks (mean)"`` (:data:`divtrace.names.ALL_TASKS`) average the
 per-task ratios of a checkpoint over every task that has rows of that scope, subset and metric
-(for any model), and exist only where the checkpoint has a finite ratio for all of them. Their
-interval is a stratified bootstrap: the mean over tasks of the per-task replicates (the tasks are
-resampled independently). ``value``/``value_*`` there are means over tasks, ``n_prompts_*`` sums.
+(for any model). Their interval is a stratified bootstrap: the mean over tasks of the per-task
+replicates (the tasks are resampled independently). ``value``/``value_*`` there are means over
+tasks, ``n_prompts_*`` sums. A checkpoint without a finite ratio for one of those tasks still has
+the row, with the ratio null (a mean over the other tasks would be another quantity) and the
+tasks that lack it named in ``missing_tasks_base``/``missing_tasks_parent`` (comma-separated;
+null on every other row).
 
 Columns: ``model, lineage, stage, parent, depth, task, cot, scope, subset, metric, value,
 value_base, ratio_to_base, ratio_to_base_ci_low, ratio_to_base_ci_high, n_prompts_base,
-value_parent, ratio_to_parent, ratio_to_parent_ci_low, ratio_to_parent_ci_high, n_prompts_parent``.
+value_parent, ratio_to_parent, ratio_to_parent_ci_low, ratio_to_parent_ci_high, n_prompts_parent,
+missing_tasks_base, missing_tasks_parent``.
 ``n_prompts_*`` is the number of paired prompts (``per_input``) or of prompts in the model's set
 (``across_input``).
 """
@@ -73,6 +77,8 @@ COLUMNS = [
     "ratio_to_parent_ci_low",
     "ratio_to_parent_ci_high",
     "n_prompts_parent",
+    "missing_tasks_base",
+    "missing_tasks_parent",
 ]
 SCHEMA = {
     name: pl.Int64
@@ -229,14 +235,21 @@ def _all_task_rows(
             "subset": subset,
             "metric": metric,
         }
-        complete = False
         for ref in REFERENCES:
             entries = per_task.get((model, cot, scope, subset, metric, ref), {})
-            found = [entries.get(task) for task in tasks]
-            if any(e is None or not np.isfinite(e[2]) for e in found):
+            if not entries:  # no such reference (the root's parent): nothing is missing
                 row[f"n_prompts_{ref}"] = 0
                 continue
-            complete = True
+            found = [entries.get(task) for task in tasks]
+            missing = [
+                t for t, e in zip(tasks, found, strict=True) if e is None or not np.isfinite(e[2])
+            ]
+            if missing:
+                # The mean over the other tasks would be another quantity: no value, and the
+                # tasks that lack one named.
+                row[f"n_prompts_{ref}"] = 0
+                row[f"missing_tasks_{ref}"] = ", ".join(missing)
+                continue
             values = [e for e in found if e is not None]
             row["value"] = float(np.mean([e[0] for e in values]))
             row[f"value_{ref}"] = float(np.mean([e[1] for e in values]))
@@ -247,6 +260,5 @@ def _all_task_rows(
                 low, high = interval(replicates[:, None], level)
                 row[f"ratio_to_{ref}_ci_low"] = float(low[0])
                 row[f"ratio_to_{ref}_ci_high"] = float(high[0])
-        if complete:
-            rows.append(row)
+        rows.append(row)
     return rows

@@ -25,10 +25,13 @@ non-reasoning root), as the summary's ``ratio_to_parent`` does.
 
 Rows with ``task`` = ``"all tasks (mean)"`` use the mean over tasks of each loss and of the total
 (share = mean loss / mean total; a stratified bootstrap for the interval) for every task of that
-scope, subset and metric, and exist only where every task has all stages of the path.
+scope, subset and metric. Where a task lacks a stage of the path (no finite value), the rows are
+there with their values null (a mean over the other tasks would be another quantity) and
+``missing_tasks`` names those tasks (comma-separated; null on every other row).
 
 Columns: ``lineage, model, stage, parent, depth, final, task, cot, scope, subset, metric,
-value_parent, value, loss, total_loss, share, share_ci_low, share_ci_high, n_prompts``.
+value_parent, value, loss, total_loss, share, share_ci_low, share_ci_high, n_prompts,
+missing_tasks``.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ COLUMNS = [
     "share_ci_low",
     "share_ci_high",
     "n_prompts",
+    "missing_tasks",
 ]
 SCHEMA = {
     name: pl.Int64
@@ -281,9 +285,21 @@ def _all_task_rows(
         tasks = data.tasks(scope, subset, metric)
         path = paths[label]
         found = [entries.get(task) for task in tasks]
-        if len(tasks) < 2 or any(
-            e is None or len(e[0]) != len(path) or not np.isfinite(e[0]).all() for e in found
-        ):
+        if len(tasks) < 2:
+            continue
+        missing = [
+            t
+            for t, e in zip(tasks, found, strict=True)
+            if e is None or len(e[0]) != len(path) or not np.isfinite(e[0]).all()
+        ]
+        if missing:
+            # A mean over the other tasks would be another quantity: the rows stay, without
+            # values, naming the tasks that lack a stage.
+            blank = _stage_rows(
+                lineage, label, path, cot, ALL_TASKS, scope, subset, metric,
+                np.full(len(path), np.nan), np.zeros((0, len(path))), 0, level,
+            )  # fmt: skip
+            rows.extend({**row, "missing_tasks": ", ".join(missing)} for row in blank)
             continue
         complete = [e for e in found if e is not None]
         values = np.mean(np.stack([e[0] for e in complete]), axis=0)

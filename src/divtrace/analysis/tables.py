@@ -13,7 +13,7 @@ as on disk.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,16 @@ import polars as pl
 from divtrace import io
 from divtrace.analysis.aggregate import summarize_diversity
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
-from divtrace.analysis.common import diversity_data
+from divtrace.analysis.common import diversity_data, order_metrics
 from divtrace.analysis.cot import DEFAULT_EQUIVALENCE_MARGIN, cot_table
 from divtrace.analysis.decomposition import decomposition_table
+from divtrace.analysis.missing import (
+    Run,
+    complete_diversity,
+    complete_quality,
+    missing_table,
+    run_counts,
+)
 from divtrace.analysis.quality import quality_per_prompt, quality_table
 from divtrace.analysis.retention import retention_table
 from divtrace.analysis.stages import stage_table
@@ -46,6 +53,7 @@ def build_tables(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+    runs: Sequence[Run] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """All analysis tables from the diversity contract and (optionally) the quality contract.
 
@@ -58,6 +66,10 @@ def build_tables(
     A lineage is whatever the ``parent`` links of ``lineage`` say. The diversity rows are
     validated and arranged per prompt once, for every table. ``equivalence_margin`` is the CoT
     table's equivalence margin, a fraction of the CoT-on value (:func:`cot_table`).
+    ``runs``: the study's runs (model, task, cot, verifiable): every one gets its cells in the
+    diversity and quality tables, null where it has no value (:mod:`divtrace.analysis.missing`);
+    the ``missing`` table (built whenever ``runs`` or ``generations`` is given) lists the null
+    cells with their reasons.
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
     data = diversity_data(diversity, lineage)
@@ -73,6 +85,28 @@ def build_tables(
         tables["quality"] = quality_table(prompts, lineage, **options)
     if generations is not None:
         tables["truncation"] = truncation_table(generations, lineage)
+    if runs is not None or generations is not None:
+        counts = run_counts(generations)
+        if runs:
+            metrics = sorted(set(data.frame.get_column("metric").to_list()))
+            order = ["task", "cot", "scope", "subset", "metric"]
+            for name in ("diversity", "retention"):
+                tables[name] = complete_diversity(
+                    tables[name],
+                    runs,
+                    lineage,
+                    counts,
+                    order_metrics(metrics),
+                    order,
+                    retention=name == "retention",
+                )
+            if "quality" in tables:
+                tables["quality"] = complete_quality(
+                    tables["quality"], runs, lineage, ["task", "cot"]
+                )
+        tables["missing"] = missing_table(
+            tables["diversity"], tables.get("quality"), lineage, counts
+        )
     return tables
 
 

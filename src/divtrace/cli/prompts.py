@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.errors import DivtraceError
+    from divtrace.provenance import DIGEST_KEY, prompt_digest, prompt_spec
     from divtrace.tasks import get_family, styles
     from divtrace.tasks.prompts import build_prompts_and_selection, load_records
 
@@ -53,6 +54,17 @@ def run(args: argparse.Namespace) -> None:
         source=args.source,
         style=args.prompt_style,
     )
+    spec = prompt_spec(
+        task=args.task,
+        family=args.family or args.task,
+        source=args.source,
+        n=args.n,
+        seed=args.seed,
+        prompt_style=args.prompt_style,
+        hf_config=args.hf_config,
+        split=args.split,
+        revision=args.revision,
+    )
     io.write_table(
         table,
         args.out,
@@ -68,6 +80,8 @@ def run(args: argparse.Namespace) -> None:
             "seed": args.seed,
             "prompt_style": args.prompt_style,
             "completion_stop": list(styles.completion_stop(family, args.prompt_style)),
+            "spec": spec,
+            DIGEST_KEY: prompt_digest(spec),
         },
     )
     for count, what in (

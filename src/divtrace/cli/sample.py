@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="transformers: rows per generate call",
     )
     p.add_argument("--engine", type=json_arg, default={}, help="vLLM engine settings (JSON object)")
+    p.add_argument(
+        "--prompts-digest",
+        help="the digest the prompts file must record (divtrace.provenance; the workflow's)",
+    )
     p.add_argument("--out", required=True, help="output shard Parquet file")
 
 
@@ -58,9 +62,11 @@ def run(args: argparse.Namespace) -> None:
     from divtrace.generation.backend import SamplingParams
     from divtrace.generation.sample import ShardSpec, make_backend, sample_shard
     from divtrace.models import read_manifest
+    from divtrace.provenance import DIGEST_KEY, check_prompts
     from divtrace.tasks import get_family, styles
 
     manifest = read_manifest(args.manifest)
+    digest = check_prompts(args.prompts, args.prompts_digest)
     prompts = io.read_table(args.prompts, "prompts")
     # The prompts file says in which style it was written; the style decides the stop sequences.
     style = io.read_metadata(args.prompts).get("prompt_style", styles.DEFAULT_PROMPT_STYLE)
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> None:
         },
     )
     frame, metadata = sample_shard(prompts, spec, params, backend, manifest)
+    metadata[DIGEST_KEY] = digest
     io.write_table(frame, args.out, "generations", metadata=metadata)
     log(
         f"{args.model}/{args.task}/cot-{args.cot} shard {args.shard}: {len(frame)} samples, "

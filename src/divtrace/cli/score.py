@@ -15,13 +15,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", help="task family (default: the task name)")
     p.add_argument("--prompts", required=True, help="prompts Parquet file of the task")
     p.add_argument("--generations", nargs="+", required=True, help="generations Parquet file(s)")
+    p.add_argument(
+        "--prompts-digest",
+        help="the digest the prompts file must record (divtrace.provenance; the workflow's)",
+    )
     p.add_argument("--out", required=True, help="output quality Parquet file")
 
 
 def run(args: argparse.Namespace) -> None:
     from divtrace import io
+    from divtrace.errors import ContractError
+    from divtrace.provenance import DIGEST_KEY, check_prompts
     from divtrace.quality.score import INPUT_COLUMNS, score_generations
 
+    digest = check_prompts(args.prompts, args.prompts_digest)
+    # Each shard records the prompts it was sampled from: they must be these (shards made
+    # before digests were recorded have none and are taken as they are).
+    for path in args.generations:
+        made_from = io.read_metadata(path).get(DIGEST_KEY)
+        if digest is not None and made_from is not None and made_from != digest:
+            raise ContractError(
+                f"{path}: sampled from other prompts (digest {made_from}) than {args.prompts} "
+                f"({digest})"
+            )
     prompts = io.read_table(args.prompts, "prompts")
     # Only the columns the judges need: never the prompt texts, raw outputs or reasoning.
     # The rows of one run of this task only (that of the output's place in the DAG, if it has
@@ -41,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
             "task": args.task,
             "family": family,
             "inputs": [str(p) for p in args.generations],
+            DIGEST_KEY: digest,
         },
     )
     n_correct = int(quality.get_column("correct").sum())

@@ -20,6 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="generation shards (the truncation table; only their accounting columns are read)",
     )
     p.add_argument("--lineage", required=True, type=json_arg, help="lineage tree (JSON)")
+    p.add_argument(
+        "--runs",
+        type=json_arg,
+        default=None,
+        help="the study's runs, [[model, task, cot, verifiable], ...] (JSON): each gets its "
+        "cells in the tables, null where it has no value, listed in the missing table",
+    )
     p.add_argument("--out-dir", required=True, help="directory of {table}.parquet and .csv")
     p.add_argument(
         "--n-boot",
@@ -91,6 +98,11 @@ def run(args: argparse.Namespace) -> None:
         n_boot=args.n_boot,
         seed=args.seed,
         equivalence_margin=args.equivalence_margin,
+        runs=(
+            None
+            if args.runs is None
+            else [(str(m), str(t), str(c), bool(v)) for m, t, c, v in args.runs]
+        ),
     )
     for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
         tables.setdefault(name, pl.DataFrame())
