@@ -58,8 +58,12 @@ install_packages() {
     ((missing)) || return 0
     ((EUID == 0)) || die "SLURM is not installed and installing it needs root: apt-get install ${PACKAGES[*]}"
     log "installing ${PACKAGES[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+    mkdir -p "$DIR/log"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${PACKAGES[@]}"; } >"$DIR/log/apt.log" 2>&1; then
+        tail -n 20 "$DIR/log/apt.log" >&2
+        die "apt-get failed (all of it in $DIR/log/apt.log)"
+    fi
 }
 
 # Writes slurm.conf and gres.conf; fails when they were already so.
