@@ -50,7 +50,7 @@ unit: setup
 workflow-test: setup
 	$(WITH_VENV) $(BIN)/python -m pytest -m workflow
 
-# The tiny workflow through profiles/slurm on a one-node SLURM cluster (about 5 minutes). As root,
+# The tiny workflow through profiles/slurm on a one-node SLURM cluster (5-6 minutes). As root,
 # `.ci/slurm.sh up` first (installs and starts SLURM) and `.ci/slurm.sh down` after.
 slurm-test: setup
 	$(WITH_VENV) $(BIN)/python -m pytest -m slurm

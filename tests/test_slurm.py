@@ -3,7 +3,7 @@ profiles/slurm, as ``make slurm-profile`` installs it, on a one-node SLURM clust
 up``; CI brings it up and sets DIVTRACE_REQUIRE_SLURM=1, which turns the skips into failures).
 
 One workflow copy, four runs of the users' command line ``snakemake --cores all --profile slurm``
-(module fixtures, in this order; about five minutes in all):
+(module fixtures, in this order; five to six minutes in all on two cores):
 
 1. everything, while one sampling job fails every way: its first attempt runs past its time limit
    (lowered to a minute with ``scontrol`` once it runs), the test cancels the two retries with
