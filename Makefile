@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: setup setup-vllm demo test lint unit test-all workflow-test clean-results
+.PHONY: setup setup-vllm demo test lint unit test-all workflow-test clean-results slurm-profile slurm-test
 
 setup: $(VENV)/.installed
 setup-vllm: $(VENV)/.installed-vllm
@@ -41,19 +41,48 @@ lint: setup
 
 # The inner loop (under 3 minutes on two cores): every test but the slow ones (the demo run, the
 # finished Olmo 3 study's reruns, double draws of the figures, whole-benchmark sandbox sweeps),
-# those that need vLLM and the tiny workflow run (`make workflow-test`). Markers in pyproject.toml.
+# those that need vLLM, the tiny workflow run (`make workflow-test`) and the SLURM runs
+# (`make slurm-test`). Markers in pyproject.toml.
 unit: setup
-	$(WITH_VENV) $(BIN)/python -m pytest -m "not slow and not vllm and not workflow"
+	$(WITH_VENV) $(BIN)/python -m pytest -m "not slow and not vllm and not workflow and not slurm"
 
 # The tiny end-to-end workflow (.test/config.yaml), about a minute.
 workflow-test: setup
 	$(WITH_VENV) $(BIN)/python -m pytest -m workflow
 
-# Everything, with the vLLM backend installed: what CI runs.
+# The tiny workflow through profiles/slurm on a one-node SLURM cluster (5-6 minutes). As root,
+# `.ci/slurm.sh up` first (installs and starts SLURM) and `.ci/slurm.sh down` after.
+slurm-test: setup
+	$(WITH_VENV) $(BIN)/python -m pytest -m slurm
+
+# Everything, with the vLLM backend installed: what CI runs (.ci/run brings SLURM up around it).
 test-all: setup-vllm
 	$(WITH_VENV) $(BIN)/python -m pytest
 
 test: lint test-all
+
+# The SLURM profile where `snakemake --profile slurm` finds it (~/.config/snakemake/slurm, or
+# $XDG_CONFIG_HOME/snakemake/slurm): profiles/slurm/config.yaml with your account and partitions
+# filled in. A profile already there is kept unless FORCE=1. ACCOUNT= (empty) leaves the account
+# out: the plugin then guesses one from your past jobs.
+#   make slurm-profile ACCOUNT=my_account PARTITION=cpu GPU_PARTITION=gpu
+SLURM_PROFILE ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake/slurm
+slurm-profile:
+	@case "$(ACCOUNT)|$(PARTITION)|$(GPU_PARTITION)" in \
+	  *[!A-Za-z0-9_.,\|-]* | *\|\|* | *\|) \
+	    echo "usage: make slurm-profile ACCOUNT=<account> PARTITION=<cpu partition> GPU_PARTITION=<gpu partition> [FORCE=1]" >&2; exit 2;; \
+	esac
+	@if [ -e "$(SLURM_PROFILE)/config.yaml" ] && [ -z "$(FORCE)" ]; then \
+	  echo "$(SLURM_PROFILE)/config.yaml exists; FORCE=1 replaces it" >&2; exit 1; fi
+	mkdir -p "$(SLURM_PROFILE)"
+	sed -e '1i # Installed by `make slurm-profile` from $(abspath profiles/slurm/config.yaml).' \
+	  -e '$(if $(ACCOUNT),s/^\(  slurm_account: \)YOUR_ACCOUNT$$/\1$(ACCOUNT)/,/^  slurm_account: YOUR_ACCOUNT$$/d)' \
+	  -e 's/^\(  slurm_partition: \)CPU_PARTITION$$/\1$(PARTITION)/' \
+	  -e 's/^\(    slurm_partition: \)GPU_PARTITION$$/\1$(GPU_PARTITION)/' \
+	  profiles/slurm/config.yaml > "$(SLURM_PROFILE)/config.yaml"
+	@if grep -nE ': (YOUR_ACCOUNT|CPU_PARTITION|GPU_PARTITION)$$' "$(SLURM_PROFILE)/config.yaml"; then \
+	  echo "placeholders left in $(SLURM_PROFILE)/config.yaml" >&2; exit 1; fi
+	@echo "installed $(SLURM_PROFILE)/config.yaml: snakemake --cores all --profile slurm"
 
 clean-results:
 	rm -rf results .snakemake

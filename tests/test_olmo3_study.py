@@ -270,9 +270,12 @@ def test_a_sampling_job_may_run_as_long_as_its_shard_needs():
     # A reasoning shard: 100 prompts x 16 x 4096 tokens at 2500/s, plus the load: 45.7 min.
     assert shard_minutes(config, "think-rl", "gsm8k", "on") == 92
     assert shard_minutes(config, "instruct-rl", "gsm8k", "on") == 30  # the floor
-    # A retry gets the bound of every sample running to 32768 tokens: 351.5 min.
+    # A retry gets the bound of every sample running to 32768 tokens: 351.5 min; and at least
+    # twice the limit before it (a shard that timed out never gets the same limit again).
     assert shard_minutes(config, "think-rl", "gsm8k", "on", attempt=2) == 352
-    assert shard_minutes(config, "think-rl", "truthfulqa", "on", attempt=2) == 30
+    assert shard_minutes(config, "think-rl", "gsm8k", "on", attempt=3) == 704
+    assert shard_minutes(config, "think-rl", "truthfulqa", "on", attempt=2) == 60  # 2 x the floor
+    assert shard_minutes(config, "think-rl", "truthfulqa", "on", attempt=3) == 120
     assert shard_minutes(config, "think-rl", "humaneval", "on") == 92  # 100 of its 164
 
 

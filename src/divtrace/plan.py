@@ -56,7 +56,8 @@ DEFAULT_MEAN_TOKENS: dict[str, int] = {"reasoning": 4096, "direct": 512, "comple
 MODEL_METRICS = frozenset({"sbert", "vendi", "nli"})
 
 #: A sampling job's first attempt may run this many times its expected duration (at least
-#: :data:`MIN_SHARD_MINUTES`); a retry gets the upper bound (every sample to ``max_tokens``).
+#: :data:`MIN_SHARD_MINUTES`); a retry gets the upper bound (every sample to ``max_tokens``), and
+#: at least twice the limit of the attempt before it.
 RUNTIME_MARGIN = 2.0
 MIN_SHARD_MINUTES = 30
 
@@ -127,7 +128,9 @@ def shard_minutes(
 
     A full shard (``prompts_per_shard`` prompts) at the planning throughput: the first attempt
     gets :data:`RUNTIME_MARGIN` times its expected time (at least :data:`MIN_SHARD_MINUTES`), a
-    retry the time every sample would take running to ``max_tokens``.
+    retry the time every sample would take running to ``max_tokens``, and at least twice the
+    limit of the attempt before it: a job that ran out of time (SLURM's TIMEOUT) never gets the
+    same limit again, also where the floor or the expected time already covers the upper bound.
     """
     study = Study(config)
     k = int(config["sampling"]["k"])
@@ -135,10 +138,11 @@ def shard_minutes(
     max_tokens = int(study.task(task)["max_tokens"])
     mean = min(max_tokens, DEFAULT_MEAN_TOKENS[run_mode(study, model, cot)])
     expected = (prompts * k * mean / tokens_per_second + load_seconds) / 60
-    if attempt <= 1:
-        return max(MIN_SHARD_MINUTES, math.ceil(RUNTIME_MARGIN * expected))
-    upper = (prompts * k * max_tokens / tokens_per_second + load_seconds) / 60
-    return max(MIN_SHARD_MINUTES, math.ceil(RUNTIME_MARGIN * expected), math.ceil(upper))
+    minutes = max(MIN_SHARD_MINUTES, math.ceil(RUNTIME_MARGIN * expected))
+    upper = math.ceil((prompts * k * max_tokens / tokens_per_second + load_seconds) / 60)
+    for _ in range(1, attempt):
+        minutes = max(upper, 2 * minutes)
+    return minutes
 
 
 def plan(
