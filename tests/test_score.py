@@ -555,6 +555,9 @@ def test_ifeval_columns_refuse_a_correct_that_is_not_strict_following() -> None:
     unjudged = quality.with_columns(correct=pl.col("correct") | (pl.col("detail") == UNCLOSED))
     with pytest.raises(ContractError, match="ifeval/2"):
         per_prompt(unjudged)
+    # A table without the judge's details (hand-made, or synthetic) has nothing to check.
+    bare = quality.with_columns(detail=pl.lit(None, dtype=pl.String), correct=pl.lit(True))
+    assert per_prompt(bare).height == 4
 
 
 def test_quality_summary_empty() -> None:

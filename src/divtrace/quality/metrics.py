@@ -390,10 +390,12 @@ def _ifeval_counts(rows: pl.DataFrame) -> pl.DataFrame:
         _strict=instructions.list.eval(pl.element().struct.field("strict")).list.sum(),
         _loose=instructions.list.eval(pl.element().struct.field("loose")).list.sum(),
     )
+    # A sample with the judge's verdicts is checked against them; an unclosed one (never
+    # judged) cannot be correct; a row without any detail (a hand-made table) is not checked.
     bad = per_sample.filter(
-        pl.when(pl.col("_n").is_null())
-        .then(pl.col("correct"))
-        .otherwise((pl.col("_strict") == pl.col("_n")) != pl.col("correct"))
+        pl.when(pl.col("_n").is_not_null())
+        .then((pl.col("_strict") == pl.col("_n")) != pl.col("correct"))
+        .otherwise(pl.col("correct") & (pl.col("detail") == UNCLOSED).fill_null(False))
     )
     if bad.height:
         row = bad.row(0, named=True)
