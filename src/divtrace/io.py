@@ -421,6 +421,19 @@ def read_table(
     return frame
 
 
+def _checked_columns(
+    files: Sequence[Path], contract: str, wanted: list[str], optional: Sequence[str]
+) -> list[str]:
+    """Check every file (:func:`_check_file`); ``wanted`` plus each ``optional`` column that
+    every file has."""
+    for path in files:
+        _check_file(path, contract, wanted)
+    if not optional:
+        return wanted
+    names = [set(pq.read_schema(path).names) for path in files]
+    return wanted + [c for c in optional if c not in wanted and all(c in n for n in names)]
+
+
 def scan_tables(
     paths: Sequence[str | os.PathLike[str]],
     contract: str,
@@ -438,11 +451,7 @@ def scan_tables(
     if not paths:
         return empty_frame(contract).select(wanted).lazy()
     files = [Path(p) for p in paths]
-    for path in files:
-        _check_file(path, contract, wanted)
-    if optional:
-        names = [set(pq.read_schema(path).names) for path in files]
-        wanted += [c for c in optional if c not in wanted and all(c in n for n in names)]
+    wanted = _checked_columns(files, contract, wanted, optional)
     return pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(wanted)
 
 
@@ -464,11 +473,7 @@ def read_tables(
     if not paths:
         return empty_frame(contract).select(wanted)
     files = [Path(p) for p in paths]
-    for path in files:
-        _check_file(path, contract, wanted)
-    if optional:
-        names = [set(pq.read_schema(path).names) for path in files]
-        wanted += [c for c in optional if c not in wanted and all(c in n for n in names)]
+    wanted = _checked_columns(files, contract, wanted, optional)
     frames = []
     for path in files:
         frame = pl.from_arrow(_read_arrow(path, wanted))
