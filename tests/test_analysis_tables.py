@@ -1079,3 +1079,44 @@ def test_every_expected_cell_appears_with_its_reason():
     )
     assert base["reason"] == "fewer than two correct outputs"
     assert set(missing.filter(model="dpo", table="diversity")["reason"]) == {"no samples"}
+
+
+def test_a_checkpoint_without_any_rows_keeps_its_all_tasks_rows():
+    """Issue 15.7: a checkpoint whose every run came out empty still has its all-tasks
+    retention rows, null, with every task named as missing (the root has no parent, so nothing
+    is missing there)."""
+    from divtrace.analysis.missing import complete_diversity
+
+    lineage = make_lineage()
+    lean = make_diversity().filter(pl.col("model") != "think-dpo")
+    table = retention_table(lean, lineage, n_boot=N_BOOT)
+    assert table.filter(model="think-dpo").is_empty()
+    expected = make_diversity().select("model", "task", "cot").unique().sort(pl.all())
+    runs = [(m, t, c, True) for m, t, c in expected.iter_rows()]
+    assert {c for m, _t, c, _v in runs if m == "think-dpo"} == {"on", "off"}
+    metrics = sorted(set(lean["metric"].to_list()))
+    order = ["task", "cot", "scope", "subset", "metric"]
+    full = complete_diversity(table, runs, lineage, {}, metrics, order, retention=True)
+    where = dict(task=ALL_TASKS, scope="per_input", subset="all", metric="sbert")
+    for cot in ("on", "off"):
+        dpo = pick(full, model="think-dpo", cot=cot, **where)
+        assert dpo["ratio_to_base"] is None and dpo["ratio_to_parent"] is None
+        assert dpo["missing_tasks_base"] == "alpaca, gsm8k"
+        assert dpo["missing_tasks_parent"] == "alpaca, gsm8k"
+        assert dpo["n_prompts_base"] == 0 and dpo["n_prompts_parent"] == 0
+    # one task with a subset has no all-tasks row for it, for no checkpoint
+    gsm8k_only = lean.filter(~((pl.col("task") == "alpaca") & (pl.col("subset") == "correct")))
+    table = retention_table(gsm8k_only, lineage, n_boot=N_BOOT)
+    full = complete_diversity(table, runs, lineage, {}, metrics, order, retention=True)
+    assert full.filter(task=ALL_TASKS, subset="correct").is_empty()
+    assert len(full.filter(model="think-dpo", task=ALL_TASKS)) == len(
+        full.filter(model="think-sft", task=ALL_TASKS)
+    )
+    base = pick(full, model="base", cot="on", **where)
+    assert base["missing_tasks_parent"] is None  # the root has no parent
+    # nothing added where the rows exist: the other checkpoints' all-tasks rows are unchanged
+    others = full.filter(pl.col("model") != "think-dpo", task=ALL_TASKS)
+    assert others.equals(table.filter(task=ALL_TASKS))
+    assert len(full.filter(model="think-dpo", task=ALL_TASKS)) == len(
+        table.filter(model="think-sft", task=ALL_TASKS)
+    )

@@ -6,7 +6,8 @@ for the context gives an empty quality file, so the summary and quality tables s
 the cell. Given the study's runs (``runs``: (model, task, cot, verifiable)),
 :func:`complete_diversity` and :func:`complete_quality` add a row with a null value for every
 expected cell that has none (``n_prompts`` 0, ``n_missing`` the run's prompts; the retention
-table likewise, ``n_prompts_base``/``n_prompts_parent`` 0), and
+table likewise, ``n_prompts_base``/``n_prompts_parent`` 0, and an expected checkpoint with no rows
+at all also gets the retention table's all-tasks rows, every task named missing), and
 :func:`missing_table` lists every cell of the diversity and quality tables whose value is null,
 with its reason and the counts behind it.
 
@@ -30,7 +31,7 @@ import polars as pl
 from divtrace.analysis.common import finish, lineage_columns
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
-from divtrace.names import LINEAGE_COLUMNS, SCOPES
+from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, SCOPES
 
 #: One expected run: model, task, CoT mode, and whether the task is verifiable (scored).
 Run = tuple[str, str, str, bool]
@@ -111,10 +112,55 @@ def complete_diversity(
                             ),
                         }
                     )
+    if retention:
+        rows.extend(_all_task_rows(table, runs, lineage))
     if not rows:
         return table
     added = finish(rows, table.columns, lineage, order, schema=table.schema)
     return finish(pl.concat([table, added]), table.columns, lineage, order, schema=table.schema)
+
+
+def _all_task_rows(
+    table: pl.DataFrame, runs: Sequence[Run], lineage: Lineage
+) -> list[dict[str, object]]:
+    """The retention table's all-tasks rows that an expected checkpoint lacks (it has no rows
+    at all, so :func:`~divtrace.analysis.retention.retention_table` never saw it): null ratios,
+    every task of the row's scope, subset and metric named as missing where the reference
+    exists (the root has no parent)."""
+    if table.is_empty():
+        return []
+    is_all = pl.col("task") == ALL_TASKS
+    combos = set(table.filter(is_all).select("scope", "subset", "metric").iter_rows())
+    if not combos:
+        return []
+    present = _present(table.filter(is_all), ["model", "cot", "scope", "subset", "metric"])
+    tasks: dict[tuple[object, ...], str] = {
+        combo: ", ".join(sorted(group.get_column("task").unique().to_list()))
+        for combo, group in table.filter(~is_all).group_by(
+            ["scope", "subset", "metric"], maintain_order=True
+        )
+    }
+    rows: list[dict[str, object]] = []
+    for model, cot in sorted({(m, c) for m, _t, c, _v in runs if m in lineage.checkpoints}):
+        references = {"base": True, "parent": lineage.checkpoints[model].parent is not None}
+        for scope, subset, metric in sorted(combos):
+            if (model, cot, scope, subset, metric) in present:
+                continue
+            row: dict[str, object] = {
+                "model": model,
+                **lineage_columns(lineage, model),
+                "task": ALL_TASKS,
+                "cot": cot,
+                "scope": scope,
+                "subset": subset,
+                "metric": metric,
+            }
+            for ref, exists in references.items():
+                row[f"n_prompts_{ref}"] = 0
+                if exists:
+                    row[f"missing_tasks_{ref}"] = tasks.get((scope, subset, metric))
+            rows.append(row)
+    return rows
 
 
 def complete_quality(
