@@ -34,7 +34,7 @@ from divtrace.analysis import retention as retention_module
 from divtrace.analysis import stages as stages_module
 from divtrace.errors import AnalysisError
 from divtrace.lineage import Lineage
-from divtrace.names import ALL_TASKS, TABLE_NAMES
+from divtrace.names import ALL_TASKS, SCOPES, TABLE_NAMES
 from divtrace.quality.metrics import majority_vote, pass_at_k, per_prompt, quality_summary
 from tests.test_analysis import expected_mean, has_nan, make_diversity, make_lineage, set_cell
 
@@ -1120,3 +1120,28 @@ def test_a_checkpoint_without_any_rows_keeps_its_all_tasks_rows():
     assert len(full.filter(model="think-dpo", task=ALL_TASKS)) == len(
         table.filter(model="think-sft", task=ALL_TASKS)
     )
+
+
+def test_cot_table_keeps_a_comparison_whose_cot_off_run_came_out_empty():
+    """Issue 15.7: a reasoning checkpoint whose CoT-off run has no rows keeps its CoT rows, null,
+    with no paired prompts; the other comparisons are unchanged."""
+    lineage = make_lineage()
+    quality = frame(
+        quality_rows("think-sft", "on", [[True, False]] * 3)
+        + quality_rows("think-sft", "off", [[False, False]] * 3)
+    )
+    lean = make_diversity().filter(~((pl.col("model") == "think-dpo") & (pl.col("cot") == "off")))
+    expected = make_diversity().select("model", "task", "cot").unique().sort(pl.all())
+    runs = [(m, t, c, t == "gsm8k") for m, t, c in expected.iter_rows()]
+    runs += [("think-sft", "gsm8k", c, True) for c in ("on", "off")]
+    plain = build_tables(lean, quality, lineage, n_boot=10)["cot"]
+    assert plain.filter(model="think-dpo").is_empty()
+    cot = build_tables(lean, quality, lineage, n_boot=10, runs=sorted(set(runs)))["cot"]
+    dpo = cot.filter(model="think-dpo")
+    metrics = sorted(set(lean["metric"].to_list()))
+    diversity_rows = len(SCOPES) * len(metrics) * (1 + 2)  # alpaca: all; gsm8k: all, correct
+    assert len(dpo.filter(kind="diversity")) == diversity_rows
+    assert len(dpo.filter(kind="quality")) == 2  # gsm8k: accuracy_at_1, pass_at_1
+    assert dpo["value_off"].is_null().all() and dpo["difference"].is_null().all()
+    assert (dpo["n_prompts"] == 0).all()
+    assert_frame_equal(cot.filter(pl.col("model") != "think-dpo"), plain)

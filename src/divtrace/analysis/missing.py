@@ -7,7 +7,8 @@ the cell. Given the study's runs (``runs``: (model, task, cot, verifiable)),
 :func:`complete_diversity` and :func:`complete_quality` add a row with a null value for every
 expected cell that has none (``n_prompts`` 0, ``n_missing`` the run's prompts; the retention
 table likewise, ``n_prompts_base``/``n_prompts_parent`` 0, and an expected checkpoint with no rows
-at all also gets the retention table's all-tasks rows, every task named missing), and
+at all also gets the retention table's all-tasks rows, every task named missing;
+:func:`complete_cot` does the same for the CoT table's comparisons), and
 :func:`missing_table` lists every cell of the diversity and quality tables whose value is null,
 with its reason and the counts behind it.
 
@@ -176,6 +177,59 @@ def complete_quality(
     if not rows:
         return table
     rows = [{**row, "n_samples": 0} for row in rows]
+    added = finish(rows, table.columns, lineage, order, schema=table.schema)
+    return finish(pl.concat([table, added]), table.columns, lineage, order, schema=table.schema)
+
+
+def complete_cot(
+    table: pl.DataFrame,
+    runs: Sequence[Run],
+    lineage: Lineage,
+    metrics: Sequence[str],
+    quality_metrics: Sequence[str],
+) -> pl.DataFrame:
+    """The CoT table with a null row (``n_prompts`` 0) for every comparison it lacks: each
+    checkpoint and task with an expected run in both CoT modes gets its diversity rows (each
+    scope, subset ``all`` and, for a verifiable task, ``correct``, each metric) and, for a
+    verifiable task, its quality rows (``quality_metrics``), whichever side has no values."""
+    modes: dict[tuple[str, str], set[str]] = {}
+    verifiable: dict[tuple[str, str], bool] = {}
+    for model, task, cot, scored in runs:
+        if model in lineage.checkpoints:
+            modes.setdefault((model, task), set()).add(cot)
+            verifiable[(model, task)] = scored
+    present = _present(table, ["model", "task", "kind", "scope", "subset", "metric"])
+    rows: list[dict[str, object]] = []
+    for (model, task), cots in sorted(modes.items()):
+        if not {"on", "off"} <= cots:
+            continue
+        subsets = ("all", "correct") if verifiable[(model, task)] else ("all",)
+        cells = [
+            ("diversity", scope, subset, metric)
+            for scope in SCOPES
+            for subset in subsets
+            for metric in metrics
+        ]
+        if verifiable[(model, task)]:
+            cells += [("quality", "per_input", "all", metric) for metric in quality_metrics]
+        for kind, scope, subset, metric in cells:
+            if (model, task, kind, scope, subset, metric) in present:
+                continue
+            rows.append(
+                {
+                    "model": model,
+                    **lineage_columns(lineage, model),
+                    "task": task,
+                    "kind": kind,
+                    "scope": scope,
+                    "subset": subset,
+                    "metric": metric,
+                    "n_prompts": 0,
+                }
+            )
+    if not rows:
+        return table
+    order = ["task", "kind", "scope", "subset", "metric"]
     added = finish(rows, table.columns, lineage, order, schema=table.schema)
     return finish(pl.concat([table, added]), table.columns, lineage, order, schema=table.schema)
 

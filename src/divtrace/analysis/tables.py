@@ -27,12 +27,13 @@ from divtrace.analysis.cot import DEFAULT_EQUIVALENCE_MARGIN, cot_table
 from divtrace.analysis.decomposition import decomposition_table
 from divtrace.analysis.missing import (
     Run,
+    complete_cot,
     complete_diversity,
     complete_quality,
     missing_table,
     run_counts,
 )
-from divtrace.analysis.quality import quality_per_prompt, quality_table
+from divtrace.analysis.quality import QUALITY_METRICS, quality_per_prompt, quality_table
 from divtrace.analysis.retention import retention_table
 from divtrace.analysis.stages import stage_table
 from divtrace.analysis.truncation import truncation_table
@@ -100,6 +101,13 @@ def build_tables(
                     order,
                     retention=name == "retention",
                 )
+            tables["cot"] = complete_cot(
+                tables["cot"],
+                runs,
+                lineage,
+                order_metrics(metrics),
+                QUALITY_METRICS if prompts is not None else (),
+            )
             if "quality" in tables:
                 tables["quality"] = complete_quality(
                     tables["quality"], runs, lineage, ["task", "cot"]
