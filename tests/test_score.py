@@ -18,6 +18,7 @@ from divtrace.quality import score as score_module
 from divtrace.quality.base import Judgement
 from divtrace.quality.metrics import (
     IFEVAL_COLUMNS,
+    IFEVAL_PROMPT_COLUMNS,
     PASS_KS,
     PER_PROMPT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -558,6 +559,11 @@ def test_ifeval_columns_refuse_a_correct_that_is_not_strict_following() -> None:
     # A table without the judge's details (hand-made, or synthetic) has nothing to check.
     bare = quality.with_columns(detail=pl.lit(None, dtype=pl.String), correct=pl.lit(True))
     assert per_prompt(bare).height == 4
+    # ... and nothing to report: the IFEval columns are null, not 0 (no instruction is known)
+    assert per_prompt(bare).select(IFEVAL_PROMPT_COLUMNS).null_count().row(0) == (4,) * len(
+        IFEVAL_PROMPT_COLUMNS
+    )
+    assert quality_summary(bare).select(IFEVAL_COLUMNS).null_count().row(0) == (1,) * 4
 
 
 def test_quality_summary_empty() -> None:

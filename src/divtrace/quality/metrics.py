@@ -370,8 +370,9 @@ def _ifeval_counts(rows: pl.DataFrame) -> pl.DataFrame:
     :data:`IFEVAL_PROMPT_COLUMNS`.
 
     A sample whose ``detail`` is the judge's JSON gives its per-instruction strict and loose
-    verdicts; any other sample (an unclosed reasoning trace, judged incorrect without the judge)
-    followed no instruction. A prompt's instruction count is sample 0's, or, when sample 0 has no
+    verdicts; an unclosed reasoning trace (judged incorrect without the judge) followed no
+    instruction; a sample 0 with neither (a table without the judge's details) leaves the
+    prompt-level columns null. A prompt's instruction count is sample 0's, or, when sample 0 has no
     verdicts, that of its other samples (null when none has any). Raises :class:`ContractError`
     where ``correct`` is not "every instruction followed, strictly" or the samples of a prompt
     disagree on the number of instructions.
@@ -409,6 +410,7 @@ def _ifeval_counts(rows: pl.DataFrame) -> pl.DataFrame:
         _counts=pl.col("_n").drop_nulls().n_unique(),
         n_followed_strict=pl.col("_strict").sort_by("_pos").first().cast(pl.Int64),
         n_followed_loose=pl.col("_loose").sort_by("_pos").first().cast(pl.Int64),
+        _first_unclosed=(pl.col("detail") == UNCLOSED).fill_null(False).sort_by("_pos").first(),
     )
     if (counts.get_column("_counts") > 1).any():
         row = counts.filter(pl.col("_counts") > 1).row(0, named=True)
@@ -424,9 +426,13 @@ def _ifeval_counts(rows: pl.DataFrame) -> pl.DataFrame:
             pl.when(judged_first).then(pl.col(name)).when(n.is_not_null()).then(0).alias(name)
             for name in ("n_followed_strict", "n_followed_loose")
         ),
+        # sample 0 judged: its verdicts; an unclosed sample 0 followed nothing; otherwise (a row
+        # without the judge's details) nothing is known: null
         *(
-            (judged_first & (pl.col(f"n_followed_{kind}") == n))
-            .cast(pl.Float64)
+            pl.when(judged_first)
+            .then((pl.col(f"n_followed_{kind}") == n).cast(pl.Float64))
+            .when(pl.col("_first_unclosed"))
+            .then(0.0)
             .alias(f"ifeval_prompt_{kind}")
             for kind in ("strict", "loose")
         ),
