@@ -73,6 +73,7 @@ from divtrace.quality.votes import (
     WHITESPACE,
     Equivalence,
     answer_classes,
+    class_lookup,
     family_equivalence,
 )
 
@@ -228,30 +229,14 @@ def _majority(
         .group_by([*_PROMPT, "_answer"])
         .agg(_votes=pl.len(), _first=pl.col("_pos").min(), _ok=first_correct)
     )
-    # Only prompts with two or more distinct answers need the equivalence; the verdicts between
-    # the answers of one prompt are cached across its models and CoT modes.
+    # Only prompts with two or more distinct answers need the equivalence (class_lookup shares
+    # the verdicts between the answers of one prompt across its models and CoT modes).
     several = (
         distinct.group_by(_PROMPT)
         .agg(pl.col("_answer").sort_by("_first"), _distinct=pl.len())
         .filter((pl.col("_distinct") > 1) & pl.lit(not classified))
-        .sort(["task", "prompt_id", "model", "cot"], nulls_last=True)
     )
-    mapped: dict[str, list[object]] = {name: [] for name in [*_PROMPT, "_answer", "_class"]}
-    cache: dict[tuple[str, str], bool] = {}
-    current: tuple[object, object] | None = None
-    for row in several.iter_rows(named=True):
-        if (row["task"], row["prompt_id"]) != current:
-            current, cache = (row["task"], row["prompt_id"]), {}
-        prompt_answers: list[str] = row["_answer"]
-        indices = answer_classes(prompt_answers, same_of[row["task"]], cache)
-        for answer, index in zip(prompt_answers, indices, strict=True):
-            for name in _PROMPT:
-                mapped[name].append(row[name])
-            mapped["_answer"].append(answer)
-            mapped["_class"].append(prompt_answers[indices.index(index)])
-    classes = pl.DataFrame(
-        mapped, schema={**dict.fromkeys([*_PROMPT, "_answer", "_class"], pl.String)}
-    )
+    classes = class_lookup(several, _PROMPT, same_of, "_class")
     voted = (
         distinct.join(classes, on=[*_PROMPT, "_answer"], how="left", nulls_equal=True)
         .with_columns(pl.col("_class").fill_null(pl.col("_answer")))

@@ -15,7 +15,7 @@ without it (a hand-made table, a file written before the column existed).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import polars as pl
@@ -92,17 +92,34 @@ def vote_column(quality: pl.DataFrame, family: str) -> pl.Series:
         .group_by(keys, maintain_order=True)
         .agg(pl.col("_answer"))
     )
-    mapped: dict[str, list[object]] = {name: [] for name in [*keys, "_answer", VOTE]}
-    for row in distinct.iter_rows(named=True):
-        answers: list[str] = row["_answer"]
-        classes = answer_classes(answers, same) if len(answers) > 1 else [0]
-        for answer, index in zip(answers, classes, strict=True):
-            for name in keys:
-                mapped[name].append(row[name])
-            mapped["_answer"].append(answer)
-            mapped[VOTE].append(answers[classes.index(index)])
-    lookup = pl.DataFrame(mapped, schema=dict.fromkeys([*keys, "_answer", VOTE], pl.String))
+    lookup = class_lookup(distinct, keys, {task: same for task in distinct["task"].unique()}, VOTE)
     joined = rows.with_columns(pl.col(keys).cast(pl.String)).join(
         lookup, on=[*keys, "_answer"], how="left", nulls_equal=False, maintain_order="left"
     )
     return joined.sort("_row").get_column(VOTE)
+
+
+def class_lookup(
+    distinct: pl.DataFrame, keys: Sequence[str], same_of: Mapping[str, Equivalence], name: str
+) -> pl.DataFrame:
+    """Each distinct answer's class, as the first answer of its class (:func:`answer_classes`).
+
+    ``distinct``: one row per prompt, ``keys`` (with ``task`` and ``prompt_id``) and ``_answer``,
+    the prompt's distinct answers in order of first occurrence; ``same_of``: the equivalence of
+    each task. Returns ``keys, _answer, name`` (all strings), a row per answer. The verdicts of
+    the equivalence are shared by the rows of one prompt (its models and CoT modes)."""
+    mapped: dict[str, list[object]] = {column: [] for column in [*keys, "_answer", name]}
+    caches: dict[tuple[object, object], dict[tuple[str, str], bool]] = {}
+    for row in distinct.iter_rows(named=True):
+        answers: list[str] = row["_answer"]
+        if len(answers) > 1:
+            cache = caches.setdefault((row["task"], row["prompt_id"]), {})
+            classes = answer_classes(answers, same_of[row["task"]], cache)
+        else:
+            classes = [0] * len(answers)
+        for answer, index in zip(answers, classes, strict=True):
+            for column in keys:
+                mapped[column].append(row[column])
+            mapped["_answer"].append(answer)
+            mapped[name].append(answers[classes.index(index)])
+    return pl.DataFrame(mapped, schema=dict.fromkeys([*keys, "_answer", name], pl.String))
