@@ -33,9 +33,16 @@ from divtrace.figures.common import (
     strings,
     task_order,
 )
-from divtrace.figures.trajectories import Values, interval_lookup, lineage_panel
+from divtrace.figures.trajectories import (
+    drawn_lineages,
+    interval_lookup,
+    lineage_legend,
+    lineage_panel,
+    lineage_styles,
+    value_lookup,
+)
 from divtrace.lineage import Lineage
-from divtrace.names import BASE_LABEL, PAPER_DECOMPOSITION_TASKS
+from divtrace.names import PAPER_DECOMPOSITION_TASKS
 
 if TYPE_CHECKING:
     from matplotlib.lines import Line2D
@@ -95,19 +102,12 @@ def plot_quality_filtered_vendi(
     present = task_order(strings(table, "task"), all_tasks_last=False)
     tasks = [t for t in PAPER_DECOMPOSITION_TASKS if t in present]
     tasks += [t for t in present if t not in PAPER_DECOMPOSITION_TASKS]
-    values = _values(table, metric)
+    values = value_lookup(table, metric)
     bounds = interval_lookup(table)
     coverage = _coverage(table)
-    modelled = {model for (_t, model, _c, _m) in values}
-    paths = {
-        label: path
-        for label, path in lineage.lineages().items()
-        if any(model in modelled for model in path[1:])
-    } or lineage.lineages()
+    paths = drawn_lineages(lineage, values)
     ticks = stage_ticks(paths, lineage)
-    styles = {
-        label: (style.color(i), style.marker(i)) for i, label in enumerate(lineage.lineages())
-    }
+    styles = lineage_styles(lineage)
     ncols = min(len(tasks), COLUMNS_PER_ROW)
     nrows = math.ceil(len(tasks) / ncols)
     with style.style_context():
@@ -150,28 +150,8 @@ def plot_quality_filtered_vendi(
         figure.supxlabel(
             f"post-training stage (position along the lineage)\n{note_lines}", fontsize=7
         )
-        rank = {BASE_LABEL: -1} | {label: i for i, label in enumerate(paths)}
-        ordered = sorted(
-            handles, key=lambda label: (rank.get(label.removesuffix(" (CoT off)"), 0), label)
-        )
-        figure.legend(
-            [handles[label] for label in ordered],
-            ordered,
-            loc="outside upper center",
-            ncols=max(1, min(len(ordered), 8)),
-            frameon=False,
-        )
+        lineage_legend(figure, handles, paths, 8)
         style.save_figure(figure, out_pdf, out_png)
-
-
-def _values(table: pl.DataFrame, metric: str) -> Values:
-    """(task, model, cot, metric) → value, for the rows with a finite value."""
-    values: Values = {}
-    for row in records(table):
-        value = number(row["value"])
-        if np.isfinite(value):
-            values[(str(row["task"]), str(row["model"]), str(row["cot"]), metric)] = value
-    return values
 
 
 def _coverage(table: pl.DataFrame) -> Coverage:

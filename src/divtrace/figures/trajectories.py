@@ -19,6 +19,7 @@ from divtrace.names import ALL_TASKS, BASE_LABEL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
 REQUIRED_COLUMNS = ("model", "task", "cot", "scope", "subset", "metric", "value")
@@ -29,15 +30,21 @@ DODGE = 0.06  # x offset between the series of a panel, so that their error bars
 Marked = tuple[str, str, float, float, str]  # a drawn marker: model, cot, x, y, colour
 
 
-def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
-    """Value lookup, plus the all-tasks mean for models that have every task of the figure."""
+def value_lookup(selection: pl.DataFrame, metric: str | None = None) -> Values:
+    """(task, model, cot, metric) → value, for the rows with a finite value (``metric``: the key's
+    metric for every row, else the row's own ``metric`` column)."""
     values: Values = {}
     for row in records(selection):
         value = number(row["value"])
         if np.isfinite(value):
-            values[(str(row["task"]), str(row["model"]), str(row["cot"]), str(row["metric"]))] = (
-                value
-            )
+            name = metric if metric is not None else str(row["metric"])
+            values[(str(row["task"]), str(row["model"]), str(row["cot"]), name)] = value
+    return values
+
+
+def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
+    """Value lookup, plus the all-tasks mean for models that have every task of the figure."""
+    values = value_lookup(selection)
     if len(tasks) > 1:
         groups: dict[tuple[str, str, str], list[float]] = {}
         for (_task, model, cot, metric), value in values.items():
@@ -46,6 +53,41 @@ def _values(selection: pl.DataFrame, tasks: list[str]) -> Values:
             if len(group) == len(tasks):
                 values[(ALL_TASKS, model, cot, metric)] = float(np.mean(group))
     return values
+
+
+def drawn_lineages(lineage: Lineage, values: Values) -> dict[str, list[str]]:
+    """The lineages to draw: those with data beyond the shared root (the others would only
+    repeat the base point), or all of them when none has."""
+    modelled = {model for (_t, model, _c, _m) in values}
+    return {
+        label: path
+        for label, path in lineage.lineages().items()
+        if any(model in modelled for model in path[1:])
+    } or lineage.lineages()
+
+
+def lineage_styles(lineage: Lineage) -> dict[str, tuple[str, str]]:
+    """Each lineage's colour and marker, by its place in :meth:`Lineage.lineages` (as in every
+    figure)."""
+    return {label: (style.color(i), style.marker(i)) for i, label in enumerate(lineage.lineages())}
+
+
+def lineage_legend(
+    figure: Figure, handles: dict[str, Line2D], paths: dict[str, list[str]], max_columns: int
+) -> None:
+    """The figure's legend above the panels: the base first, then the lineages in their order,
+    each followed by its CoT-off series."""
+    rank = {BASE_LABEL: -1} | {label: i for i, label in enumerate(paths)}
+    ordered = sorted(
+        handles, key=lambda label: (rank.get(label.removesuffix(" (CoT off)"), 0), label)
+    )
+    figure.legend(
+        [handles[label] for label in ordered],
+        ordered,
+        loc="outside upper center",
+        ncols=max(1, min(len(ordered), max_columns)),
+        frameon=False,
+    )
 
 
 def interval_lookup(selection: pl.DataFrame) -> Bounds:
@@ -234,18 +276,9 @@ def plot_lineage_trajectories(
     values = _values(selection, tasks)
     bounds = interval_lookup(selection)
     rows = [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks
-    # Lineages with no data beyond the shared root would only repeat the base point.
-    modelled = {model for (_t, model, _c, _m) in values}
-    paths = {
-        label: path
-        for label, path in lineage.lineages().items()
-        if any(model in modelled for model in path[1:])
-    } or lineage.lineages()
+    paths = drawn_lineages(lineage, values)
     ticks = stage_ticks(paths, lineage)
-    # Colours and markers follow the lineage's place in Lineage.lineages(), as in every figure.
-    styles = {
-        label: (style.color(i), style.marker(i)) for i, label in enumerate(lineage.lineages())
-    }
+    styles = lineage_styles(lineage)
 
     with style.style_context():
         figure = style.new_figure(
@@ -269,17 +302,7 @@ def plot_lineage_trajectories(
                     ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="0.5")
         figure.supxlabel("post-training stage (position along the lineage)")
         figure.supylabel(f"diversity ({scope.replace('_', ' ')}, {subset} outputs)")
-        rank = {BASE_LABEL: -1} | {label: i for i, label in enumerate(paths)}
-        ordered = sorted(
-            handles, key=lambda label: (rank.get(label.removesuffix(" (CoT off)"), 0), label)
-        )
-        figure.legend(
-            [handles[label] for label in ordered],
-            ordered,
-            loc="outside upper center",
-            ncols=max(1, min(len(ordered), 2 * len(metrics), 8)),
-            frameon=False,
-        )
+        lineage_legend(figure, handles, paths, min(2 * len(metrics), 8))
         style.save_figure(figure, out_pdf, out_png)
 
 
