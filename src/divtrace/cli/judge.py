@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from divtrace.cli.common import log
+from divtrace.cli.common import json_arg, log
 from divtrace.names import JUDGE_BACKENDS, JUDGE_PROTOCOLS
 
 NAME = "judge"
@@ -44,6 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge-model", required=True, help="judge model name (part of every key)")
     p.add_argument(
         "--judge-model-dir", help="vllm backend: the judge model's directory (its weights)"
+    )
+    p.add_argument(
+        "--judge-engine",
+        type=json_arg,
+        default={},
+        help='vllm backend: vllm.LLM settings as JSON, e.g. \'{"dtype": "float32", '
+        '"max_model_len": 4096}\'',
     )
     p.add_argument("--cache-dir", required=True, help="content-addressed answer cache directory")
     p.add_argument(
@@ -153,7 +160,9 @@ def run(args: argparse.Namespace) -> None:
 
         if not args.judge_model_dir:
             raise UsageError("the vllm judge backend needs --judge-model-dir")
-        send = partial(vllm_offline.complete, model_dir=args.judge_model_dir)
+        send = partial(
+            vllm_offline.complete, model_dir=args.judge_model_dir, engine=args.judge_engine
+        )
     elif args.backend == "openai":
         from divtrace.judge.backends import openai_chat
 
