@@ -473,3 +473,19 @@ def test_batch_api_flow_and_resume(tmp_path: Path, tldr: list[str], monkeypatch)
         assert len(stub.state.requests) == before
         assert {r["authorization"] for r in stub.state.requests} == {f"Bearer {SECRET}"}
     assert SECRET.encode() not in _files_text(tmp_path)
+
+
+def test_the_instruction_files_ship_with_the_package(repo: Path) -> None:
+    import tomllib
+
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    globs = data["tool"]["setuptools"]["package-data"]["divtrace"]
+    shipped = {p.name for p in (repo / "src/divtrace/judge").glob(globs[-1].replace("judge/", ""))}
+    assert "judge/instructions/*.txt" in globs
+    assert shipped == {f"{protocol}.txt" for protocol in JUDGE_PROTOCOLS}
+
+
+def test_vllm_backend_needs_the_model_dir(tmp_path: Path, tldr: list[str]) -> None:
+    args = ["judge", *tldr, "--backend", "vllm", "--judge-model", "j"]
+    args += ["--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o.parquet")]
+    assert main(args) == 2
