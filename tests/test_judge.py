@@ -489,3 +489,18 @@ def test_vllm_backend_needs_the_model_dir(tmp_path: Path, tldr: list[str]) -> No
     args = ["judge", *tldr, "--backend", "vllm", "--judge-model", "j"]
     args += ["--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o.parquet")]
     assert main(args) == 2
+
+
+def test_a_stored_batch_of_other_requests_is_not_waited_for(
+    tmp_path: Path, tldr: list[str], monkeypatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    state_file = tmp_path / "j.parquet.batch.json"
+    state_file.write_text(
+        json.dumps({"batch_id": "batch-gone", "input_file_id": "f", "keys": ["0"]})
+    )
+    with JudgeStub() as stub:
+        assert _batch(stub, tmp_path, *tldr) == 0
+        assert not any("batch-gone" in r["path"] for r in stub.state.requests)
+        assert stub.state.count("/v1/batches") == 1
+    assert not state_file.exists()

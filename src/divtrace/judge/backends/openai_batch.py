@@ -7,7 +7,8 @@ their requests by ``custom_id``. As soon as the batch exists its id is written t
 (beside the output, :func:`state_path`), so a rerun after an interruption polls that batch
 instead of paying for a new one. When the batch has ended and its answers are cached, the state
 file is removed; requests it did not answer are returned as failures (a later run sends them in
-a new batch). Polling stops after ``wait`` seconds with a :class:`~divtrace.errors.JudgeError`
+a new batch). A stored batch that holds none of the requests (the template or judge model
+changed since) is dropped, not waited for. Polling stops after ``wait`` seconds with a :class:`~divtrace.errors.JudgeError`
 that says to rerun; the state file stays.
 """
 
@@ -76,13 +77,15 @@ def complete(
     failures: list[Failure] = []
     if state_file.is_file():
         state = json.loads(state_file.read_text("utf-8"))
-        log(f"resuming stored batch {state['batch_id']} ({len(state['keys'])} requests)")
-        failures = _finish(client, state, by_key, on_answer, state_file, poll_interval, wait, sleep)
-        answered_or_failed = set(state["keys"])
-        remaining = [r for r in requests if r.key not in answered_or_failed]
-        if not remaining:
-            return failures
-        requests = remaining
+        if set(state["keys"]) & set(by_key):
+            log(f"resuming stored batch {state['batch_id']} ({len(state['keys'])} requests)")
+            failures = _finish(
+                client, state, by_key, on_answer, state_file, poll_interval, wait, sleep
+            )
+            requests = [r for r in requests if r.key not in set(state["keys"])]
+        else:  # a batch of other requests (the template or judge changed): not waited for
+            log(f"stored batch {state['batch_id']} holds none of these requests; not polled")
+            state_file.unlink()
     if not requests:
         return failures
     upload = client.files.create(
