@@ -504,3 +504,44 @@ def test_a_stored_batch_of_other_requests_is_not_waited_for(
         assert not any("batch-gone" in r["path"] for r in stub.state.requests)
         assert stub.state.count("/v1/batches") == 1
     assert not state_file.exists()
+
+
+@pytest.mark.parametrize("family", sorted(JUDGE_TASK_PROTOCOLS))
+def test_every_judged_family_of_the_demo_goes_through_its_protocol(
+    family: str, tmp_path: Path, repo: Path, monkeypatch
+) -> None:
+    """The demo's task files, made into prompts as the workflow makes them, carry what each
+    protocol needs (the reference text, the checklist) and are judged end to end."""
+    from divtrace.tasks import FAMILIES
+    from divtrace.tasks.prompts import build_prompts, read_jsonl
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    records = read_jsonl(repo / f"resources/tasks/demo/{family}.jsonl")
+    table = build_prompts(family, FAMILIES[family], records, n=4, seed=1, source="demo")
+    io.write_table(table, tmp_path / "p.parquet", "prompts")
+    ids = [pid.split("/", 1)[1] for pid in table.get_column("prompt_id").to_list()]
+    gens = _generations(
+        tmp_path / "g.parquet", "sft", family, {i: [f"answer to {i} " * 3] for i in ids}
+    )
+    args = ["--task", family, "--prompts", str(tmp_path / "p.parquet")]
+    args += ["--generations", str(gens)]
+    if JUDGE_TASK_PROTOCOLS[family] == "base_pairwise":
+        opp = _generations(tmp_path / "b.parquet", "base", family, {i: ["base"] for i in ids})
+        args += ["--opponent-generations", str(opp)]
+    with JudgeStub() as stub:
+        assert _judge(stub, tmp_path, *args) == 0
+        sources = [json.loads(r["body"])["messages"][-1]["content"] for r in stub.state.requests]
+    out = io.read_table(tmp_path / "j.parquet", "judgements")
+    per_sample = 2 if JUDGE_TASK_PROTOCOLS[family] == "base_pairwise" else 1
+    assert out.height == per_sample * len(ids)
+    assert out.get_column("parsed").all()
+    assert set(out.get_column("protocol")) == {JUDGE_TASK_PROTOCOLS[family]}
+    # the request the model answered, and the reference or checklist, are in front of the judge
+    joined = "\n".join(sources)
+    for prompt in table.iter_rows(named=True):
+        assert P.request_source(prompt) in joined
+        reference = json.loads(prompt["reference"])
+        if JUDGE_TASK_PROTOCOLS[family] == "reference_ranking":
+            assert reference["reference"] in joined
+        for item in reference.get("checklist", []):
+            assert f"- {item}" in joined
