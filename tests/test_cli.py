@@ -43,7 +43,7 @@ def parse(*args: str):
 def test_every_subcommand_has_its_module_with_parser_and_handler():
     names = [command.NAME for command in cli.COMMANDS]
     assert names == [
-        "fetch-model", "fetch-metric-model", "prompts", "sample", "score", "diversity",
+        "fetch-model", "fetch-metric-model", "prompts", "sample", "score", "judge", "diversity",
         "summarize", "figures", "plan", "verify",
     ]  # fmt: skip
     for command in cli.COMMANDS:

