@@ -78,3 +78,38 @@ QUALITY_FILE = "{results}/quality/{model}/{task}/cot-{cot}.parquet"
 DIVERSITY_FILE = "{results}/diversity/{model}/{task}/cot-{cot}.parquet"
 TABLE_FILE = "{results}/tables/{name}.{ext}"
 FIGURE_FILE = "{results}/figures/{name}.{ext}"
+
+# --------------------------------------------------------------------------- LLM judges: workflow
+# The judge stage as the workflow, the tables and the figures see it (issue #16). The judging
+# library's own names (judgement columns, protocols) are its part of names.py.
+#: The protocol each judged task family follows (docs/design.md §6): ``reference_rank`` ranks
+#: the answer against the dataset's reference (one order, the position set by a hash of the
+#: texts), ``base_pairwise`` compares it with the base model's answer in both orders, and
+#: ``wb_score`` scores it 1–10 against the item's checklist (WB-Score).
+JUDGE_TASK_PROTOCOLS: dict[str, str] = {
+    "tldr": "reference_rank",
+    "cnn_dailymail": "reference_rank",
+    "xsum": "reference_rank",
+    "alpaca": "reference_rank",
+    "writingprompts": "base_pairwise",
+    "prism": "base_pairwise",
+    "wildbench": "wb_score",
+}
+#: Protocols whose opponent is the base model's answer (the lineage root; judged in both orders).
+JUDGE_BASE_OPPONENT: frozenset[str] = frozenset({"base_pairwise"})
+#: The judge table's headline number per protocol: a win rate in [0, 1], or the WB-Score,
+#: ``(mean - 5) x 2`` in [-8, 10].
+JUDGE_MEASURES: dict[str, str] = {
+    "reference_rank": "win_rate",
+    "base_pairwise": "win_rate",
+    "wb_score": "wb_score",
+}
+#: The judge table (``results/tables/judge.*``; only written when the judge is enabled).
+JUDGE_TABLE = "judge"
+#: Figures that read the judge table besides their own (figure → extra tables).
+FIGURE_EXTRA_TABLES: dict[str, tuple[str, ...]] = {"quality_by_stage": (JUDGE_TABLE,)}
+#: One file of judgements per (model, task, CoT mode).
+JUDGEMENT_FILE = "{results}/judgements/{model}/{task}/cot-{cot}.parquet"
+# The judge table joins the analysis tables (written empty when the judge is off) and the report.
+TABLE_NAMES = (*TABLE_NAMES, JUDGE_TABLE)
+REPORT_TABLES = (*REPORT_TABLES, JUDGE_TABLE)
