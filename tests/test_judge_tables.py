@@ -274,3 +274,61 @@ def test_no_judgements_give_an_empty_table_with_its_columns():
 def test_bad_judgements_are_refused_naming_the_culprit(edit, message):
     with pytest.raises(ContractError if message != "nobody" else Exception, match=message):
         judge_table(edit(frame(ranking_rows("think-sft", ["win"]))), make_lineage(), n_boot=5)
+
+
+def test_summarize_writes_the_judge_table_from_judgement_files(tmp_path):
+    """`divtrace summarize` with the flags the workflow passes: the judgement files, the expected
+    cells, the backend and the prices."""
+    import json
+
+    from divtrace import io
+    from divtrace.cli import main
+
+    diversity = tmp_path / "diversity.parquet"
+    io.write_table(make_diversity(n_dropped=True), diversity, "diversity")
+    paths = []
+    for model, verdicts in (("think-sft", ["win", "tie"]), ("think-dpo", [None, "loss"])):
+        path = tmp_path / f"{model}.parquet"
+        io.write_frame(frame(ranking_rows(model, verdicts)), path)
+        paths.append(str(path))
+    runs = [
+        ["think-sft", "tldr", "on"],
+        ["think-dpo", "tldr", "on"],
+        ["instruct-sft", "tldr", "on"],
+    ]
+    prices = {
+        "gpt-4.1-mini": {"input_per_mtok": 0.4, "output_per_mtok": 1.6, "batch_discount": 0.5}
+    }
+    lineage = json.dumps(make_lineage().to_dict())
+    code = main(
+        [
+            "summarize",
+            "--diversity",
+            str(diversity),
+            "--lineage",
+            lineage,
+            "--n-boot",
+            "20",
+            "--judgements",
+            *paths,
+            "--judge-runs",
+            json.dumps(runs),
+            "--judge-backend",
+            "openai-batch",
+            "--judge-prices",
+            json.dumps(prices),
+            "--out-dir",
+            str(tmp_path / "tables"),
+        ]
+    )
+    assert code == 0
+    judge = io.read_table(tmp_path / "tables" / "judge.parquet")
+    got = {r["model"]: r for r in judge.to_dicts()}
+    assert set(got) == {"think-sft", "think-dpo", "instruct-sft"}
+    assert got["think-sft"]["value"] == pytest.approx(0.75)
+    assert got["think-dpo"]["value"] == pytest.approx(0.0) and got["think-dpo"]["n_failed"] == 1
+    assert (
+        got["instruct-sft"]["value"] is None and got["instruct-sft"]["protocol"] == "reference_rank"
+    )
+    assert got["think-sft"]["cost_usd"] == pytest.approx((200 * 0.4 + 20 * 1.6) / 1e6 / 2)
+    assert (tmp_path / "tables" / "judge.csv").is_file()

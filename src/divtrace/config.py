@@ -321,4 +321,7 @@ class Study:
         """Every (model, task, cot) cell that gets judged: the runs of the judged tasks, less the
         base model's own where its opponent would be itself."""
         tasks = set(self.judge_tasks())
-        return [(m, t, c) for m, t, c in self.runs() if t in tasks and m != self.judge_opponent(t)]
+        if not tasks:
+            return []
+        opponents = {task: self.judge_opponent(task) for task in tasks}
+        return [(m, t, c) for m, t, c in self.runs() if t in tasks and m != opponents[t]]

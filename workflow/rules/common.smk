@@ -334,7 +334,7 @@ def lineage_json(wildcards):
 
 
 # ---------------------------------------------------------------- LLM judges (workflow/rules/judge.smk)
-JUDGE = config["judge"]
+JUDGE = STUDY.judge  # the judge block, defaults filled in
 JUDGE_RUNS = (
     STUDY.judge_runs()
 )  # (model, task, cot) cells judged; none while judge.enabled is off
