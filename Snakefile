@@ -22,6 +22,7 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/diversity.smk"
+include: "workflow/rules/judge.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 

@@ -485,10 +485,18 @@ def test_the_instruction_files_ship_with_the_package(repo: Path) -> None:
     assert shipped == {f"{protocol}.txt" for protocol in JUDGE_PROTOCOLS}
 
 
-def test_vllm_backend_needs_the_model_dir(tmp_path: Path, tldr: list[str]) -> None:
-    args = ["judge", *tldr, "--backend", "vllm", "--judge-model", "j"]
+def test_vllm_backend_needs_a_loadable_model(tmp_path: Path, tldr: list[str], capsys) -> None:
+    """Without --judge-model-dir the judge model's name is what vLLM loads: here a hub id
+    this offline machine cannot fetch, which is a one-line error naming it; a local path without
+    a model is refused before vLLM starts."""
+    pytest.importorskip("vllm")
+    args = ["judge", *tldr, "--backend", "vllm", "--judge-model", "no-such/judge"]
     args += ["--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o.parquet")]
     assert main(args) == 2
+    assert "no-such/judge" in capsys.readouterr().err
+    assert main([*args, "--judge-model-dir", str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "o.parquet").exists()
 
 
 def test_a_stored_batch_of_other_requests_is_not_waited_for(

@@ -22,7 +22,7 @@ import yaml
 
 from divtrace.errors import ConfigError, MissingFileError
 from divtrace.lineage import Lineage, LineageError
-from divtrace.names import CONFIG_SCHEMA
+from divtrace.names import CONFIG_SCHEMA, JUDGE_BASE_OPPONENT, JUDGE_TASK_PROTOCOLS
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / CONFIG_SCHEMA
 
@@ -150,6 +150,7 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
                 f"config key models.{name}: a reasoning model sampled with CoT off needs format "
                 "'chat' (CoT suppression prefills the assistant turn; or set cot_off: false)"
             )
+    _check_judge(config)
     for name, spec in config["tasks"].items():
         family = spec.get("family", name)
         if family not in FAMILIES:
@@ -165,6 +166,30 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
             with path.open("rb") as handle:  # bytes: a non-UTF-8 line is read_jsonl's to name
                 if not any(line.strip() for line in handle):
                     raise ConfigError(f"config key tasks.{name}.source: {source!r} has no prompts")
+
+
+def _check_judge(config: Mapping[str, Any]) -> None:
+    """``judge.tasks`` names tasks of the config that have a judge protocol, and at most K
+    samples per prompt are judged."""
+    judge = config.get("judge", {})
+    for task in judge.get("tasks", []):
+        if task not in config["tasks"]:
+            raise ConfigError(
+                f"config key judge.tasks: {task!r} is not a task of the config "
+                f"(tasks: {sorted(config['tasks'])})"
+            )
+        family = config["tasks"][task].get("family", task)
+        if family not in JUDGE_TASK_PROTOCOLS:
+            raise ConfigError(
+                f"config key judge.tasks: task {task!r} (family {family!r}) has no judge "
+                f"protocol (judged families: {sorted(JUDGE_TASK_PROTOCOLS)})"
+            )
+    k = int(config.get("sampling", {}).get("k", 1))
+    if int(judge.get("samples_per_prompt", 1)) > k:
+        raise ConfigError(
+            f"config key judge.samples_per_prompt: {judge['samples_per_prompt']} is more than "
+            f"the {k} samples per prompt (sampling.k)"
+        )
 
 
 def merge_configs(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,3 +288,40 @@ class Study:
     def runs(self) -> list[tuple[str, str, str]]:
         """Every (model, task, cot) combination that gets sampled."""
         return [(m, t, c) for m in self.models for t in self.tasks for c in self.cot_modes(m)]
+
+    # ------------------------------------------------------------------ LLM judges
+    @property
+    def judge(self) -> Mapping[str, Any]:
+        """The ``judge`` block (empty for a config validated before it existed)."""
+        return self.config.get("judge", {})
+
+    def judge_protocol(self, task: str) -> str | None:
+        """The judge protocol of a task's family, or None for a task that is not judged."""
+        return JUDGE_TASK_PROTOCOLS.get(self.family(task))
+
+    def judge_tasks(self) -> list[str]:
+        """Tasks judged by this config (none while ``judge.enabled`` is false): ``judge.tasks``,
+        or every task whose family has a protocol."""
+        if not self.judge.get("enabled", False):
+            return []
+        chosen = self.judge.get("tasks")
+        if chosen is not None:
+            return [task for task in self.tasks if task in chosen]
+        return [task for task in self.tasks if self.judge_protocol(task) is not None]
+
+    def judge_opponent(self, task: str) -> str | None:
+        """The model whose answers a task's judged answers meet (the lineage root for the
+        base-opponent protocols, whatever the CoT mode: the base has no CoT-off run), or None
+        where the opponent is the dataset's reference or the item's checklist."""
+        if self.judge_protocol(task) in JUDGE_BASE_OPPONENT:
+            return self.lineage.root
+        return None
+
+    def judge_runs(self) -> list[tuple[str, str, str]]:
+        """Every (model, task, cot) cell that gets judged: the runs of the judged tasks, less the
+        base model's own where its opponent would be itself."""
+        tasks = set(self.judge_tasks())
+        if not tasks:
+            return []
+        opponents = {task: self.judge_opponent(task) for task in tasks}
+        return [(m, t, c) for m, t, c in self.runs() if t in tasks and m != opponents[t]]

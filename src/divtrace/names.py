@@ -121,3 +121,25 @@ QUALITY_FILE = "{results}/quality/{model}/{task}/cot-{cot}.parquet"
 DIVERSITY_FILE = "{results}/diversity/{model}/{task}/cot-{cot}.parquet"
 TABLE_FILE = "{results}/tables/{name}.{ext}"
 FIGURE_FILE = "{results}/figures/{name}.{ext}"
+
+# --------------------------------------------------------------------------- LLM judges: workflow
+# The judge stage as the workflow, the tables and the figures see it (issue #16; the judging
+# library's names, JUDGE_PROTOCOLS and JUDGE_TASK_PROTOCOLS, are above).
+#: Protocols whose opponent is the base model's answer (the lineage root; judged in both orders).
+JUDGE_BASE_OPPONENT: frozenset[str] = frozenset({"base_pairwise"})
+#: The judge table's headline number per protocol: a win rate in [0, 1], or the WB-Score,
+#: ``(mean - 5) x 2`` in [-8, 10].
+JUDGE_MEASURES: dict[str, str] = {
+    "reference_ranking": "win_rate",
+    "base_pairwise": "win_rate",
+    "wb_score": "wb_score",
+}
+#: The judge table (``results/tables/judge.*``; only written when the judge is enabled).
+JUDGE_TABLE = "judge"
+#: Figures that read the judge table besides their own (figure → extra tables).
+FIGURE_EXTRA_TABLES: dict[str, tuple[str, ...]] = {"quality_by_stage": (JUDGE_TABLE,)}
+#: One file of judgements per (model, task, CoT mode).
+JUDGEMENT_FILE = "{results}/judgements/{model}/{task}/cot-{cot}.parquet"
+# The judge table joins the analysis tables (written empty when the judge is off) and the report.
+TABLE_NAMES = (*TABLE_NAMES, JUDGE_TABLE)
+REPORT_TABLES = (*REPORT_TABLES, JUDGE_TABLE)

@@ -30,6 +30,24 @@ decoding is memory-bound. The upper bound lets every sample run to ``max_tokens`
 capture), not queueing. The diversity step (SBERT, NLI on GPU) is not in the estimate: it is
 minutes per (model, task, CoT mode), small next to sampling.
 
+With the judge on (``judge.enabled``), the plan also counts the judge's calls, tokens and cost,
+cell by cell (model, task, CoT mode of a judged task; :meth:`Study.judge_runs`):
+
+    calls(cell)             = n_prompts x judge.samples_per_prompt x orders (2 for base_pairwise)
+    prompt tokens per call  = instructions[protocol] + item[family] + answer + opponent
+    completion tokens/call  = JUDGE_COMPLETION_TOKENS[protocol]
+    cost                    = (prompt x input_per_mtok + completion x output_per_mtok) / 1e6,
+                              less batch_discount with backend openai-batch
+
+The answer is the judged sample with its CoT stripped: ``mean_tokens`` of the direct mode for a
+chat model (with or without a trace), of the completion mode for a base model, capped at the
+task's ``max_tokens``; the opponent is the reference (:data:`JUDGE_REFERENCE_TOKENS`), the base
+model's answer (completion mode) or nothing (WB-Score: the checklist is part of the item). The
+per-protocol and per-family sizes are planning guesses like ``mean_tokens``: calibrate them from
+the ``prompt_tokens`` and ``completion_tokens`` columns of the first judgement files. With the
+``vllm`` backend the judge runs on the cluster's GPUs: its hours are the completion tokens at
+``judge_tokens_per_second`` plus one model load per judge job (prefill is not counted).
+
 This module also decides how many GPUs the GPU rules request (:func:`sampling_gpus`,
 :func:`metrics_gpus`) and how long a sampling job may run on a cluster (:func:`shard_minutes`);
 the rules call these, so the plan and the workflow cannot disagree. It is imported at Snakefile
@@ -44,6 +62,7 @@ from typing import Any
 
 from divtrace.config import Study
 from divtrace.errors import UsageError
+from divtrace.names import JUDGE_BASE_OPPONENT
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -51,6 +70,37 @@ DEFAULT_LOAD_SECONDS = 120.0
 MODES = ("reasoning", "direct", "completion")
 #: Expected new tokens per sample, by mode (each capped at the task's ``max_tokens``).
 DEFAULT_MEAN_TOKENS: dict[str, int] = {"reasoning": 4096, "direct": 512, "completion": 1024}
+
+#: Judge planning sizes, in tokens (module docstring): the instructions of each protocol's
+#: template, each judged family's item (the source text shown to the judge: post, article,
+#: instruction, conversation and checklist), the references, and the judge's answers.
+JUDGE_INSTRUCTION_TOKENS: dict[str, int] = {
+    "reference_ranking": 250,
+    "base_pairwise": 400,
+    "wb_score": 500,
+}
+JUDGE_ITEM_TOKENS: dict[str, int] = {
+    "tldr": 400,
+    "cnn_dailymail": 900,
+    "xsum": 500,
+    "alpaca": 60,
+    "writingprompts": 50,
+    "prism": 150,
+    "wildbench": 900,
+}
+JUDGE_REFERENCE_TOKENS: dict[str, int] = {
+    "tldr": 40,
+    "cnn_dailymail": 70,
+    "xsum": 30,
+    "alpaca": 150,
+}
+JUDGE_COMPLETION_TOKENS: dict[str, int] = {
+    "reference_ranking": 40,
+    "base_pairwise": 500,
+    "wb_score": 400,
+}
+#: Decode throughput of a local judge model (``vllm`` backend; a ~30B model on one GPU).
+DEFAULT_JUDGE_TOKENS_PER_SECOND = 1000.0
 
 # Metrics that run a neural model (Vendi uses the SBERT embeddings).
 MODEL_METRICS = frozenset({"sbert", "vendi", "nli"})
@@ -177,6 +227,7 @@ def plan(
         "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
         "score_quality": len(verified),
         "diversity": len(runs),
+        "judge": len(study.judge_runs()),
         "summarize": 1,  # every table, from the diversity, quality and generation files
         "figures": 1,
         "all": 1,
@@ -269,6 +320,7 @@ def plan(
         "tasks": rows,
         "groups": groups,
         "totals": totals,
+        "judge": judge_plan(study, means, load_seconds=load_seconds),
         "assumptions": {
             "tokens_per_second": float(tokens_per_second),
             "mean_tokens": means,
@@ -279,6 +331,148 @@ def plan(
             "gpus_per_diversity_job": metrics_gpus(config),
         },
     }
+
+
+def judge_plan(
+    study: Study,
+    means: Mapping[str, int],
+    *,
+    judge_tokens_per_second: float = DEFAULT_JUDGE_TOKENS_PER_SECOND,
+    load_seconds: float = DEFAULT_LOAD_SECONDS,
+) -> dict[str, Any] | None:
+    """The judge's calls, tokens and cost (module docstring), per task and in total; None while
+    the judge is off."""
+    judge = study.judge
+    cells = study.judge_runs()
+    if not judge.get("enabled", False):
+        return None
+    per_sample = int(judge.get("samples_per_prompt", 1))
+    backend = str(judge.get("backend", "openai"))
+    model = str(judge.get("judge_model", ""))
+    price = judge.get("prices", {}).get(model)
+    discount = float(price.get("batch_discount", 0.5)) if price and backend == "openai-batch" else 0
+    rows: list[dict[str, Any]] = []
+    for task in study.judge_tasks():
+        protocol = str(study.judge_protocol(task))
+        family = study.family(task)
+        max_tokens = int(study.task(task)["max_tokens"])
+        mine = [(m, c) for m, t, c in cells if t == task]
+        orders = 2 if protocol in JUDGE_BASE_OPPONENT else 1
+        calls = prompt_tokens = 0
+        for m, _cot in mine:
+            answer = min(max_tokens, means[_answer_mode(study, m)])
+            if protocol in JUDGE_BASE_OPPONENT:
+                opponent = min(max_tokens, means[_answer_mode(study, study.lineage.root)])
+            else:
+                opponent = JUDGE_REFERENCE_TOKENS.get(family, 0)
+            n = int(study.task(task)["n_prompts"]) * per_sample * orders
+            calls += n
+            size = JUDGE_INSTRUCTION_TOKENS[protocol] + JUDGE_ITEM_TOKENS.get(family, 0)
+            prompt_tokens += n * (size + answer + opponent)
+        completion_tokens = calls * JUDGE_COMPLETION_TOKENS[protocol]
+        cost = (
+            (prompt_tokens * price["input_per_mtok"] + completion_tokens * price["output_per_mtok"])
+            / 1e6
+            * (1 - discount)
+            if price
+            else None
+        )
+        rows.append(
+            {
+                "task": task,
+                "protocol": protocol,
+                "cells": len(mine),
+                "calls": calls,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "cost_usd": cost,
+            }
+        )
+    costs = [r["cost_usd"] for r in rows]
+    completion = sum(r["completion_tokens"] for r in rows)
+    gpu_hours = (
+        completion / judge_tokens_per_second / 3600 + len(cells) * load_seconds / 3600
+        if backend == "vllm"
+        else 0.0
+    )
+    return {
+        "backend": backend,
+        "judge_model": model,
+        "samples_per_prompt": per_sample,
+        "price": dict(price) if price else None,
+        "batch_discount": discount,
+        "tasks": rows,
+        "totals": {
+            "cells": len(cells),
+            "calls": sum(r["calls"] for r in rows),
+            "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+            "completion_tokens": completion,
+            "cost_usd": sum(costs) if rows and all(c is not None for c in costs) else None,
+            "gpu_hours": gpu_hours,
+        },
+        "judge_tokens_per_second": judge_tokens_per_second if backend == "vllm" else None,
+    }
+
+
+def _answer_mode(study: Study, model: str) -> str:
+    """The mode whose mean length a judged answer has once its CoT is stripped."""
+    return "completion" if study.model(model).get("format") == "completion" else "direct"
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _judge_lines(judge: Mapping[str, Any]) -> list[str]:
+    totals = judge["totals"]
+    lines = ["LLM judge (one call per judged sample and order)", ""]
+    lines += _table(
+        ("task", "protocol", "cells", "calls", "prompt tok (M)", "compl tok (M)", "cost"),
+        [
+            (
+                row["task"],
+                row["protocol"],
+                str(row["cells"]),
+                f"{row['calls']:,}",
+                f"{row['prompt_tokens'] / 1e6:,.2f}",
+                f"{row['completion_tokens'] / 1e6:,.2f}",
+                _dollars(row["cost_usd"]),
+            )
+            for row in judge["tasks"]
+        ],
+        (
+            "total",
+            "",
+            str(totals["cells"]),
+            f"{totals['calls']:,}",
+            f"{totals['prompt_tokens'] / 1e6:,.2f}",
+            f"{totals['completion_tokens'] / 1e6:,.2f}",
+            _dollars(totals["cost_usd"]),
+        ),
+    )
+    price = judge["price"]
+    if price:
+        priced = (
+            f"at ${price['input_per_mtok']:g} in / ${price['output_per_mtok']:g} out per M tokens"
+            + (
+                f", less {100 * judge['batch_discount']:.0f}% (Batch API)"
+                if judge["batch_discount"]
+                else ""
+            )
+        )
+    else:
+        priced = f"no price for {judge['judge_model']} in judge.prices"
+    lines.append(
+        f"Judge {judge['judge_model']} via {judge['backend']}, {judge['samples_per_prompt']} "
+        f"sample(s) per prompt; cost {priced}."
+    )
+    if judge["backend"] == "vllm":
+        lines.append(
+            f"Local judge: {_hours(totals['gpu_hours'])} GPU-hours (completion tokens at "
+            f"{judge['judge_tokens_per_second']:,.0f} tokens/s, one model load per job; "
+            "prefill not counted)."
+        )
+    return [*lines, ""]
 
 
 def _hours(value: float) -> str:
@@ -359,6 +553,8 @@ def format_plan(result: Mapping[str, Any]) -> str:
         ),
     )
 
+    if result.get("judge"):
+        lines += _judge_lines(result["judge"])
     a = result["assumptions"]
     means = ", ".join(f"{mode} {n:,}" for mode, n in a["mean_tokens"].items())
     lines += [

@@ -4,6 +4,7 @@ rule summarize:
         diversity=all_diversity_files,
         quality=all_quality_files,
         generations=all_shards(),
+        judgements=all_judgement_files,
     output:
         [TABLES[name, "parquet"] for name in TABLE_NAMES],
         [
@@ -31,9 +32,11 @@ rule summarize:
         n_boot=config["analysis"]["n_boot"],
         seed=config["analysis"]["seed"],
         equivalence_margin=config["analysis"]["equivalence_margin"],
+        judge=judge_summary_args,
     shell:
         "divtrace summarize --diversity {input.diversity} --quality {input.quality} "
         "--generations {input.generations} "
         "--lineage {params.lineage:q} --runs {params.runs:q} --n-boot {params.n_boot} --seed {params.seed} "
         "--equivalence-margin {params.equivalence_margin} "
+        "--judgements {input.judgements} {params.judge} "
         "--out-dir {params.out_dir} > {log} 2>&1"

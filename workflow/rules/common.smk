@@ -18,6 +18,7 @@ from divtrace.names import (  # noqa: E402
     DIVERSITY_FILE,
     FIGURE_FILE,
     FIGURE_NAMES,
+    JUDGEMENT_FILE,
     METRIC_MODEL_MANIFEST,
     MODEL_MANIFEST,
     PROMPTS_FILE,
@@ -330,3 +331,72 @@ def runs_json(wildcards):
 
 def lineage_json(wildcards):
     return json.dumps(STUDY.lineage.to_dict(), sort_keys=True)
+
+
+# ---------------------------------------------------------------- LLM judges (workflow/rules/judge.smk)
+JUDGE = STUDY.judge  # the judge block, defaults filled in
+JUDGE_RUNS = (
+    STUDY.judge_runs()
+)  # (model, task, cot) cells judged; none while judge.enabled is off
+JUDGE_CACHE = JUDGE["cache_dir"] or f"{RESULTS}/judge_cache"
+
+
+def judgement_file(model, task, cot):
+    return JUDGEMENT_FILE.format(results=RESULTS, model=model, task=task, cot=cot)
+
+
+def all_judgement_files(wildcards):
+    return [judgement_file(m, t, c) for m, t, c in JUDGE_RUNS]
+
+
+def judge_opponent_shards(wildcards):
+    """The base model's shards of the same task where the protocol compares with it (the base
+    has CoT on only, so a CoT-off run meets its CoT-on answers); none for a reference.
+    """
+    opponent = STUDY.judge_opponent(wildcards.task)
+    if opponent is None:
+        return []
+    return [
+        shard_file(opponent, wildcards.task, "on", s)
+        for s in STUDY.shards(wildcards.task)
+    ]
+
+
+def judge_args(wildcards):
+    """Every setting of a judge job, as command-line flags (the template file by its path)."""
+    protocol = STUDY.judge_protocol(wildcards.task)
+    return _flags(
+        {
+            "--backend": JUDGE["backend"],
+            "--judge-model": JUDGE["judge_model"],
+            "--base-url": JUDGE["base_url"],
+            "--api-key-env": JUDGE["api_key_env"],
+            "--concurrency": JUDGE["concurrency"],
+            "--max-retries": JUDGE["max_retries"],
+            "--timeout": JUDGE["timeout_s"],
+            "--temperature": JUDGE["temperature"],
+            "--samples-per-prompt": JUDGE["samples_per_prompt"],
+            "--template": JUDGE["templates"].get(protocol),
+            "--family": STUDY.family(wildcards.task),
+            "--judge-engine": (
+                json.dumps(JUDGE["engine"], sort_keys=True)
+                if JUDGE["backend"] == "vllm" and JUDGE["engine"]
+                else None
+            ),
+        }
+    )
+
+
+def judge_summary_args(wildcards):
+    """The summary's judge flags: the expected cells, the backend and the price table (empty
+    while the judge is off, so that turning it on is the only change the summary sees).
+    """
+    if not JUDGE_RUNS:
+        return ""
+    return _flags(
+        {
+            "--judge-runs": json.dumps([list(run) for run in JUDGE_RUNS]),
+            "--judge-backend": JUDGE["backend"],
+            "--judge-prices": json.dumps(JUDGE["prices"], sort_keys=True),
+        }
+    )

@@ -20,7 +20,10 @@ subset for quality), ``reason``, ``n_prompts`` (prompts of the run in its shards
 ``no samples`` (the run's shards hold no rows), ``prompt too long`` (every prompt),
 ``fewer than two correct outputs`` (subset ``correct``), ``no judged samples`` (quality),
 ``fewer than two usable outputs`` (diversity: unclosed traces, prompts too long, blank answers),
-``no scored pair`` (NLI: no pair of outputs with a sentence each).
+``no scored pair`` (NLI: no pair of outputs with a sentence each); for the judge table (``table``
+judge, ``metric`` its measure, null scope and subset): ``no judgements`` (no row for the cell) or
+``no parsed verdict`` (every answer of the judge failed to parse), after ``no samples`` and
+``prompt too long``.
 """
 
 from __future__ import annotations
@@ -234,7 +237,9 @@ def complete_cot(
     return finish(pl.concat([table, added]), table.columns, lineage, order, schema=table.schema)
 
 
-def _reason(table: str, subset: str | None, metric: str, n_prompts: int, n_long: int) -> str:
+def _reason(
+    table: str, subset: str | None, metric: str, n_prompts: int, n_long: int, judged: int = 0
+) -> str:
     if n_prompts == 0:
         return "no samples"
     if n_long == n_prompts:
@@ -243,6 +248,8 @@ def _reason(table: str, subset: str | None, metric: str, n_prompts: int, n_long:
         return "fewer than two correct outputs"
     if table == "quality":
         return "no judged samples"
+    if table == "judge":
+        return "no judgements" if judged == 0 else "no parsed verdict"
     return "no scored pair" if metric == "nli" else "fewer than two usable outputs"
 
 
@@ -251,8 +258,10 @@ def missing_table(
     quality: pl.DataFrame | None,
     lineage: Lineage,
     counts: dict[tuple[str, str, str], tuple[int, int]],
+    judge: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Every cell of the diversity summary and the quality table whose value is null."""
+    """Every cell of the diversity summary, the quality table and the judge table whose value
+    is null."""
     rows: list[dict[str, object]] = []
     cells = [
         ("diversity", row)
@@ -263,13 +272,19 @@ def missing_table(
             ("quality", {**row, "scope": None, "subset": None, "metric": "accuracy_at_1"})
             for row in quality.filter(pl.col("accuracy_at_1").is_null()).iter_rows(named=True)
         ]
+    if judge is not None and not judge.is_empty():
+        cells += [
+            ("judge", {**row, "scope": None, "subset": None, "metric": row["measure"]})
+            for row in judge.filter(pl.col("value").is_null()).iter_rows(named=True)
+        ]
     for name, row in cells:
         run = (str(row["model"]), str(row["task"]), str(row["cot"]))
         n_prompts, n_long = counts.get(run, (0, 0))
         if name == "diversity":
             n_missing = int(row["n_missing"] or 0)
-        else:  # the run's prompts without a judged sample
+        else:  # the run's prompts without a judged sample (or a parsed judge verdict)
             n_missing = n_prompts - int(row["n_prompts"] or 0)
+        judged = int(row.get("n_judged") or 0)
         rows.append(
             {
                 "model": run[0],
@@ -280,7 +295,9 @@ def missing_table(
                 "scope": row["scope"],
                 "subset": row["subset"],
                 "metric": row["metric"],
-                "reason": _reason(name, row["subset"], str(row["metric"]), n_prompts, n_long),
+                "reason": _reason(
+                    name, row["subset"], str(row["metric"]), n_prompts, n_long, judged
+                ),
                 "n_prompts": n_prompts,
                 "n_prompt_too_long": n_long,
                 "n_missing": n_missing,

@@ -25,6 +25,7 @@ from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from divtrace.analysis.common import diversity_data, order_metrics
 from divtrace.analysis.cot import DEFAULT_EQUIVALENCE_MARGIN, cot_table
 from divtrace.analysis.decomposition import decomposition_table
+from divtrace.analysis.judge import JudgeRun, judge_table
 from divtrace.analysis.missing import (
     Run,
     complete_cot,
@@ -55,6 +56,11 @@ def build_tables(
     level: float = DEFAULT_LEVEL,
     equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     runs: Sequence[Run] | None = None,
+    judgements: pl.DataFrame | None = None,
+    judge_runs: Sequence[JudgeRun] | None = None,
+    judge_protocols: Mapping[str, str] | None = None,
+    judge_prices: Mapping[str, Mapping[str, float]] | None = None,
+    judge_backend: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """All analysis tables from the diversity contract and (optionally) the quality contract.
 
@@ -71,6 +77,11 @@ def build_tables(
     diversity and quality tables, null where it has no value (:mod:`divtrace.analysis.missing`);
     the ``missing`` table (built whenever ``runs`` or ``generations`` is given) lists the null
     cells with their reasons.
+    ``judgements``: the rows ``divtrace judge`` wrote (:mod:`divtrace.analysis.judge`), or None;
+    ``judge_runs`` the expected judge cells (each gets its row, null where it has no value, and
+    is listed in ``missing``), ``judge_protocols`` task → protocol, ``judge_prices`` and
+    ``judge_backend`` price the judge's tokens. The ``judge`` table is always there (empty when
+    nothing is judged).
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
     data = diversity_data(diversity, lineage)
@@ -86,6 +97,15 @@ def build_tables(
         tables["quality"] = quality_table(prompts, lineage, **options)
     if generations is not None:
         tables["truncation"] = truncation_table(generations, lineage)
+    tables["judge"] = judge_table(
+        judgements,
+        lineage,
+        prices=judge_prices,
+        backend=judge_backend,
+        runs=judge_runs,
+        protocols=judge_protocols,
+        **options,
+    )
     if runs is not None or generations is not None:
         counts = run_counts(generations)
         if runs:
@@ -113,9 +133,9 @@ def build_tables(
                     tables["quality"], runs, lineage, ["task", "cot"]
                 )
         tables["missing"] = missing_table(
-            tables["diversity"], tables.get("quality"), lineage, counts
+            tables["diversity"], tables.get("quality"), lineage, counts, judge=tables["judge"]
         )
-    return tables
+    return {name: tables[name] for name in TABLE_NAMES if name in tables}
 
 
 def table_paths(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path]:

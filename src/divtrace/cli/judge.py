@@ -43,7 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--judge-model", required=True, help="judge model name (part of every key)")
     p.add_argument(
-        "--judge-model-dir", help="vllm backend: the judge model's directory (its weights)"
+        "--judge-model-dir",
+        help="vllm backend: the judge model's directory (its weights; default: --judge-model, "
+        "a local path or a hub id vLLM fetches)",
     )
     p.add_argument(
         "--judge-engine",
@@ -57,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--template-dir",
         help=f"directory of replacement templates named <protocol>.txt ({', '.join(JUDGE_PROTOCOLS)});"
         " a protocol without one uses the package's",
+    )
+    p.add_argument(
+        "--template",
+        help="replacement template file for this task's protocol (takes precedence over "
+        "--template-dir; config judge.templates.<protocol>)",
     )
     p.add_argument(
         "--api-key-env",
@@ -126,7 +133,6 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from divtrace import io
-    from divtrace.errors import UsageError
     from divtrace.judge.cache import AnswerCache
     from divtrace.judge.protocols import build_items, protocol_of
     from divtrace.judge.run import judge
@@ -140,7 +146,9 @@ def run(args: argparse.Namespace) -> None:
         family = family or args.task
     protocol = protocol_of(family)
     template_file = None
-    if args.template_dir:
+    if args.template:
+        template_file = Path(args.template)
+    elif args.template_dir:
         candidate = Path(args.template_dir) / f"{protocol}.txt"
         template_file = candidate if candidate.is_file() else None
     template = load_template(protocol, template_file)
@@ -158,10 +166,10 @@ def run(args: argparse.Namespace) -> None:
     if args.backend == "vllm":
         from divtrace.judge.backends import vllm_offline
 
-        if not args.judge_model_dir:
-            raise UsageError("the vllm judge backend needs --judge-model-dir")
         send = partial(
-            vllm_offline.complete, model_dir=args.judge_model_dir, engine=args.judge_engine
+            vllm_offline.complete,
+            model_dir=args.judge_model_dir or args.judge_model,
+            engine=args.judge_engine,
         )
     elif args.backend == "openai":
         from divtrace.judge.backends import openai_chat

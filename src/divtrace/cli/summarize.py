@@ -27,6 +27,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the study's runs, [[model, task, cot, verifiable], ...] (JSON): each gets its "
         "cells in the tables, null where it has no value, listed in the missing table",
     )
+    p.add_argument(
+        "--judgements",
+        nargs="*",
+        default=[],
+        help="judgement Parquet files of divtrace judge (the judge table)",
+    )
+    p.add_argument(
+        "--judge-runs",
+        type=json_arg,
+        default=None,
+        help="the judged cells, [[model, task, cot], ...] (JSON): each gets its row in the judge "
+        "table, null where it has no value, listed in the missing table",
+    )
+    p.add_argument(
+        "--judge-backend",
+        default=None,
+        help="the judge backend (openai-batch: the price table's batch discount applies)",
+    )
+    p.add_argument(
+        "--judge-prices",
+        type=json_arg,
+        default=None,
+        help="judge model → {input_per_mtok, output_per_mtok, batch_discount} (JSON)",
+    )
     p.add_argument("--out-dir", required=True, help="directory of {table}.parquet and .csv")
     p.add_argument(
         "--n-boot",
@@ -65,10 +89,24 @@ def quality_families(paths: list[str]) -> dict[str, str]:
     return families
 
 
+def judge_protocols(runs: list[tuple[str, str, str]], families: dict[str, str]) -> dict[str, str]:
+    """Task → judge protocol of the judged tasks (by family; a task is its own family unless
+    a quality file says otherwise), to label the rows of cells without judgements."""
+    from divtrace.names import JUDGE_TASK_PROTOCOLS
+
+    tasks = {task for _m, task, _c in runs}
+    return {
+        task: JUDGE_TASK_PROTOCOLS[families.get(task, task)]
+        for task in tasks
+        if families.get(task, task) in JUDGE_TASK_PROTOCOLS
+    }
+
+
 def run(args: argparse.Namespace) -> None:
     import polars as pl
 
     from divtrace import io
+    from divtrace.analysis.judge import READ_COLUMNS as JUDGE_INPUT
     from divtrace.analysis.tables import build_tables, write_tables
     from divtrace.analysis.truncation import INPUT_COLUMNS as TRUNCATION_INPUT
     from divtrace.lineage import Lineage
@@ -89,6 +127,17 @@ def run(args: argparse.Namespace) -> None:
         if args.generations
         else None
     )
+    # Each judgement file read for the columns the judge table needs (validate_judgements
+    # checks their meaning); the judgement contract itself is the judge command's.
+    judgements = (
+        pl.concat(
+            [io.read_table(path, columns=list(JUDGE_INPUT)) for path in args.judgements],
+            how="vertical_relaxed",
+        )
+        if args.judgements
+        else None
+    )
+    judge_runs = [(str(m), str(t), str(c)) for m, t, c in args.judge_runs or []]
     tables = build_tables(
         diversity,
         quality,
@@ -103,6 +152,11 @@ def run(args: argparse.Namespace) -> None:
             if args.runs is None
             else [(str(m), str(t), str(c), bool(v)) for m, t, c, v in args.runs]
         ),
+        judgements=judgements,
+        judge_runs=judge_runs,
+        judge_protocols=judge_protocols(judge_runs, families),
+        judge_prices=args.judge_prices or {},
+        judge_backend=args.judge_backend,
     )
     for name in TABLE_NAMES:  # every table exists, empty where the study has no data for it
         tables.setdefault(name, pl.DataFrame())

@@ -2,7 +2,8 @@
 
 >>> draw_figures(tables, lineage, "results/figures")   # → [.../lineage_trajectories.pdf, ...]
 
-Each figure reads one table (:data:`divtrace.names.FIGURE_TABLES`), a polars frame as
+Each figure reads one table (:data:`divtrace.names.FIGURE_TABLES`; a few more besides, passed by
+name: :data:`divtrace.names.FIGURE_EXTRA_TABLES`), a polars frame as
 :func:`divtrace.io.read_table` reads it back; a missing or empty table gives a figure that says so
 instead of an error, so the step never fails on a degenerate study (no verifiable task, no
 reasoning model, …).
@@ -26,9 +27,10 @@ from divtrace.figures.retention import plot_retention_heatmap
 from divtrace.figures.stages import plot_stage_attribution
 from divtrace.figures.trajectories import REQUIRED_COLUMNS, plot_lineage_trajectories
 from divtrace.lineage import Lineage
-from divtrace.names import FIGURE_NAMES, FIGURE_TABLES
+from divtrace.names import FIGURE_EXTRA_TABLES, FIGURE_NAMES, FIGURE_TABLES
 
-Plot = Callable[[pl.DataFrame | None, Lineage, Path, Path], None]
+#: ``plot(table, lineage, pdf, png, **extra_tables)``: the extra tables by their names.
+Plot = Callable[..., None]
 
 
 def _trajectories(table: pl.DataFrame | None, lineage: Lineage, pdf: Path, png: Path) -> None:
@@ -76,7 +78,7 @@ def draw_figures(
     """Write ``{out_dir}/{name}.pdf`` and ``.png`` for every figure in ``names``; return the paths.
 
     ``tables`` maps table names (``diversity``, ``retention``, ``stages``, ``cot``,
-    ``decomposition``, ``quality``) to polars DataFrames; missing or empty tables give "no data"
+    ``decomposition``, ``quality``, ``judge``) to polars DataFrames; missing or empty tables give "no data"
     figures. Two figures read the diversity table: the trajectories (all outputs) and the
     quality-filtered Vendi (correct outputs).
     """
@@ -87,6 +89,7 @@ def draw_figures(
     for name in names:
         table_name, plot = FIGURES[name]
         pdf, png = figure_paths(out_dir, name)
-        plot(tables.get(table_name), lineage, pdf, png)
+        extra = {extra: tables.get(extra) for extra in FIGURE_EXTRA_TABLES.get(name, ())}
+        plot(tables.get(table_name), lineage, pdf, png, **extra)
         written.extend([pdf, png])
     return written

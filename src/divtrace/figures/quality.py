@@ -1,7 +1,9 @@
-"""Quality per stage: accuracy@1 along each lineage, and pass@k curves per checkpoint.
+"""Quality per stage: accuracy@1 along each lineage, pass@k curves per checkpoint, and the LLM
+judge's win rates (the paper's Figure 4: top the verifiable tasks, bottom the judged ones).
 
-Reads only the quality table (:func:`divtrace.analysis.quality.quality_table`; the plain
-:func:`divtrace.quality.metrics.quality_summary` works too, without intervals).
+Reads the quality table (:func:`divtrace.analysis.quality.quality_table`; the plain
+:func:`divtrace.quality.metrics.quality_summary` works too, without intervals) and, where there
+is one, the judge table (:func:`divtrace.analysis.judge.judge_table`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 REQUIRED = ("model", "task", "cot", "accuracy_at_1")
+JUDGE_REQUIRED = ("model", "task", "cot", "measure", "value")
 TITLE = "Quality per stage"
+#: y label and limits of a judge panel, by the judge table's measure.
+JUDGE_AXES = {
+    "win_rate": ("LLM-judge win rate", (-0.03, 1.03)),
+    "wb_score": ("WB-Score", (-10.5, 10.5)),
+}
 PASS = re.compile(r"^pass_at_(\d+)$")
 DODGE = 0.06
 
@@ -49,63 +57,114 @@ def plot_quality_by_stage(
     lineage: Lineage,
     out_pdf: str | os.PathLike[str],
     out_png: str | os.PathLike[str],
+    judge: pl.DataFrame | None = None,
 ) -> None:
     """Top row: accuracy@1 by position along each lineage (one line per lineage, dashed hollow
     for CoT off, 95 % bootstrap intervals where the table has them), one panel per task.
-    Bottom row: pass@k against k (log scale) for every checkpoint run, one panel per task."""
-    if not has_columns(quality, REQUIRED):
+    Middle row: pass@k against k (log scale) for every checkpoint run, one panel per task.
+    Bottom row (where ``judge`` has values): the judge's win rate (or WB-Score) by position along
+    each lineage, one panel per judged task, drawn as the top row (CoT off dashed and hollow,
+    leaving from its CoT-on parent), with the tie level (0.5, or 0) dotted."""
+    table = (
+        quality.filter(pl.col("model").is_in(list(lineage.checkpoints)))
+        if has_columns(quality, REQUIRED) and quality is not None
+        else None
+    )
+    judged = (
+        judge.filter(
+            pl.col("model").is_in(list(lineage.checkpoints)) & pl.col("value").is_not_null()
+        )
+        if has_columns(judge, JUDGE_REQUIRED) and judge is not None
+        else None
+    )
+    if judged is not None and judged.is_empty():
+        judged = None
+    if table is None and judged is None:
         empty_figure(TITLE, "no quality table (no verifiable task)", out_pdf, out_png)
         return
-    assert quality is not None
-    table = quality.filter(pl.col("model").is_in(list(lineage.checkpoints)))
-    if table.is_empty():
-        empty_figure(TITLE, "no quality rows", out_pdf, out_png)
-        return
-    tasks = task_order(strings(table, "task"))
-    ks = sorted(
-        int(match.group(1))
-        for column in table.columns
-        if (match := PASS.match(str(column))) and not np.isnan(floats(table, column)).all()
-    )
-    models = set(strings(table, "model"))
+    if table is not None and table.is_empty():
+        if judged is None:
+            empty_figure(TITLE, "no quality rows", out_pdf, out_png)
+            return
+        table = None
+    tasks = task_order(strings(table, "task")) if table is not None else []
+    judge_tasks = task_order(strings(judged, "task")) if judged is not None else []
+    frames = [t for t in (table, judged) if t is not None]
+    models = {m for t in frames for m in strings(t, "model")}
     paths = {
         label: path
         for label, path in lineage.lineages().items()
         if any(model in models for model in path[1:])
     } or lineage.lineages()
-    offsets = _series_offsets(table, paths)
     width = max(len(p) for p in paths.values())
+    ticks = stage_ticks(paths, lineage)
+    rows = (2 if table is not None else 0) + (1 if judged is not None else 0)
+    ratios = ([1, 1.1] if table is not None else []) + ([1] if judged is not None else [])
     with style.style_context():
-        figure = style.new_figure(style.PANEL_WIDTH_IN * len(tasks) + 0.4, 2 * 2.1 + 1.2)
-        halves = figure.subfigures(2, 1, height_ratios=[1, 1.1], squeeze=False)
-        top, bottom = halves[0][0], halves[1][0]
-        top_axes = top.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
-        bottom_axes = bottom.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
+        figure = style.new_figure(
+            style.PANEL_WIDTH_IN * max(len(tasks), len(judge_tasks)) + 0.4, rows * 2.1 + 1.2
+        )
+        halves = iter(figure.subfigures(rows, 1, height_ratios=ratios, squeeze=False)[:, 0])
         line_handles: dict[str, Artist] = {}
-        run_handles: dict[str, Artist] = {}
-        for ax, task in zip(top_axes, tasks, strict=True):
-            rows = table.filter(pl.col("task") == task)
-            _stage_panel(ax, rows, paths, offsets, lineage, line_handles)
-            ax.set_title(task, fontweight="bold")
-            ax.set_xticks(range(width), stage_ticks(paths, lineage))
-            ax.set_xlim(-0.3, width - 0.7)
-        top_axes[0].set_ylabel("accuracy@1")
-        for ax, task in zip(bottom_axes, tasks, strict=True):
-            _pass_panel(ax, table.filter(pl.col("task") == task), ks, lineage, run_handles)
-        bottom_axes[0].set_ylabel("pass@k")
+        if table is not None:
+            ks = sorted(
+                int(match.group(1))
+                for column in table.columns
+                if (match := PASS.match(str(column))) and not np.isnan(floats(table, column)).all()
+            )
+            offsets = _series_offsets(table, paths)
+            top, bottom = next(halves), next(halves)
+            top_axes = top.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
+            bottom_axes = bottom.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
+            run_handles: dict[str, Artist] = {}
+            for ax, task in zip(top_axes, tasks, strict=True):
+                rows_ = table.filter(pl.col("task") == task)
+                _stage_panel(ax, rows_, paths, offsets, lineage, line_handles)
+                ax.set_title(task, fontweight="bold")
+                ax.set_xticks(range(width), ticks)
+                ax.set_xlim(-0.3, width - 0.7)
+            top_axes[0].set_ylabel("accuracy@1")
+            for ax, task in zip(bottom_axes, tasks, strict=True):
+                _pass_panel(ax, table.filter(pl.col("task") == task), ks, lineage, run_handles)
+            bottom_axes[0].set_ylabel("pass@k")
+            bottom.legend(
+                list(run_handles.values()),
+                list(run_handles),
+                loc="outside lower center",
+                ncols=min(len(run_handles), 4) or 1,
+                frameon=False,
+            )
+            legend_at = top
+        if judged is not None:
+            judge_row = next(halves)
+            offsets = _series_offsets(judged, paths)
+            judge_axes = judge_row.subplots(1, len(judge_tasks), squeeze=False)[0]
+            for ax, task in zip(judge_axes, judge_tasks, strict=True):
+                rows_ = judged.filter(pl.col("task") == task)
+                measure = str(rows_.get_column("measure")[0])
+                label, ylim = JUDGE_AXES.get(measure, (measure, (-0.03, 1.03)))
+                _stage_panel(
+                    ax, rows_, paths, offsets, lineage, line_handles, value="value", ylim=ylim
+                )
+                ax.axhline(
+                    0.5 if measure == "win_rate" else 0.0,
+                    color="grey",
+                    linestyle=":",
+                    linewidth=0.8,
+                    zorder=1,
+                )
+                ax.set_title(f"{task} (judge)", fontweight="bold")
+                ax.set_ylabel(label)
+                ax.set_xticks(range(width), ticks)
+                ax.set_xlim(-0.3, width - 0.7)
+            if table is None:
+                legend_at = judge_row
         ordered = sorted(line_handles, key=lambda name: name != BASE_LABEL)
-        top.legend(
+        legend_at.legend(
             [line_handles[name] for name in ordered],
             ordered,
             loc="outside upper center",
             ncols=min(len(line_handles), 6) or 1,
-            frameon=False,
-        )
-        bottom.legend(
-            list(run_handles.values()),
-            list(run_handles),
-            loc="outside lower center",
-            ncols=min(len(run_handles), 4) or 1,
             frameon=False,
         )
         style.save_figure(figure, out_pdf, out_png)
@@ -133,7 +192,10 @@ def _stage_panel(
     offsets: dict[tuple[str, str], float],
     lineage: Lineage,
     handles: dict[str, Artist],
+    value: str = "accuracy_at_1",
+    ylim: tuple[float, float] = (-0.03, 1.03),
 ) -> None:
+    """One task's ``value`` along each lineage (accuracy@1, or the judge's win rate)."""
     lookup = {(str(r["model"]), str(r["cot"])): r for r in records(rows)}
     colours = lineage_colours(lineage)
     order = list(lineage.lineages())
@@ -144,28 +206,26 @@ def _stage_panel(
         on = [
             (x, lookup[(m, "on")])
             for x, m in enumerate(path)
-            if (m, "on") in lookup and np.isfinite(number(lookup[(m, "on")]["accuracy_at_1"]))
+            if (m, "on") in lookup and np.isfinite(number(lookup[(m, "on")][value]))
         ]
         off = [
             (x, lookup[(m, "off")])
             for x, m in enumerate(path)
-            if x > 0
-            and (m, "off") in lookup
-            and np.isfinite(number(lookup[(m, "off")]["accuracy_at_1"]))
+            if x > 0 and (m, "off") in lookup and np.isfinite(number(lookup[(m, "off")][value]))
         ]
         for cot, points in (("on", on), ("off", off)):
             if not points or (cot == "on" and all(x == 0 for x, _r in points)):
                 continue
             dx = offsets.get((label, cot), 0.0)
-            xy = [(x + dx, number(r["accuracy_at_1"])) for x, r in points if x > 0]
+            xy = [(x + dx, number(r[value])) for x, r in points if x > 0]
             # Lines leave from the stage before their first point (for CoT off: its normal run).
             first = points[0][0] if cot == "on" else points[0][0] - 1
             anchor = dict(on).get(first) if cot == "off" else None
             if cot == "on" and points[0][0] == 0:
-                xy.insert(0, (0.0, number(points[0][1]["accuracy_at_1"])))
+                xy.insert(0, (0.0, number(points[0][1][value])))
             elif anchor is not None:
                 anchor_dx = offsets.get((label, "on"), 0.0) if first > 0 else 0.0
-                xy.insert(0, (first + anchor_dx, number(anchor["accuracy_at_1"])))
+                xy.insert(0, (first + anchor_dx, number(anchor[value])))
             starts_at_anchor = len(xy) > len([p for p in points if p[0] > 0])
             (line,) = ax.plot(
                 [p[0] for p in xy],
@@ -179,30 +239,35 @@ def _stage_panel(
             )
             handles.setdefault(label if cot == "on" else f"{label} (CoT off)", line)
             drawn = True
-            _intervals(ax, [(x + dx, r) for x, r in points if x > 0], colour)
+            _intervals(ax, [(x + dx, r) for x, r in points if x > 0], colour, value)
     base = lookup.get((lineage.root, "on"))
-    if base is not None and np.isfinite(number(base["accuracy_at_1"])):
-        _intervals(ax, [(0.0, base)], "black")
+    if base is not None and np.isfinite(number(base[value])):
+        _intervals(ax, [(0.0, base)], "black", value)
         (point,) = ax.plot(
             [0],
-            [number(base["accuracy_at_1"])],
+            [number(base[value])],
             marker="o",
             color="black",
             linestyle="none",
             zorder=5,
         )
         handles.setdefault(BASE_LABEL, point)
-    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylim(*ylim)
     if not drawn and base is None:
         note(ax)
 
 
-def _intervals(ax: Axes, points: list[tuple[float, dict[Any, Any]]], colour: str) -> None:
+def _intervals(
+    ax: Axes,
+    points: list[tuple[float, dict[Any, Any]]],
+    colour: str,
+    column: str = "accuracy_at_1",
+) -> None:
     keep = []
     for x, row in points:
-        value = number(row["accuracy_at_1"])
-        low = number(row.get("accuracy_at_1_ci_low"))
-        high = number(row.get("accuracy_at_1_ci_high"))
+        value = number(row[column])
+        low = number(row.get(f"{column}_ci_low"))
+        high = number(row.get(f"{column}_ci_high"))
         if np.isfinite(low) and np.isfinite(high):
             keep.append((x, value, max(value - low, 0.0), max(high - value, 0.0)))
     if keep:

