@@ -207,8 +207,8 @@ def test_judge_small_batch(contained: None) -> None:
     assert [j.correct for j in judged] == [True, False, True, False]
     assert [j.score for j in judged] == [1.0, 0.0, 1.0, 0.0]
     assert judged[0].detail == "passed" and judged[0].extracted == "    return a + b\n"
-    assert judged[1].detail is not None and judged[1].detail.startswith("failed: AssertionError")
-    assert judged[3].detail is not None and "SyntaxError" in judged[3].detail
+    assert judged[1].detail == "wrong answer: at line 11: assert candidate(2, 3) == 5"
+    assert judged[3].detail is not None and judged[3].detail.startswith("syntax error: line ")
     with pytest.raises(ValueError, match="answers"):
         judge_humaneval(answers, [REF], [{}])
 
@@ -247,7 +247,8 @@ def test_humaneval_empty_body_fails(
     )
     passing = [r["task_id"] for r, j in zip(he_records, judged, strict=True) if j.correct]
     assert passing == []  # no HumanEval problem accepts an empty body
-    assert all(j.detail and j.detail.startswith("failed:") for j in judged)
+    kinds = {(j.detail or "").partition(":")[0] for j in judged}
+    assert kinds <= {"wrong answer", "exception"}, kinds
 
 
 def test_humaneval_fenced_whole_functions_pass(
@@ -305,7 +306,7 @@ def test_infinite_loop_times_out(contained: None) -> None:
 
 def test_fork_bomb_is_refused(contained: None) -> None:
     result = _failed_fast("import os\nwhile True:\n    os.fork()\n")
-    assert "not allowed" in result.detail
+    assert "PermissionError" in result.detail
     for program in (
         "import posix\nwhile True:\n    posix.fork()\n",
         "import subprocess\nsubprocess.run(['sleep', '60'])\n",
@@ -404,7 +405,7 @@ def test_guard_protects_world_writable_files(contained: None) -> None:
         (target / "sentinel.txt").write_text("keep me")
         (target / "sentinel.txt").chmod(0o666)
         for program in _attacks(target):
-            assert "not allowed" in _failed_fast(program).detail, program
+            assert "PermissionError" in _failed_fast(program).detail, program
         _assert_untouched(target, 0o666)
 
 
@@ -441,9 +442,9 @@ def test_current_user_mode(monkeypatch: pytest.MonkeyPatch, contained: None) -> 
         (target / "sentinel.txt").write_text("keep me")
         mode = stat.S_IMODE((target / "sentinel.txt").stat().st_mode)
         for program in _attacks(target):
-            assert "not allowed" in _failed_fast(program).detail, program
+            assert "PermissionError" in _failed_fast(program).detail, program
         _assert_untouched(target, mode)
-    assert "not allowed" in _failed_fast("import os\nwhile True:\n    os.fork()\n").detail
+    assert "PermissionError" in _failed_fast("import os\nwhile True:\n    os.fork()\n").detail
     assert _failed_fast("x = bytearray(50 * 2**30)\n").status == "memory"
     assert _failed_fast("import os\nos._exit(0)\n").status == "exited"
 

@@ -44,16 +44,36 @@ failing every sample.
 from __future__ import annotations
 
 from divtrace.quality.sandbox.limits import SandboxLimits
-from divtrace.quality.sandbox.results import RunResult
-from divtrace.quality.sandbox.runner import CHILD, run_program, run_programs, sandbox_mode
+from divtrace.quality.sandbox.results import KINDS, RunResult
+from divtrace.quality.sandbox.runner import (
+    CHILD,
+    CallOutcome,
+    TestRun,
+    cleanup_on_signals,
+    kill_active,
+    run_calls,
+    run_program,
+    run_programs,
+    run_tests,
+    sandbox_mode,
+    sweep_stale,
+)
 from divtrace.quality.sandbox.uids import ISSUED_UIDS
 
 __all__ = [
     "CHILD",
     "ISSUED_UIDS",
+    "KINDS",
+    "CallOutcome",
     "RunResult",
     "SandboxLimits",
+    "TestRun",
+    "cleanup_on_signals",
+    "kill_active",
+    "run_calls",
     "run_program",
     "run_programs",
+    "run_tests",
     "sandbox_mode",
+    "sweep_stale",
 ]
