@@ -223,10 +223,11 @@ def _wait(pid: int, limits: SandboxLimits, watch: str | None) -> tuple[bool, boo
         left = deadline - time.monotonic()
         if left <= 0:
             return True, False
-        if wait_exit(pid, min(0.05, left)):
-            return False, False
+        done = wait_exit(pid, min(0.05, left))
         if _tree_bytes(watch, limits.disk_bytes) > limits.disk_bytes:
             return False, True
+        if done:
+            return False, False
 
 
 def _base_job(limits: SandboxLimits, mode: _Mode) -> dict[str, Any]:
