@@ -635,6 +635,9 @@ FORGERIES = {
     "a generator": "def add(a, b):\n    yield a + b\n",
     "a function": "def add(a, b):\n    return lambda *x: True\n",
     "exit(0) at load": "import os\nos._exit(0)\ndef add(a, b):\n    return a + b\n",
+    "a non-plain value under a bare except": (
+        "def add(a, b):\n    if (a, b) == (2, 3):\n        return object()\n    return a + b\n"
+    ),
     "patching the encoder": (
         "import sys\nmain = sys.modules['__main__']\n"
         "main.encode = lambda value: 5\n\ndef add(a, b):\n    return 5\n"
@@ -647,6 +650,14 @@ def test_forged_verdicts_are_scored_incorrect(name: str, contained: None) -> Non
     answer = f"```python\n{FORGERIES[name]}```"
     judged = judge_humaneval([answer], [REF3], [{}], timeout_s=5)[0]
     assert not judged.correct, (name, judged)
+    forgiving = {
+        **REF3,
+        "test": REF3["test"].replace(
+            "    assert candidate(2, 3) == 5\n",
+            "    try:\n        assert candidate(2, 3) == 5\n    except:\n        pass\n",
+        ),
+    }
+    assert not judge_humaneval([answer], [forgiving], [{}], timeout_s=5)[0].correct, name
     mbpp_ref = {"test_list": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"]}
     assert not judge_mbpp([FORGERIES[name]], [mbpp_ref], [{}], timeout_s=5)[0].correct, name
 
@@ -841,12 +852,13 @@ def test_detail_never_carries_what_the_candidate_read(
 
 _DRIVER = """
 import sys, tempfile
-from divtrace.quality.sandbox import cleanup_on_signals, run_program, runner
+from divtrace.quality.code import judge_mbpp
+from divtrace.quality.sandbox import runner
 tempfile.tempdir = sys.argv[1]
 if sys.argv[2] == "current-user":
     runner._MODE = runner._Mode(False, sys.executable)
-with cleanup_on_signals():
-    print(run_program("import time\\ntime.sleep(60)\\n"), flush=True)
+sleeper = "import time\\ndef f():\\n    time.sleep(60)\\n"
+print(judge_mbpp([sleeper], [{"test_list": ["assert f()"]}], [{}], timeout_s=60), flush=True)
 """
 
 

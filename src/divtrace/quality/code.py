@@ -23,7 +23,7 @@ from typing import Any
 
 from divtrace.errors import JudgeError
 from divtrace.quality.base import Judgement
-from divtrace.quality.sandbox import SandboxLimits, TestRun, run_tests
+from divtrace.quality.sandbox import SandboxLimits, TestRun, cleanup_on_signals, run_tests
 from divtrace.tasks.humaneval import STOP as HUMANEVAL_STOP
 
 #: Longest ``Judgement.extracted`` kept (characters).
@@ -209,7 +209,9 @@ def _judge(
     chosen = limits or SandboxLimits()
     if timeout_s is not None:
         chosen = replace(chosen, timeout_s=timeout_s)
-    results = run_tests([run for run, _ in assembled], chosen, workers)
+    # A SIGTERM or SIGINT (a cancelled job) kills the sandboxes and removes their folders first.
+    with cleanup_on_signals():
+        results = run_tests([run for run, _ in assembled], chosen, workers)
     return [
         Judgement(
             correct=r.passed,

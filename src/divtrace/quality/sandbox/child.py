@@ -90,12 +90,19 @@ class NotPlain(Exception):
 
 
 class Fault(BaseException):
-    """The candidate broke the protocol: the run fails with ``kind`` (no ``except Exception``
-    in the tests can swallow it)."""
+    """The candidate broke the protocol: the run fails with ``kind``. No ``except Exception``
+    in the tests can swallow it, and the first one raised is also kept (:data:`FAULTS`), so
+    that a bare ``except:`` cannot either."""
 
     def __init__(self, kind: str, message: str = "") -> None:
         super().__init__(kind, message)
         self.kind, self.message = kind, message
+        if not FAULTS:
+            FAULTS.append(self)
+
+
+#: The first :class:`Fault` raised in this process (the harness fails on it, caught or not).
+FAULTS: list[Fault] = []
 
 
 # --- plain data -----------------------------------------------------------------------------
@@ -647,7 +654,10 @@ def _harness(job: dict[str, Any]) -> NoReturn:
     try:
         exec(compile(program, "<tests>", "exec"), namespace)
     except BaseException as exc:
-        report("ERR " + _failure(exc, "<tests>", program))
+        report("ERR " + _failure(FAULTS[0] if FAULTS else exc, "<tests>", program))
+        os._exit(1)
+    if FAULTS:
+        report("ERR " + _failure(FAULTS[0], "<tests>", program))
         os._exit(1)
     report("OK")
     os._exit(0)
