@@ -906,3 +906,90 @@ def test_a_killed_run_leaves_no_candidate(how: str, mode: str, tmp_path: Path) -
             driver.kill()
             driver.wait()
         shutil.rmtree(base, ignore_errors=True)
+
+
+_UNPRIVILEGED = """
+import os, socket
+from divtrace.quality import sandbox
+from divtrace.quality.code import judge_humaneval
+assert sandbox.sandbox_mode() == "current-user" and os.geteuid() != 0
+REF = {"prompt": "def add(a, b):\\n    pass\\n", "entry_point": "add",
+       "test": "def check(candidate):\\n    assert candidate(2, 3) == 5\\n"}
+yes = "```python\\nclass Y:\\n    __eq__ = lambda s, o: True\\ndef add(a, b):\\n    return Y()\\n```"
+judged = judge_humaneval(["    return a + b\\n", "    return a - b\\n", yes], [REF] * 3, [{}] * 3)
+assert [j.correct for j in judged] == [True, False, False], judged
+# Nothing of the host's or the harness's can be opened through /proc (both are not dumpable),
+# not even while the candidate's program loads.
+probe = '''import os
+def probe():
+    got = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                fds = os.listdir(f"/proc/{name}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    os.close(os.open(f"/proc/{name}/fd/{fd}", os.O_RDONLY))
+                    got.append((int(name), fd))
+                except OSError:
+                    pass
+    return got
+EARLY = probe()
+def early():
+    return EARLY
+'''
+tests = "assert early() == [], early()\\nassert probe() == [], probe()\\n"
+result = sandbox.run_tests([sandbox.TestRun(probe, tests, ("early", "probe"))])[0]
+assert result.passed, result
+server = socket.create_server(("127.0.0.1", 0))
+send = f"import socket\\nsocket.create_connection(('127.0.0.1', {server.getsockname()[1]}))\\n"
+assert sandbox.run_program(send).status == "failed"
+server.settimeout(0.2)
+try:
+    server.accept()
+    raise AssertionError("the candidate connected")
+except TimeoutError:
+    pass
+disk = "for i in range(100):\\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\\n"
+assert sandbox.run_program(disk, sandbox.SandboxLimits(disk_bytes=8 * 2**20)).status == "disk"
+print("unprivileged ok")
+"""
+
+
+def test_as_an_unprivileged_user(tmp_path: Path) -> None:
+    """The current-user mode for real: divtrace run by ``nobody`` (as root, with runuser)."""
+    runuser = shutil.which("runuser")
+    version = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    if os.geteuid() != 0 or runuser is None or not os.path.isfile(version):
+        pytest.skip("needs root, runuser and a system interpreter of this version")
+    src = REPO / "src"
+    if not all(os.stat(p).st_mode & stat.S_IXOTH for p in (src, *src.parents)):
+        pytest.skip(f"{src} is not reachable by other users")
+    base = tempfile.mkdtemp(prefix="divtrace-test-nobody-")
+    os.chmod(base, 0o777)
+    try:
+        done = subprocess.run(
+            [
+                runuser,
+                "-u",
+                "nobody",
+                "--",
+                "env",
+                f"PYTHONPATH={src}",
+                f"TMPDIR={base}",
+                version,
+                "-c",
+                _UNPRIVILEGED,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd="/",
+        )
+        assert done.returncode == 0 and "unprivileged ok" in done.stdout, done.stderr[-3000:]
+        assert os.listdir(base) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -31,6 +31,9 @@ one JSON job from stdin:
     null, or the byte size of a tmpfs to mount on the working directory: then (as root, before
     becoming ``uid``) the process enters a new network namespace (no interface is up, not even
     loopback) and a private mount namespace, where the working directory is that tmpfs;
+``sealed``
+    (``harness``, optional) a descriptor to write one byte to, and close, once the process is no
+    longer dumpable (the host starts the candidate after it);
 ``parent``
     the host's pid: the process asks the kernel to SIGKILL it when its parent dies
     (``PR_SET_PDEATHSIG``, set after the uid change, which would clear it) and leaves at once if
@@ -669,6 +672,10 @@ def _main() -> NoReturn:
     os.dup2(null, 0)
     os.close(null)
     _isolate(job)
+    sealed = job.pop("sealed", None)
+    if sealed is not None:  # the harness is not dumpable now: the candidate may start
+        os.write(sealed, b"1")
+        os.close(sealed)
     _limits(job["limits"])
     if job["guard"]:
         _guard(os.path.realpath(os.getcwd()))

@@ -4,6 +4,7 @@ program (:data:`CHILD`) and collecting its verdict (see :mod:`divtrace.quality.s
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import json
 import logging
@@ -281,6 +282,14 @@ def _run(program: str, limits: SandboxLimits, mode: _Mode) -> RunResult:
     )
 
 
+def _sealed(fd: int, timeout_s: float) -> None:
+    """Wait until the harness writes on ``fd`` (it is no longer dumpable) or closes it (it
+    ended: the run fails without a verdict); OSError when neither happens in time."""
+    if not select.select([fd], [], [], timeout_s)[0]:
+        raise OSError("the harness did not start in time")
+    os.read(fd, 1)
+
+
 def _run_tests(
     candidate: str, tests: str, proxies: Sequence[str], limits: SandboxLimits, mode: _Mode
 ) -> RunResult:
@@ -303,22 +312,34 @@ def _run_tests(
         channel_fds = os.pipe()
         fds += channel_fds
         base = _base_job(limits, mode)
+        # Without a uid of its own, the candidate could reach the harness through /proc while
+        # the harness is still dumpable (before its first lines run): the candidate starts once
+        # the harness says it is sealed.
+        sealed = None if mode.dedicated_uid else os.pipe()
+        if sealed is not None:
+            fds += sealed
         with tempfile.TemporaryFile() as output:
             try:
-                serve = {**base, "role": "candidate", "program": candidate}
-                serve.update(calls_in=to_candidate[0], calls_out=to_harness[1])
-                started.append(
-                    _start(mode, serve, c_uid, folders[0], output, (to_candidate[0], to_harness[1]))
-                )
                 harness = {**base, "role": "harness", "program": tests, "proxies": list(proxies)}
                 harness.update(
                     calls_in=to_harness[0],
                     calls_out=to_candidate[1],
                     marker=marker,
                     channel=channel_fds[1],
+                    sealed=sealed[1] if sealed is not None else None,
                 )
-                mine = (to_harness[0], to_candidate[1], channel_fds[1])
+                mine: tuple[int, ...] = (to_harness[0], to_candidate[1], channel_fds[1])
+                if sealed is not None:
+                    mine += (sealed[1],)
                 started.append(_start(mode, harness, h_uid, folders[1], output, mine))
+                if sealed is not None:
+                    os.close(sealed[1])
+                    fds.remove(sealed[1])
+                    _sealed(sealed[0], limits.timeout_s)
+                serve = {**base, "role": "candidate", "program": candidate}
+                serve.update(calls_in=to_candidate[0], calls_out=to_harness[1])
+                theirs = (to_candidate[0], to_harness[1])
+                started.append(_start(mode, serve, c_uid, folders[0], output, theirs))
             except (OSError, subprocess.SubprocessError) as err:
                 _finish(mode, started)
                 return launch_error(err)
@@ -326,10 +347,11 @@ def _run_tests(
                 for fd in (*to_candidate, *to_harness, channel_fds[1]):
                     os.close(fd)
                     fds.remove(fd)
+            harness_proc, candidate_proc = started[0].proc, started[1].proc
             timed_out, disk = True, False
             try:
                 timed_out, disk = _wait(
-                    started[1].proc.pid, limits, None if mode.isolate else folders[0]
+                    harness_proc.pid, limits, None if mode.isolate else folders[0]
                 )
             finally:
                 _finish(mode, started)
@@ -343,12 +365,12 @@ def _run_tests(
     return run_result(
         marker=marker,
         channel=channel,
-        returncode=started[1].proc.returncode,
+        returncode=harness_proc.returncode,
         timed_out=timed_out,
         timeout_s=limits.timeout_s,
         elapsed_s=elapsed,
         disk_exceeded=disk,
-        candidate_returncode=started[0].proc.returncode,
+        candidate_returncode=candidate_proc.returncode,
     )
 
 
@@ -378,6 +400,17 @@ _PROBE = (
 _PROBE_LIMITS = SandboxLimits(timeout_s=20.0)
 
 
+def _undumpable() -> None:
+    """Make this process non-dumpable: a candidate running as the same user then cannot read
+    its memory or open its descriptors (the verdict pipe) through /proc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError) as err:
+        log.warning("sandbox: cannot make this process non-dumpable: %s", err)
+
+
 def _detect_mode() -> _Mode:
     """A dedicated uid when this process may switch users and some interpreter works under one;
     else the current user. SandboxError when not even the current user can run the probe."""
@@ -401,6 +434,8 @@ def _detect_mode() -> _Mode:
             "candidate code runs as root, contained only by rlimits and the in-process guard"
         )
     mode = _Mode(False, sys.executable, _child_for(dedicated_uid=False))
+    if os.geteuid() != 0:
+        _undumpable()
     result = _run(_PROBE, _PROBE_LIMITS, mode)
     if not result.passed:
         raise SandboxError(
@@ -544,7 +579,9 @@ def _outcome(reply: Any) -> CallOutcome:
         return CallOutcome(fault=protocol.KIND_PROTOCOL)
     if "raise" in reply:
         name = str(reply["raise"])
-        return CallOutcome(raised=name if name.isidentifier() else "a candidate-defined exception")
+        kind = getattr(builtins, name, None)
+        known = isinstance(kind, type) and issubclass(kind, BaseException)
+        return CallOutcome(raised=name if known else "a candidate-defined exception")
     if "fault" in reply:
         kind = reply["fault"]
         return CallOutcome(fault=kind if kind in protocol._FAULTS else protocol.KIND_PROTOCOL)
