@@ -449,8 +449,8 @@ def _mode() -> _Mode:
     global _MODE
     with _MODE_LOCK:
         if _MODE is None:
-            sweep_stale()
             _MODE = _detect_mode()
+            sweep_stale(python=_MODE.python)
         return _MODE
 
 
@@ -723,10 +723,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(folder: str | None = None) -> list[str]:
+def sweep_stale(folder: str | None = None, python: str | None = None) -> list[str]:
     """Remove the sandbox folders (in ``folder``, default the temp folder) of runs whose owner
     process is gone (a killed ``divtrace score``), killing what still runs under their uid
-    first; the folders removed."""
+    first (with ``python``, an interpreter the uid can run; default: the sandbox's); the
+    folders removed. Runs once per process, before its first sandbox."""
     base = folder or tempfile.gettempdir()
     removed: list[str] = []
     try:
@@ -741,7 +742,7 @@ def sweep_stale(folder: str | None = None) -> list[str]:
         if owner == os.getpid() or _alive(owner):
             continue
         if uid and os.geteuid() == 0:
-            kill_uid(sys.executable, uid)
+            kill_uid(python or (_MODE.python if _MODE else sys.executable), uid)
         path = os.path.join(base, name)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
