@@ -993,3 +993,19 @@ def test_as_an_unprivileged_user(tmp_path: Path) -> None:
         assert os.listdir(base) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_sweep_removes_only_folders_of_dead_owners(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process (unless reused at once, then it is kept)
+    dead = tmp_path / f"{runner.PREFIX}{gone.pid}-0-abc"
+    alive = tmp_path / f"{runner.PREFIX}1-0-abc"
+    mine = tmp_path / f"{runner.PREFIX}{os.getpid()}-0-abc"
+    other = tmp_path / "divtrace-sandbox-notours"
+    for folder in (dead, alive, mine, other):
+        folder.mkdir()
+        (folder / "file").write_text("x")
+    assert sandbox.sweep_stale(str(tmp_path)) == [str(dead)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (alive, mine, other)
+    )
