@@ -198,6 +198,20 @@ def test_mbpp_assembly() -> None:
     assert code.mbpp_program("def twice(x):\n    return 2 * x\n", ref)[1].startswith("def twice")
 
 
+def test_mbpp_run_proxies_the_names_the_asserts_call() -> None:
+    ref = {
+        "test_list": ["assert math.isclose(area(2), 4.0)", "assert pow(2) == 4 == max(4, 1)"],
+        "test_setup_code": "import math\ndef helper():\n    return 1\n",
+    }
+    run, candidate = code.mbpp_run(
+        "def area(x):\n    return x * x\ndef pow(x):\n    return 4\n", ref
+    )
+    assert candidate.startswith("def area") and run.candidate.startswith("import math\n")
+    binds = [line for line in run.tests.splitlines() if "__candidate__" in line]
+    assert binds == ["area = __candidate__('area')", "pow = __candidate__('pow')"]
+    assert run.tests.endswith("assert pow(2) == 4 == max(4, 1)\n")
+
+
 def test_judge_small_batch(contained: None) -> None:
     answers = [
         "    return a + b\n",

@@ -163,13 +163,15 @@ def mbpp_run(
 ) -> tuple[TestRun, str]:
     """``(run, candidate)`` for an MBPP answer: the candidate's program is the setup code and
     the answer's code; the tests are the setup code and the asserts, each name the asserts call
-    (not a builtin, nor defined by the setup code) bound to a proxy of the candidate's."""
+    (not defined by the setup code, nor a builtin the candidate does not redefine) bound to a
+    proxy of the candidate's."""
     _, candidate = mbpp_program(answer, reference, include_challenge=include_challenge)
     tests = list(reference["test_list"])
     if include_challenge:
         tests += list(reference.get("challenge_test_list") or [])
     setup = str(reference.get("test_setup_code") or "")
-    skip = _defined(setup) | set(dir(builtins))
+    # A builtin's name is the candidate's where the candidate defines it (``def pow``).
+    skip = _defined(setup) | (set(dir(builtins)) - _defined(candidate))
     names = [n for n in dict.fromkeys(_CALLED_NAME.findall("\n".join(tests))) if n not in skip]
     binds = "".join(f"{name} = __candidate__({name!r})\n" for name in names)
     run = TestRun(f"{setup}\n{candidate}\n", f"{setup}\n{binds}" + "\n".join(tests) + "\n")
