@@ -1023,3 +1023,15 @@ def test_sweep_removes_only_folders_of_dead_owners(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name for p in (alive, mine, other)
     )
+
+
+def test_cleanup_on_signals_restores_and_leaves_ignored_signals_alone() -> None:
+    before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT)}
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with sandbox.cleanup_on_signals():
+            assert signal.getsignal(signal.SIGTERM) not in (before[signal.SIGTERM], None)
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert {n: signal.getsignal(n) for n in before} == before
+    finally:
+        signal.signal(signal.SIGHUP, hup)

@@ -705,6 +705,8 @@ def cleanup_on_signals() -> Iterator[None]:
         os.kill(os.getpid(), number)
 
     for number in (int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGHUP)):
+        if signal.getsignal(number) == signal.SIG_IGN:  # ignored (nohup): stays ignored
+            continue
         previous[number] = signal.signal(number, handler)
     try:
         yield
