@@ -1035,3 +1035,15 @@ def test_cleanup_on_signals_restores_and_leaves_ignored_signals_alone() -> None:
         assert {n: signal.getsignal(n) for n in before} == before
     finally:
         signal.signal(signal.SIGHUP, hup)
+
+
+def test_kill_active_can_interrupt_a_run_being_registered() -> None:
+    """The signal handler's kill_active may run in the thread that holds the registry's lock
+    (between starting a child and registering it): it must not deadlock."""
+    assert runner._ACTIVE_LOCK.acquire(timeout=1)
+    try:
+        assert runner._ACTIVE_LOCK.acquire(timeout=1)  # reentrant
+        runner._ACTIVE_LOCK.release()
+        runner.kill_active()
+    finally:
+        runner._ACTIVE_LOCK.release()

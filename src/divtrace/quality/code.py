@@ -17,6 +17,7 @@ import ast
 import builtins
 import re
 import textwrap
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -142,8 +143,10 @@ _CALLED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 def _defined(code: str) -> set[str]:
     """Top-level names ``code`` defines (functions, classes, assignments, imports)."""
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
+        with warnings.catch_warnings():  # the candidate's invalid escapes are not ours to report
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
+    except (SyntaxError, ValueError):
         return set()
     names: set[str] = set()
     for node in tree.body:

@@ -137,17 +137,31 @@ class _Child:
 #: Sandbox processes running now, by pid: their uid and working directory (for
 #: :func:`kill_active`).
 _ACTIVE: dict[int, tuple[int | None, str]] = {}
-_ACTIVE_LOCK = threading.Lock()
+#: Reentrant: :func:`kill_active` runs in a signal handler, maybe in a thread holding it.
+_ACTIVE_LOCK = threading.RLock()
 #: Prefix of every sandbox working directory: ``divtrace-sandbox-<owner pid>-<uid or 0>-``.
 PREFIX = "divtrace-sandbox-"
 _STALE = re.compile(re.escape(PREFIX) + r"(\d+)-(\d+)-")
 
 
+#: Sandbox folders this process has now (for :func:`kill_active`).
+_FOLDERS: set[str] = set()
+
+
 def _workdir(uid: int | None) -> str:
     folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{uid or 0}-")
+    with _ACTIVE_LOCK:
+        _FOLDERS.add(folder)
     if uid is not None:
         os.chown(folder, uid, uid)
     return folder
+
+
+def _drop(folder: str) -> None:
+    """Remove a sandbox folder (once its processes are gone)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with _ACTIVE_LOCK:
+        _FOLDERS.discard(folder)
 
 
 def _start(
@@ -165,17 +179,18 @@ def _start(
     with tempfile.TemporaryFile() as job_file:
         job_file.write(json.dumps(whole).encode("utf-8"))
         job_file.seek(0)
+        # Not under the lock: a signal handler (kill_active) may run in this very thread.
+        proc = subprocess.Popen(
+            command(mode),
+            cwd=workdir,
+            env=environment(workdir),
+            stdin=job_file,
+            stdout=output,
+            stderr=output,
+            pass_fds=fds,
+            start_new_session=True,
+        )
         with _ACTIVE_LOCK:
-            proc = subprocess.Popen(
-                command(mode),
-                cwd=workdir,
-                env=environment(workdir),
-                stdin=job_file,
-                stdout=output,
-                stderr=output,
-                pass_fds=fds,
-                start_new_session=True,
-            )
             _ACTIVE[proc.pid] = (uid, workdir)
     return _Child(proc, uid, workdir)
 
@@ -270,7 +285,7 @@ def _run(program: str, limits: SandboxLimits, mode: _Mode) -> RunResult:
             channel = read_channel(read_fd)
     finally:
         os.close(read_fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _drop(workdir)
     return run_result(
         marker=marker,
         channel=channel,
@@ -361,7 +376,7 @@ def _run_tests(
         for fd in fds:
             os.close(fd)
         for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+            _drop(folder)
     return run_result(
         marker=marker,
         channel=channel,
@@ -656,7 +671,7 @@ def _calls(
     finally:
         for fd in fds:
             os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _drop(workdir)
     while len(outcomes) < len(calls):
         outcomes.append(CallOutcome(fault=fault or protocol.KIND_PROTOCOL))
     return outcomes
@@ -681,13 +696,15 @@ def kill_active() -> None:
     """Kill every sandbox process this process has running and remove their folders (for a
     signal handler: the run is being stopped)."""
     with _ACTIVE_LOCK:
-        active = dict(_ACTIVE)
-    for pid, (uid, workdir) in active.items():
+        active, folders = dict(_ACTIVE), set(_FOLDERS)
+    # A child started but not yet registered dies with this process (its parent-death signal).
+    for pid, (uid, _folder) in active.items():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         if uid is not None and _MODE is not None:
             kill_uid(_MODE.python, uid)
-        shutil.rmtree(workdir, ignore_errors=True)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
