@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from divtrace.errors import DivtraceError, JudgeError, SandboxError
 from divtrace.quality import code, sandbox
 from divtrace.quality.code import judge_humaneval, judge_mbpp
 from divtrace.quality.sandbox import CHILD, SandboxLimits, processes, run_program, runner
+from divtrace.quality.sandbox import child as child_codec
 from divtrace.quality.sandbox.limits import rlimits
 from divtrace.tasks import humaneval, mbpp
 
@@ -196,6 +198,20 @@ def test_mbpp_assembly() -> None:
     assert code.mbpp_program("def twice(x):\n    return 2 * x\n", ref)[1].startswith("def twice")
 
 
+def test_mbpp_run_proxies_the_names_the_asserts_call() -> None:
+    ref = {
+        "test_list": ["assert math.isclose(area(2), 4.0)", "assert pow(2) == 4 == max(4, 1)"],
+        "test_setup_code": "import math\ndef helper():\n    return 1\n",
+    }
+    run, candidate = code.mbpp_run(
+        "def area(x):\n    return x * x\ndef pow(x):\n    return 4\n", ref
+    )
+    assert candidate.startswith("def area") and run.candidate.startswith("import math\n")
+    binds = [line for line in run.tests.splitlines() if "__candidate__" in line]
+    assert binds == ["area = __candidate__('area')", "pow = __candidate__('pow')"]
+    assert run.tests.endswith("assert pow(2) == 4 == max(4, 1)\n")
+
+
 def test_judge_small_batch(contained: None) -> None:
     answers = [
         "    return a + b\n",
@@ -207,8 +223,8 @@ def test_judge_small_batch(contained: None) -> None:
     assert [j.correct for j in judged] == [True, False, True, False]
     assert [j.score for j in judged] == [1.0, 0.0, 1.0, 0.0]
     assert judged[0].detail == "passed" and judged[0].extracted == "    return a + b\n"
-    assert judged[1].detail is not None and judged[1].detail.startswith("failed: AssertionError")
-    assert judged[3].detail is not None and "SyntaxError" in judged[3].detail
+    assert judged[1].detail == "wrong answer: at line 11: assert candidate(2, 3) == 5"
+    assert judged[3].detail is not None and judged[3].detail.startswith("syntax error: line ")
     with pytest.raises(ValueError, match="answers"):
         judge_humaneval(answers, [REF], [{}])
 
@@ -247,7 +263,8 @@ def test_humaneval_empty_body_fails(
     )
     passing = [r["task_id"] for r, j in zip(he_records, judged, strict=True) if j.correct]
     assert passing == []  # no HumanEval problem accepts an empty body
-    assert all(j.detail and j.detail.startswith("failed:") for j in judged)
+    kinds = {(j.detail or "").partition(":")[0] for j in judged}
+    assert kinds <= {"wrong answer", "exception"}, kinds
 
 
 def test_humaneval_fenced_whole_functions_pass(
@@ -305,7 +322,7 @@ def test_infinite_loop_times_out(contained: None) -> None:
 
 def test_fork_bomb_is_refused(contained: None) -> None:
     result = _failed_fast("import os\nwhile True:\n    os.fork()\n")
-    assert "not allowed" in result.detail
+    assert "PermissionError" in result.detail
     for program in (
         "import posix\nwhile True:\n    posix.fork()\n",
         "import subprocess\nsubprocess.run(['sleep', '60'])\n",
@@ -404,7 +421,7 @@ def test_guard_protects_world_writable_files(contained: None) -> None:
         (target / "sentinel.txt").write_text("keep me")
         (target / "sentinel.txt").chmod(0o666)
         for program in _attacks(target):
-            assert "not allowed" in _failed_fast(program).detail, program
+            assert "PermissionError" in _failed_fast(program).detail, program
         _assert_untouched(target, 0o666)
 
 
@@ -441,9 +458,9 @@ def test_current_user_mode(monkeypatch: pytest.MonkeyPatch, contained: None) -> 
         (target / "sentinel.txt").write_text("keep me")
         mode = stat.S_IMODE((target / "sentinel.txt").stat().st_mode)
         for program in _attacks(target):
-            assert "not allowed" in _failed_fast(program).detail, program
+            assert "PermissionError" in _failed_fast(program).detail, program
         _assert_untouched(target, mode)
-    assert "not allowed" in _failed_fast("import os\nwhile True:\n    os.fork()\n").detail
+    assert "PermissionError" in _failed_fast("import os\nwhile True:\n    os.fork()\n").detail
     assert _failed_fast("x = bytearray(50 * 2**30)\n").status == "memory"
     assert _failed_fast("import os\nos._exit(0)\n").status == "exited"
 
@@ -567,3 +584,466 @@ def test_a_sandbox_that_cannot_run_is_a_sandbox_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(runner, "CHILD", Path("/nonexistent/child.py"))
     with pytest.raises(SandboxError, match=r"child program /nonexistent/child\.py is missing"):
         run_program("pass\n", FAST)
+
+
+# --- forging a verdict (issue #15 item 1) -------------------------------------------------------
+
+REF3 = {
+    "prompt": "def add(a, b):\n    pass\n",
+    "test": (
+        "\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
+        "    assert candidate(10, 5) == 15\n"
+    ),
+    "entry_point": "add",
+}
+_WALK = (
+    "    import sys, os\n"
+    "    f = sys._getframe(0)\n"
+    "    while f is not None:\n"
+    "        for scope in (f.f_locals, f.f_globals):\n"
+    "            for key, val in list(scope.items()):\n"
+    "                if key in ('report', 'report_ok') and callable(val):\n"
+    "                    val('OK')\n"
+    "                    os._exit(0)\n"
+    "        f = f.f_back\n"
+    "    return 0\n"
+)
+_GC = (
+    "    import gc, os\n"
+    "    for obj in gc.get_objects():\n"
+    "        if callable(obj) and getattr(obj, '__name__', '') == 'report':\n"
+    "            obj('OK')\n"
+    "            os._exit(0)\n"
+    "    return 0\n"
+)
+_FDS = (
+    "    import os\n"
+    "    for fd in range(3, 64):\n"
+    "        for text in (b'OK\\n', b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x0e{\"value\": 5}'):\n"
+    "            try:\n"
+    "                os.write(fd, text)\n"
+    "            except OSError:\n"
+    "                pass\n"
+    "    os._exit(0)\n"
+)
+FORGERIES = {
+    "frame walking to the harness": f"def add(a, b):\n{_WALK}",
+    "gc.get_objects() for the reporter": f"def add(a, b):\n{_GC}",
+    "writing to every descriptor, then os._exit(0)": f"def add(a, b):\n{_FDS}",
+    "always-equal object": (
+        "class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\n\n"
+        "def add(a, b):\n    return Yes()\n"
+    ),
+    "int subclass": (
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = int.__hash__\n\ndef add(a, b):\n    return Int(0)\n"
+    ),
+    "str subclass": (
+        "class Str(str):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = str.__hash__\n\ndef add(a, b):\n    return Str('')\n"
+    ),
+    "list subclass": (
+        "class List(list):\n    def __eq__(self, other):\n        return True\n\n"
+        "def add(a, b):\n    return List()\n"
+    ),
+    "a generator": "def add(a, b):\n    yield a + b\n",
+    "a function": "def add(a, b):\n    return lambda *x: True\n",
+    "exit(0) at load": "import os\nos._exit(0)\ndef add(a, b):\n    return a + b\n",
+    "a non-plain value under a bare except": (
+        "def add(a, b):\n    if (a, b) == (2, 3):\n        return object()\n    return a + b\n"
+    ),
+    "patching the encoder": (
+        "import sys\nmain = sys.modules['__main__']\n"
+        "main.encode = lambda value: 5\n\ndef add(a, b):\n    return 5\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_verdicts_are_scored_incorrect(name: str, contained: None) -> None:
+    answer = f"```python\n{FORGERIES[name]}```"
+    judged = judge_humaneval([answer], [REF3], [{}], timeout_s=5)[0]
+    assert not judged.correct, (name, judged)
+    forgiving = {
+        **REF3,
+        "test": REF3["test"].replace(
+            "    assert candidate(2, 3) == 5\n",
+            "    try:\n        assert candidate(2, 3) == 5\n    except:\n        pass\n",
+        ),
+    }
+    assert not judge_humaneval([answer], [forgiving], [{}], timeout_s=5)[0].correct, name
+    mbpp_ref = {"test_list": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"]}
+    assert not judge_mbpp([FORGERIES[name]], [mbpp_ref], [{}], timeout_s=5)[0].correct, name
+
+
+def test_plain_values_and_exceptions_pass_through(contained: None) -> None:
+    """Values of every plain type come through equal; candidate exceptions are raised as their
+    builtin type in the tests (so ``except`` in a test works); a mutated argument is mutated."""
+    candidate = (
+        "def f(kind):\n"
+        "    if kind == 'raise':\n        raise KeyError('x')\n"
+        "    return {'n': None, 'b': True, 'i': 2**80, 'x': float('inf'), 'c': 1+2j,\n"
+        "            's': 'é\\u2603', 'y': b'\\x00\\xff', 'l': [1, (2, 3)], 'set': {1, 2},\n"
+        "            'f': frozenset({'a'}), 'neg': -0.0}\n"
+        "def g(items):\n    items.append(9)\n    items.sort()\n"
+    )
+    tests = (
+        "import math\n"
+        "v = f('x')\n"
+        "assert v == {'n': None, 'b': True, 'i': 2**80, 'x': math.inf, 'c': 1+2j, 's': 'é\\u2603',\n"
+        "             'y': b'\\x00\\xff', 'l': [1, (2, 3)], 'set': {1, 2}, 'f': frozenset({'a'}),\n"
+        "             'neg': -0.0}\n"
+        "assert type(v['b']) is bool and type(v['l'][1]) is tuple\n"
+        "assert math.copysign(1, v['neg']) == -1\n"
+        "try:\n    f('raise')\nexcept KeyError:\n    pass\nelse:\n    raise AssertionError\n"
+        "xs = [3, 1]\nassert g(xs) is None and xs == [1, 3, 9]\n"
+        "try:\n    f()\nexcept TypeError:\n    pass\nelse:\n    raise AssertionError\n"
+    )
+    result = sandbox.run_tests([sandbox.TestRun(candidate, tests, ("f", "g"))], FAST)[0]
+    assert result.passed, result
+
+
+def test_run_calls_records_each_call(contained: None) -> None:
+    program = (
+        "def f(x):\n"
+        "    if x == 0:\n        raise ZeroDivisionError\n"
+        "    if x == 1:\n        return object()\n"
+        "    if isinstance(x, list):\n        x.append(0)\n        return len(x)\n"
+        "    return x * 2\n"
+    )
+    outcomes = sandbox.run_calls(program, "f", [(3,), (0,), (1,), ([5],), ("ab",)], FAST)
+    assert [(o.value, o.raised, o.fault) for o in outcomes] == [
+        (6, None, None),
+        (None, "ZeroDivisionError", None),
+        (None, None, "not plain data"),
+        (2, None, None),
+        ("abab", None, None),
+    ]
+    assert outcomes[3].mutated == {0: [5, 0]} and outcomes[0].ok and not outcomes[1].ok
+    assert sandbox.run_calls("def f(:\n", "f", [(1,), (2,)], FAST)[1].fault == "syntax error"
+    slow = sandbox.run_calls(
+        "def f(x):\n    while x:\n        pass\n    return 1\n", "f", [(0,), (1,), (0,)], FAST
+    )
+    assert [(o.value, o.fault) for o in slow] == [(1, None), (None, "timeout"), (None, "timeout")]
+    gone = sandbox.run_calls("import os\ndef f(x):\n    os._exit(3)\n", "f", [(1,)], FAST)
+    assert gone[0].fault == "exited"
+    with pytest.raises(child_codec.NotPlain):
+        sandbox.run_calls(program, "f", [(object(),)], FAST)
+
+
+def test_codec_refuses_what_is_not_plain() -> None:
+    for value in (object(), True.__class__, range(3), [[[]]] * 2, {"a": [1, {2: (3,)}]}, 1e308):
+        try:
+            data = child_codec.encode(value)
+        except child_codec.NotPlain:
+            continue
+        back = child_codec.decode(json.loads(json.dumps(data)))
+        assert back == value and type(back) is type(value)
+    for data in (["X", 1], ["S", ["L"]], ["D", 1], ["I", "1" * 6000], {"a": 1}, 1.5, ["B", "zz"]):
+        with pytest.raises(child_codec.NotPlain):
+            child_codec.decode(data)
+    deep: Any = []
+    for _ in range(child_codec.MAX_DEPTH + 2):
+        deep = [deep]
+    with pytest.raises(child_codec.NotPlain):
+        child_codec.encode(deep)
+
+
+# --- containment (issue #15 item 2) -------------------------------------------------------------
+
+
+def _listener() -> tuple[Any, int]:
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    return server, server.getsockname()[1]
+
+
+def _nothing_arrives(server: Any) -> bool:
+
+    try:
+        conn, _ = server.accept()
+    except TimeoutError:
+        return True
+    with conn:
+        conn.settimeout(0.5)
+        try:
+            return conn.recv(100) == b""
+        except OSError:
+            return True
+
+
+def _send_program(port: int) -> str:
+    return (
+        "import socket\n"
+        f"s = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "s.sendall(b'stolen secrets')\ns.close()\n"
+    )
+
+
+def test_no_network_even_to_localhost(contained: None) -> None:
+    server, port = _listener()
+    with server:
+        # as root: a network namespace (even without the guard); otherwise the guard
+        limits = SandboxLimits(timeout_s=3.0, python_guard=not runner._mode().isolate)
+        assert _failed_fast(_send_program(port), limits).status == "failed"
+        assert _nothing_arrives(server)
+        assert _failed_fast(_send_program(port)).status == "failed"
+        assert _nothing_arrives(server)
+
+
+def test_no_network_in_current_user_mode(monkeypatch: pytest.MonkeyPatch, contained: None) -> None:
+    monkeypatch.setattr(runner, "_MODE", runner._Mode(False, sys.executable))
+    server, port = _listener()
+    with server:
+        result = _failed_fast(_send_program(port))
+        assert result.detail.startswith("exception: ModuleNotFoundError"), result
+        raw = f"import _socket\ns = _socket.socket()\ns.connect(('127.0.0.1', {port}))\n"
+        assert _failed_fast(raw).status == "failed"
+        assert _nothing_arrives(server)
+
+
+_DISK = "for i in range(100):\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\n"
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_working_directory_size_is_capped(
+    forced: bool, monkeypatch: pytest.MonkeyPatch, contained: None
+) -> None:
+    if forced:  # no namespaces: the host watches the folder
+        monkeypatch.setattr(runner, "_MODE", runner._Mode(False, sys.executable))
+    limits = SandboxLimits(timeout_s=5.0, disk_bytes=8 * 2**20)
+    result = _failed_fast(_DISK, limits)
+    assert (result.status, result.kind) == ("disk", "disk limit"), result
+    judged = judge_humaneval(
+        [
+            f"```python\ndef add(a, b):\n    {_DISK.replace(chr(10), chr(10) + '    ')}\n"
+            "    return a + b\n```"
+        ],
+        [REF],
+        [{}],
+        limits=limits,
+    )[0]
+    assert not judged.correct and (judged.detail or "").startswith("disk limit"), judged
+
+
+@pytest.fixture
+def readable_secret() -> Any:
+    """A world-readable workflow file (as a checkout's are) holding a token."""
+    folder = Path(tempfile.mkdtemp(prefix="divtrace-test-workflow-", dir="/tmp"))
+    folder.chmod(0o755)
+    secret = folder / "Snakefile"
+    secret.write_text("rule all:\n    input: 'WORKFLOW-SECRET-7f3a'\n")
+    secret.chmod(0o644)
+    yield secret
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_detail_never_carries_what_the_candidate_read(
+    readable_secret: Path, contained: None
+) -> None:
+    secret, token = readable_secret, "WORKFLOW-SECRET-7f3a"
+    check = run_program(f"assert {token!r} in open({str(secret)!r}).read()\n", FAST)
+    assert check.passed, check  # the candidate can read it: only the detail must not carry it
+    read = f"open({str(secret)!r}).read()"
+    bodies = [
+        f"print({read})\n    raise ValueError({read})",
+        f"raise type({read}.split()[-1].strip(\"'\").replace('-', '_'), (Exception,), {{}})()",
+        f"import sys\n    sys.stderr.write({read})\n    import os\n    os._exit(3)",
+        f"assert False, {read}",
+        f"return {read}",
+    ]
+    answers = [f"```python\ndef add(a, b):\n    {body}\n```" for body in bodies]
+    judged = judge_humaneval(answers, [REF] * len(answers), [{}] * len(answers), timeout_s=5)
+    for j in judged:
+        assert not j.correct and j.detail is not None and token not in j.detail, j.detail
+        assert token.replace("-", "_") not in j.detail and len(j.detail) <= 200
+    programs = [f"def f():\n    {body}\nf()\n" for body in bodies]
+    for result in sandbox.run_programs(programs, FAST):
+        assert token not in result.detail and token.replace("-", "_") not in result.detail
+
+
+_DRIVER = """
+import sys, tempfile
+from divtrace.quality.code import judge_mbpp
+from divtrace.quality.sandbox import runner
+tempfile.tempdir = sys.argv[1]
+if sys.argv[2] == "current-user":
+    runner._MODE = runner._Mode(False, sys.executable)
+sleeper = "import time\\ndef f():\\n    time.sleep(60)\\n"
+print(judge_mbpp([sleeper], [{"test_list": ["assert f()"]}], [{}], timeout_s=60), flush=True)
+"""
+
+
+def _cwd_under(base: str) -> list[int]:
+    found = []
+    for pid, *_ in processes.proc_entries():
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(base):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("mode", ["detected", "current-user"])
+def test_a_killed_run_leaves_no_candidate(how: str, mode: str, tmp_path: Path) -> None:
+    base = tempfile.mkdtemp(prefix="divtrace-test-killed-")
+    os.chmod(base, 0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, base, mode], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _cwd_under(base) and time.monotonic() < deadline:
+            assert driver.poll() is None
+            time.sleep(0.05)
+        assert _cwd_under(base), "the candidate never started"
+        time.sleep(0.3)
+        driver.send_signal(getattr(signal, how))
+        driver.wait(timeout=20)
+        deadline = time.monotonic() + 5
+        while _cwd_under(base) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _cwd_under(base) == []  # died with its parent
+        if how == "SIGTERM":
+            assert os.listdir(base) == []  # the handler removed the folders
+        else:
+            assert all(n.startswith(runner.PREFIX) for n in os.listdir(base))
+            sandbox.sweep_stale(base)
+            assert os.listdir(base) == []  # the next run's sweep removed them
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_UNPRIVILEGED = """
+import os, socket
+from divtrace.quality import sandbox
+from divtrace.quality.code import judge_humaneval
+assert sandbox.sandbox_mode() == "current-user" and os.geteuid() != 0
+REF = {"prompt": "def add(a, b):\\n    pass\\n", "entry_point": "add",
+       "test": "def check(candidate):\\n    assert candidate(2, 3) == 5\\n"}
+yes = "```python\\nclass Y:\\n    __eq__ = lambda s, o: True\\ndef add(a, b):\\n    return Y()\\n```"
+judged = judge_humaneval(["    return a + b\\n", "    return a - b\\n", yes], [REF] * 3, [{}] * 3)
+assert [j.correct for j in judged] == [True, False, False], judged
+# Nothing of the host's or the harness's can be opened through /proc (both are not dumpable),
+# not even while the candidate's program loads.
+probe = '''import os
+def probe():
+    got = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                fds = os.listdir(f"/proc/{name}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    os.close(os.open(f"/proc/{name}/fd/{fd}", os.O_RDONLY))
+                    got.append((int(name), fd))
+                except OSError:
+                    pass
+    return got
+EARLY = probe()
+def early():
+    return EARLY
+'''
+tests = "assert early() == [], early()\\nassert probe() == [], probe()\\n"
+result = sandbox.run_tests([sandbox.TestRun(probe, tests, ("early", "probe"))])[0]
+assert result.passed, result
+server = socket.create_server(("127.0.0.1", 0))
+send = f"import socket\\nsocket.create_connection(('127.0.0.1', {server.getsockname()[1]}))\\n"
+assert sandbox.run_program(send).status == "failed"
+server.settimeout(0.2)
+try:
+    server.accept()
+    raise AssertionError("the candidate connected")
+except TimeoutError:
+    pass
+disk = "for i in range(100):\\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\\n"
+assert sandbox.run_program(disk, sandbox.SandboxLimits(disk_bytes=8 * 2**20)).status == "disk"
+print("unprivileged ok")
+"""
+
+
+def test_as_an_unprivileged_user(tmp_path: Path) -> None:
+    """The current-user mode for real: divtrace run by ``nobody`` (as root, with runuser)."""
+    runuser = shutil.which("runuser")
+    version = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    if os.geteuid() != 0 or runuser is None or not os.path.isfile(version):
+        pytest.skip("needs root, runuser and a system interpreter of this version")
+    src = REPO / "src"
+    if not all(os.stat(p).st_mode & stat.S_IXOTH for p in (src, *src.parents)):
+        pytest.skip(f"{src} is not reachable by other users")
+    base = tempfile.mkdtemp(prefix="divtrace-test-nobody-")
+    os.chmod(base, 0o777)
+    try:
+        done = subprocess.run(
+            [
+                runuser,
+                "-u",
+                "nobody",
+                "--",
+                "env",
+                f"PYTHONPATH={src}",
+                f"TMPDIR={base}",
+                version,
+                "-c",
+                _UNPRIVILEGED,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd="/",
+        )
+        assert done.returncode == 0 and "unprivileged ok" in done.stdout, done.stderr[-3000:]
+        assert os.listdir(base) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_sweep_removes_only_folders_of_dead_owners(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process (unless reused at once, then it is kept)
+    dead = tmp_path / f"{runner.PREFIX}{gone.pid}-0-abc"
+    alive = tmp_path / f"{runner.PREFIX}1-0-abc"
+    mine = tmp_path / f"{runner.PREFIX}{os.getpid()}-0-abc"
+    other = tmp_path / "divtrace-sandbox-notours"
+    for folder in (dead, alive, mine, other):
+        folder.mkdir()
+        (folder / "file").write_text("x")
+    assert sandbox.sweep_stale(str(tmp_path)) == [str(dead)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (alive, mine, other)
+    )
+
+
+def test_cleanup_on_signals_restores_and_leaves_ignored_signals_alone() -> None:
+    before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT)}
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with sandbox.cleanup_on_signals():
+            assert signal.getsignal(signal.SIGTERM) not in (before[signal.SIGTERM], None)
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert {n: signal.getsignal(n) for n in before} == before
+    finally:
+        signal.signal(signal.SIGHUP, hup)
+
+
+def test_kill_active_can_interrupt_a_run_being_registered() -> None:
+    """The signal handler's kill_active may run in the thread that holds the registry's lock
+    (between starting a child and registering it): it must not deadlock."""
+    assert runner._ACTIVE_LOCK.acquire(timeout=1)
+    try:
+        assert runner._ACTIVE_LOCK.acquire(timeout=1)  # reentrant
+        runner._ACTIVE_LOCK.release()
+        runner.kill_active()
+    finally:
+        runner._ACTIVE_LOCK.release()

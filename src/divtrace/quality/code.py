@@ -1,23 +1,30 @@
 """Code correctness by execution: HumanEval and MBPP answers run in the sandbox (docs/design.md §6).
 
-Each answer becomes one program (:func:`humaneval_program`, :func:`mbpp_program`): the code picked
-from the answer, with the problem's prompt or setup code before it and its tests after it. The
-programs run in :mod:`divtrace.quality.sandbox`, in parallel; an answer is correct when its program
-runs to completion. A reference without the keys its task needs raises
+Each answer becomes a :class:`~divtrace.quality.sandbox.TestRun` (:func:`humaneval_run`,
+:func:`mbpp_run`): the candidate's program (the code picked from the answer, after the problem's
+prompt or setup code) and the trusted tests (the prompt or setup code again, then the problem's
+tests), which call the candidate's function through a proxy that passes plain data only. They
+run in :mod:`divtrace.quality.sandbox`, in parallel, the candidate and the tests in processes of
+their own; an answer is correct when the tests run to completion. (:func:`humaneval_program` and
+:func:`mbpp_program` give the same code as one program, as the benchmarks' own harnesses run
+it.) A reference without the keys its task needs raises
 :class:`~divtrace.errors.JudgeError` (naming the prompt where it has a ``prompt_id``).
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 import textwrap
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from divtrace.errors import JudgeError
 from divtrace.quality.base import Judgement
-from divtrace.quality.sandbox import SandboxLimits, run_programs
+from divtrace.quality.sandbox import SandboxLimits, TestRun, cleanup_on_signals, run_tests
 from divtrace.tasks.humaneval import STOP as HUMANEVAL_STOP
 
 #: Longest ``Judgement.extracted`` kept (characters).
@@ -115,7 +122,66 @@ def mbpp_program(
     return program, candidate
 
 
-Assemble = Callable[[str, Mapping[str, Any]], tuple[str, str]]
+def humaneval_run(answer: str, reference: Mapping[str, Any]) -> tuple[TestRun, str]:
+    """``(run, candidate)`` for a HumanEval answer: the candidate's program is the prompt and
+    the answer's code (as in :func:`humaneval_program`); the tests are the prompt (for its
+    helpers, such as ``poly`` or ``encode_cyclic``), the problem's ``check`` and
+    ``check(<proxy of the entry point>)``."""
+    program, candidate = humaneval_program(answer, reference)
+    entry = str(reference["entry_point"])
+    body = program[: program.rindex(f"\n\n{reference['test']}\n\ncheck({entry})\n")]
+    tests = (
+        f"{reference['prompt']}\n\n{reference['test']}\n\n"
+        f"{entry} = __candidate__({entry!r})\ncheck({entry})\n"
+    )
+    return TestRun(body + "\n", tests), candidate
+
+
+_CALLED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+
+
+def _defined(code: str) -> set[str]:
+    """Top-level names ``code`` defines (functions, classes, assignments, imports)."""
+    try:
+        with warnings.catch_warnings():  # the candidate's invalid escapes are not ours to report
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        else:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+    return names
+
+
+def mbpp_run(
+    answer: str, reference: Mapping[str, Any], *, include_challenge: bool = False
+) -> tuple[TestRun, str]:
+    """``(run, candidate)`` for an MBPP answer: the candidate's program is the setup code and
+    the answer's code; the tests are the setup code and the asserts, each name the asserts call
+    (not defined by the setup code, nor a builtin the candidate does not redefine) bound to a
+    proxy of the candidate's."""
+    _, candidate = mbpp_program(answer, reference, include_challenge=include_challenge)
+    tests = list(reference["test_list"])
+    if include_challenge:
+        tests += list(reference.get("challenge_test_list") or [])
+    setup = str(reference.get("test_setup_code") or "")
+    # A builtin's name is the candidate's where the candidate defines it (``def pow``).
+    skip = _defined(setup) | (set(dir(builtins)) - _defined(candidate))
+    names = [n for n in dict.fromkeys(_CALLED_NAME.findall("\n".join(tests))) if n not in skip]
+    binds = "".join(f"{name} = __candidate__({name!r})\n" for name in names)
+    run = TestRun(f"{setup}\n{candidate}\n", f"{setup}\n{binds}" + "\n".join(tests) + "\n")
+    return run, candidate
+
+
+Assemble = Callable[[str, Mapping[str, Any]], tuple[TestRun, str]]
 
 
 def _assemble(
@@ -123,7 +189,7 @@ def _assemble(
     answers: Sequence[str],
     references: Sequence[Mapping[str, Any]],
     prompts: Sequence[Mapping[str, Any]],
-) -> list[tuple[str, str]]:
+) -> list[tuple[TestRun, str]]:
     """``build`` each answer's program; a JudgeError names the prompt it concerns."""
     if len(answers) != len(references):
         raise ValueError(f"{len(answers)} answers but {len(references)} references")
@@ -140,7 +206,7 @@ def _assemble(
 
 
 def _judge(
-    assembled: Sequence[tuple[str, str]],
+    assembled: Sequence[tuple[TestRun, str]],
     limits: SandboxLimits | None,
     timeout_s: float | None,
     workers: int | None,
@@ -148,7 +214,9 @@ def _judge(
     chosen = limits or SandboxLimits()
     if timeout_s is not None:
         chosen = replace(chosen, timeout_s=timeout_s)
-    results = run_programs([p for p, _ in assembled], chosen, workers)
+    # A SIGTERM or SIGINT (a cancelled job) kills the sandboxes and removes their folders first.
+    with cleanup_on_signals():
+        results = run_tests([run for run, _ in assembled], chosen, workers)
     return [
         Judgement(
             correct=r.passed,
@@ -170,7 +238,7 @@ def judge_humaneval(
     limits: SandboxLimits | None = None,
 ) -> list[Judgement]:
     """HumanEval: run each answer against its problem's ``check`` in the sandbox."""
-    assembled = _assemble(humaneval_program, answers, references, prompts)
+    assembled = _assemble(humaneval_run, answers, references, prompts)
     return _judge(assembled, limits, timeout_s, workers)
 
 
@@ -186,8 +254,8 @@ def judge_mbpp(
 ) -> list[Judgement]:
     """MBPP: run each answer with its setup code and ``test_list`` asserts in the sandbox."""
 
-    def build(answer: str, reference: Mapping[str, Any]) -> tuple[str, str]:
-        return mbpp_program(answer, reference, include_challenge=include_challenge)
+    def build(answer: str, reference: Mapping[str, Any]) -> tuple[TestRun, str]:
+        return mbpp_run(answer, reference, include_challenge=include_challenge)
 
     assembled = _assemble(build, answers, references, prompts)
     return _judge(assembled, limits, timeout_s, workers)
@@ -198,7 +266,9 @@ __all__ = [
     "SandboxLimits",
     "code_blocks",
     "humaneval_program",
+    "humaneval_run",
     "judge_humaneval",
     "judge_mbpp",
     "mbpp_program",
+    "mbpp_run",
 ]

@@ -14,17 +14,20 @@ from divtrace.quality.sandbox.processes import proc_entries
 class SandboxLimits:
     """Limits of one sandboxed run.
 
-    ``timeout_s``: wall clock; ``cpu_s``: CPU time (default: the timeout rounded up, plus one);
-    ``memory_bytes``: address space; ``file_bytes``: largest file the child may write (its captured
-    output included); ``nproc``: processes/threads of the sandbox uid (only enforced when the
-    child runs under its own uid, or as a non-root current user). ``python_guard`` turns the
-    in-process guard (layer 4) off; it exists to test the outer layers and must stay on otherwise.
+        ``timeout_s``: wall clock; ``cpu_s``: CPU time (default: the timeout rounded up, plus one);
+        ``memory_bytes``: address space; ``file_bytes``: largest file the child may write (its captured
+        output included); ``disk_bytes``: the whole working directory (a tmpfs of that size where the
+    child has its own mount namespace, else watched by the host, which stops the run when the folder
+    grows past it); ``nproc``: processes/threads of the sandbox uid (only enforced when the
+        child runs under its own uid, or as a non-root current user). ``python_guard`` turns the
+        in-process guard (layer 4) off; it exists to test the outer layers and must stay on otherwise.
     """
 
     timeout_s: float = 10.0
     cpu_s: int | None = None
     memory_bytes: int = 2 * 2**30
     file_bytes: int = 16 * 2**20
+    disk_bytes: int = 64 * 2**20
     nproc: int = 32
     python_guard: bool = True
 
