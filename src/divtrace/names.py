@@ -34,10 +34,26 @@ FIGURE_TABLES: dict[str, str] = {
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_TABLES)
 
 # --------------------------------------------------------------------------- metrics and orderings
-#: Diversity metrics, in the order tables and figures show them (the paper's: PAPER.md §5).
-METRICS: tuple[str, ...] = ("ead", "sbert", "nli", "vendi")
+#: Structural code-diversity metrics (PAPER.md §8.1; :mod:`divtrace.metrics.code`): computed
+#: only for the tasks of :data:`CODE_FAMILIES`, absent (no rows) for every other task.
+CODE_METRICS: tuple[str, ...] = (
+    "ast_distinct",
+    "ast_pairwise",
+    "ast_struct_pairwise",
+    "ast_parseable",
+)
+#: Task families whose answers are programs the code metrics parse (the paper's script skips
+#: CRUXEval, whose answers are values).
+CODE_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp")
+#: Vendi of order q other than 1 (the Rényi generalisation; q = 1 is ``vendi``, the headline).
+VENDI_ORDERS: dict[str, float] = {"vendi_q0.5": 0.5, "vendi_q2": 2.0, "vendi_qinf": float("inf")}
+#: Diversity metrics, in the order tables and figures show them (the paper's four first:
+#: PAPER.md §5).
+METRICS: tuple[str, ...] = ("ead", "sbert", "nli", "vendi", *VENDI_ORDERS, *CODE_METRICS)
+#: Metrics computed from the SBERT embeddings.
+EMBEDDING_METRICS: frozenset[str] = frozenset({"sbert", "vendi", *VENDI_ORDERS})
 #: Metrics that run a neural model (Vendi uses the SBERT embeddings).
-MODEL_METRICS: frozenset[str] = frozenset({"sbert", "vendi", "nli"})
+MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, "nli"})
 COT_MODES: tuple[str, ...] = ("on", "off")
 SCOPES: tuple[str, ...] = ("per_input", "across_input")
 SUBSETS: tuple[str, ...] = ("all", "correct")

@@ -44,6 +44,7 @@ from typing import Any
 
 from divtrace.config import Study
 from divtrace.errors import UsageError
+from divtrace.names import MODEL_METRICS
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -52,8 +53,6 @@ MODES = ("reasoning", "direct", "completion")
 #: Expected new tokens per sample, by mode (each capped at the task's ``max_tokens``).
 DEFAULT_MEAN_TOKENS: dict[str, int] = {"reasoning": 4096, "direct": 512, "completion": 1024}
 
-# Metrics that run a neural model (Vendi uses the SBERT embeddings).
-MODEL_METRICS = frozenset({"sbert", "vendi", "nli"})
 
 #: A sampling job's first attempt may run this many times its expected duration (at least
 #: :data:`MIN_SHARD_MINUTES`); a retry gets the upper bound (every sample to ``max_tokens``), and

@@ -23,10 +23,13 @@ rule diversity:
         nli_model=METRICS["nli_model"],
         nli_max_length=METRICS["nli_max_length"],
         device=METRICS["device"],
+        family=lambda wildcards: STUDY.family(wildcards.task),
+        k_grid=",".join(str(k) for k in METRICS["k_grid"]),
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} --ead-tokenize {params.ead_tokenize} "
         "--nli-model {params.nli_model:q} --nli-max-length {params.nli_max_length} "
-        "--device {params.device} --model-manifests {input.models} > {log} 2>&1"
+        "--device {params.device} --family {params.family} --k-grid '{params.k_grid}' "
+        "--model-manifests {input.models} > {log} 2>&1"

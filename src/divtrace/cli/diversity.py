@@ -43,6 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", default=schema_default("metrics.device"), help="device of the SBERT/NLI models"
     )
+    p.add_argument(
+        "--family",
+        default=None,
+        help="task family of the run (default: the task's name); the code metrics run on code "
+        "families only",
+    )
+    p.add_argument(
+        "--k-grid",
+        default="",
+        help="comma-separated set sizes k: add per-input rows with the mean of each metric over "
+        "the k-subsets of a prompt's outputs (columns k and se)",
+    )
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.add_argument(
         "--model-manifests",
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.errors import ContractError
     from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
+    from divtrace.metrics.fixed_k import parse_k_grid
     from divtrace.models import read_manifest
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
@@ -79,6 +92,12 @@ def run(args: argparse.Namespace) -> None:
             raise ContractError(f"{path}: not a metric model manifest (role {role!r})")
         load[role] = manifest["path"]
         fetched[role] = {k: manifest.get(k) for k in ("model", "source", "revision", "commit")}
+    k_grid = parse_k_grid(args.k_grid) if args.k_grid.strip() else []
+    families = (
+        {str(t): args.family for t in generations.get_column("task").unique().to_list()}
+        if args.family
+        else None
+    )
     table = compute_diversity(
         generations,
         args.metrics,
@@ -89,6 +108,8 @@ def run(args: argparse.Namespace) -> None:
         nli_model=load["nli"],
         nli_max_length=args.nli_max_length,
         device=None if args.device == "auto" else args.device,
+        families=families,
+        k_grid=k_grid,
     )
     io.write_table(
         table,
@@ -102,6 +123,8 @@ def run(args: argparse.Namespace) -> None:
             "nli_model": args.nli_model if "nli" in args.metrics else None,
             "nli_max_length": args.nli_max_length if "nli" in args.metrics else None,
             "metric_models": fetched,
+            "family": args.family,
+            "k_grid": k_grid,
             "inputs": [str(p) for p in args.generations],
         },
     )
