@@ -45,15 +45,43 @@ CODE_METRICS: tuple[str, ...] = (
 #: Task families whose answers are programs the code metrics parse (the paper's script skips
 #: CRUXEval, whose answers are values).
 CODE_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp")
+#: Answer-class metrics (:mod:`divtrace.metrics.classes`), per input only: the number of
+#: distinct final answers among a prompt's outputs, among its correct outputs, and the share of
+#: the largest class.
+CLASS_METRICS: tuple[str, ...] = ("distinct_answers", "distinct_correct", "mode_share")
+#: Task families whose outputs have answer classes: by the checker's equivalence (math), by value
+#: (CRUXEval), by the judge's verdict vector (IFEval). Code by behaviour is still to come.
+CLASS_FAMILIES: tuple[str, ...] = ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "ifeval")
 #: Vendi of order q other than 1 (the Rényi generalisation; q = 1 is ``vendi``, the headline).
 VENDI_ORDERS: dict[str, float] = {"vendi_q0.5": 0.5, "vendi_q2": 2.0, "vendi_qinf": float("inf")}
 #: Diversity metrics, in the order tables and figures show them (the paper's four first:
 #: PAPER.md §5).
-METRICS: tuple[str, ...] = ("ead", "sbert", "nli", "vendi", *VENDI_ORDERS, *CODE_METRICS)
+METRICS: tuple[str, ...] = (
+    "ead",
+    "sbert",
+    "nli",
+    "vendi",
+    *VENDI_ORDERS,
+    *CODE_METRICS,
+    *CLASS_METRICS,
+)
 #: Metrics computed from the SBERT embeddings.
 EMBEDDING_METRICS: frozenset[str] = frozenset({"sbert", "vendi", *VENDI_ORDERS})
 #: Metrics that run a neural model (Vendi uses the SBERT embeddings).
 MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, "nli"})
+
+
+def metric_applies(metric: str, family: str, scope: str = "per_input") -> bool:
+    """Whether ``metric`` is computed for a task of ``family`` in ``scope``: the code metrics
+    only for the code families, the answer-class metrics only per input and for the families
+    with answer classes, every other metric everywhere."""
+    if metric in CODE_METRICS:
+        return family in CODE_FAMILIES
+    if metric in CLASS_METRICS:
+        return family in CLASS_FAMILIES and scope == "per_input"
+    return True
+
+
 COT_MODES: tuple[str, ...] = ("on", "off")
 SCOPES: tuple[str, ...] = ("per_input", "across_input")
 SUBSETS: tuple[str, ...] = ("all", "correct")

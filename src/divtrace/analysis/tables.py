@@ -99,6 +99,7 @@ def build_tables(
                     order_metrics(metrics),
                     order,
                     retention=name == "retention",
+                    families=families,
                 )
             if "quality" in tables:
                 tables["quality"] = complete_quality(

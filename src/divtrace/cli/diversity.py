@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.errors import ContractError
     from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
+    from divtrace.metrics.classes import SOURCE_COLUMNS, class_keys
     from divtrace.metrics.fixed_k import parse_k_grid
     from divtrace.models import read_manifest
+    from divtrace.names import CLASS_METRICS
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
     # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
@@ -77,11 +79,23 @@ def run(args: argparse.Namespace) -> None:
     run = io.expected_run(args.out, io.empty_frame("generations"))  # {} if out has no place
     generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS, expect=run)
     run = io.expected_run(args.out, generations)
+    wants_classes = bool(set(args.metrics) & set(CLASS_METRICS))
     quality = (
-        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS, expect=run)
+        io.read_tables(
+            args.quality,
+            "quality",
+            columns=QUALITY_COLUMNS,
+            expect=run,
+            # what the answer classes are built from, where the files have it
+            optional=list(SOURCE_COLUMNS) if wants_classes else (),
+        )
         if args.quality
         else None
     )
+    if quality is not None and wants_classes and run.get("task"):
+        keys = class_keys(quality, args.family or run["task"])
+        if keys is not None:
+            quality = quality.with_columns(keys)
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
     load = {"sbert": args.sbert_model, "nli": args.nli_model}
     fetched: dict[str, dict[str, object]] = {}

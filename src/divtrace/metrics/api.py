@@ -43,6 +43,7 @@ import polars as pl
 from divtrace import io
 from divtrace.errors import ContractError, MetricError
 from divtrace.generation.backend import PROMPT_TOO_LONG
+from divtrace.metrics import classes as class_metrics
 from divtrace.metrics import code as code_metrics
 from divtrace.metrics import fixed_k
 from divtrace.metrics.ead import DEFAULT_N_MAX, DEFAULT_TOKENIZE, DEFAULT_VOCAB_SIZE, ead_many
@@ -52,18 +53,37 @@ from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli
 from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
 from divtrace.names import (
+    CLASS_METRICS,
     CODE_FAMILIES,
     CODE_METRICS,
     EMBEDDING_METRICS,
     MIN_OUTPUTS,
     VENDI_ORDERS,
+    metric_applies,
 )
 
-METRICS: tuple[str, ...] = ("ead", "sbert", "vendi", "nli", *VENDI_ORDERS, *CODE_METRICS)
+METRICS: tuple[str, ...] = (
+    "ead",
+    "sbert",
+    "vendi",
+    "nli",
+    *VENDI_ORDERS,
+    *CODE_METRICS,
+    *CLASS_METRICS,
+)
 #: Metrics with a value at a fixed set size k (``k_grid``); NLI's pooled mean weighs each output
 #: pair by its sentence pairs, so it has no closed form at k and is left out.
 K_METRICS: frozenset[str] = frozenset(
-    {"ead", "sbert", "vendi", *VENDI_ORDERS, "ast_distinct", "ast_pairwise", "ast_struct_pairwise"}
+    {
+        "ead",
+        "sbert",
+        "vendi",
+        *VENDI_ORDERS,
+        "ast_distinct",
+        "ast_pairwise",
+        "ast_struct_pairwise",
+        *CLASS_METRICS,
+    }
 )
 _ORDER_OF: dict[str, float] = {"vendi": 1.0, **VENDI_ORDERS}
 NOT_YET_AVAILABLE: dict[str, str] = {}
@@ -90,10 +110,7 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
 K_SCHEMA: dict[str, pl.DataType] = {**OUTPUT_SCHEMA, "k": pl.Int64(), "se": pl.Float64()}
 
 
-def applies(metric: str, family: str) -> bool:
-    """Whether ``metric`` is computed for a task of ``family``: the code metrics only for the
-    code families (:data:`~divtrace.names.CODE_FAMILIES`), the others for every task."""
-    return metric not in CODE_METRICS or family in CODE_FAMILIES
+applies = metric_applies
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -207,6 +224,18 @@ def _attach_quality(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
         )
     # Only judged groups have quality rows, so ``correct`` is null outside them.
     return merged.get_column("correct")
+
+
+def _attach_classes(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
+    """Per generation (in ``frame``'s order): its answer-class key, null where none."""
+    column = class_metrics.CLASS
+    keyed = _normalise_keys(quality.select([*SAMPLE_KEYS, column]), "quality").with_columns(
+        pl.col(column).cast(pl.String)
+    )
+    merged = frame.select(SAMPLE_KEYS).join(
+        keyed, on=SAMPLE_KEYS, how="left", maintain_order="left"
+    )
+    return merged.get_column(column)
 
 
 def count_dropped(generations: pl.DataFrame) -> pl.DataFrame:
@@ -340,6 +369,9 @@ def compute_diversity(
     with_quality = quality is not None
     if quality is not None:
         frame = frame.with_columns(_attach_quality(frame, quality).alias("correct"))
+    class_names = [n for n in names if n in CLASS_METRICS]
+    if class_names and quality is not None and class_metrics.CLASS in quality.columns:
+        frame = frame.with_columns(_attach_classes(frame, quality))
     sets = _build_sets(frame, with_quality)
     schema = K_SCHEMA if grid else OUTPUT_SCHEMA
     if not sets:
@@ -418,6 +450,28 @@ def compute_diversity(
             ):
                 if name in computed:
                     computed[name][j] = value
+    # Answer classes: per input, for the families that have them, where the quality table
+    # gave each sample's class (:mod:`divtrace.metrics.classes`).
+    class_sets: dict[int, tuple[list[str], list[bool] | None]] = {}
+    if class_names and class_metrics.CLASS in frame.columns:
+        keys_col = np.asarray(frame.get_column(class_metrics.CLASS).to_list(), dtype=object)
+        judged = frame.get_column("correct").to_list()
+        for name in class_names:
+            computed[name] = np.full(len(scored_sets), np.nan)
+        for j, s in enumerate(scored_sets):
+            family = family_of.get(s["task"], s["task"])
+            rows = s["rows"]
+            if not metric_applies(class_names[0], family, s["scope"]):
+                continue
+            found = keys_col[rows].tolist()
+            if any(key is None for key in found):
+                continue
+            right = [judged[r] for r in rows]
+            correct = None if any(c is None for c in right) else [bool(c) for c in right]
+            class_sets[j] = (found, correct)
+            for name, value in class_metrics.class_values(found, correct).items():
+                if name in computed:
+                    computed[name][j] = value
     for name in names:
         values[name] = np.full(len(sets), np.nan)
         if name in computed:
@@ -449,6 +503,13 @@ def compute_diversity(
                     results = fixed_k.vendi_at_k(unit, k, [_ORDER_OF[m] for m in vendis], seed)
                     for m, result in zip(vendis, results, strict=True):
                         at_k[(i, m, k)] = result
+                if j in class_sets and k <= n:
+                    found, correct = class_sets[j]
+                    for name, result in class_metrics.class_values_at_k(
+                        found, correct, k, seed
+                    ).items():
+                        if name in class_names:
+                            at_k[(i, name, k)] = result
                 if j in progs:
                     p = progs[j]
                     n_prog = len(p.plain)
@@ -477,7 +538,7 @@ def compute_diversity(
         (i, name)
         for i, s in enumerate(sets)
         for name in names
-        if applies(name, family_of.get(s["task"], s["task"]))
+        if applies(name, family_of.get(s["task"], s["task"]), s["scope"])
     ]
     keys: list[tuple[int, str, int | None]] = [(i, name, None) for i, name in cells]
     if grid:
