@@ -14,6 +14,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "stages",
     "cot",
     "decomposition",
+    "diversity_k",
     "quality",
     "truncation",
     "missing",
