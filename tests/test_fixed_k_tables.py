@@ -103,3 +103,35 @@ def test_diversity_k_table_and_the_size_matched_decomposition():
     # SBERT's whole-set split is still there, with no matched k
     sbert = tables["decomposition"].filter(pl.col("metric") == "sbert")
     assert sbert.height == 2 and sbert["matched_k"].null_count() == 2
+
+
+def test_figures_of_the_curves_over_k_and_of_distinct_answers(tmp_path):
+    from divtrace.figures import draw_figures
+    from divtrace.metrics.classes import class_keys
+
+    frames = []
+    for model, c in {"base": [8, 5, 3, 1], "sft": [2, 8, 4, 0]}.items():
+        g, q = run(model, c)
+        q = q.with_columns(extracted=pl.Series([str(j % (2 + c[0] % 3)) for j in range(q.height)]))
+        q = q.with_columns(class_keys(q, "gsm8k"))
+        frames.append(
+            compute_diversity(
+                g,
+                ["sbert", "vendi", "distinct_answers"],
+                quality=q,
+                k_grid=[2, 4, 8],
+                embedder=HashEmbedder(),
+            )
+        )
+    lineage = Lineage.from_models(LINEAGE)
+    tables = build_tables(pl.concat(frames), None, lineage, n_boot=20)
+    assert not tables["diversity_k"].filter(pl.col("metric") == "distinct_answers").is_empty()
+    names = ("diversity_by_k", "distinct_answers_by_stage")
+    paths = draw_figures(tables, lineage, tmp_path, names=names)
+    assert sorted(p.name for p in paths) == sorted(
+        f"{n}.{e}" for n in names for e in ("pdf", "png")
+    )
+    assert all(p.stat().st_size > 1000 for p in paths)
+    # Without rows at a fixed k the figure is drawn and says so, no error.
+    empty = draw_figures({}, lineage, tmp_path / "empty", names=names)
+    assert len(empty) == 4

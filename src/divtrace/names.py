@@ -31,6 +31,8 @@ FIGURE_TABLES: dict[str, str] = {
     "decomposition": "decomposition",
     "quality_by_stage": "quality",
     "quality_filtered_vendi": "diversity",
+    "diversity_by_k": "diversity_k",
+    "distinct_answers_by_stage": "diversity",
 }
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_TABLES)
 
