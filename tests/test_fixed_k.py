@@ -62,8 +62,8 @@ def renyi_vendi(emb: np.ndarray, q: float) -> float:
 @pytest.mark.parametrize("k", [2, 3, 5, 7])
 def test_ead_at_k_equals_brute_force(k):
     outs = texts(8, k)
-    tokens = [t.split() for t in outs]
-    got, se = fixed_k.ead_at_k(tokens, k, 50, 5, seed=1)
+    grams = fixed_k.ngram_presence([t.split() for t in outs], 5)
+    got, se = fixed_k.ead_at_k(grams, k, 50, seed=1)
     want = brute(8, k, lambda c: float(ead_many([[outs[i] for i in c]], 50)[0]))
     assert got == pytest.approx(want, rel=1e-12)
     assert math.isnan(se)  # C(8, k) <= 20,000: enumerated
@@ -72,9 +72,10 @@ def test_ead_at_k_equals_brute_force(k):
 def test_pooled_counts_without_bitmasks_agree(monkeypatch):
     outs = texts(9, 3)
     tokens = [t.split() for t in outs]
-    want = fixed_k.ead_at_k(tokens, 4, 50, 5, seed=1)[0]
+    want = fixed_k.ead_at_k(fixed_k.ngram_presence(tokens, 5), 4, 50, seed=1)[0]
     monkeypatch.setattr(fixed_k, "MAX_MASK_OUTPUTS", 2)
-    assert fixed_k.ead_at_k(tokens, 4, 50, 5, seed=1)[0] == pytest.approx(want, rel=1e-12)
+    got = fixed_k.ead_at_k(fixed_k.ngram_presence(tokens, 5), 4, 50, seed=1)[0]
+    assert got == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("q", [0.5, 1.0, 2.0, math.inf])
@@ -135,9 +136,9 @@ def test_ast_distinct_at_k_equals_brute_force():
         "def k(s):\n    return sorted(s)[0]\n",
     ]
     p = programs(codes)
-    items, counts = presence(p.plain)
+    items = fixed_k.PooledItems(*presence(p.plain))
     for k in (2, 3, 4):
-        got, _ = fixed_k.distinct_ratio_at_k(items, counts, k, seed=0)
+        got, _ = fixed_k.distinct_ratio_at_k(items, k, seed=0)
         want = brute(len(p.plain), k, lambda c: distinct([p.plain[i] for i in c]))
         assert got == pytest.approx(want, rel=1e-12)
         assert fixed_k.pairwise_at_k(mean_pairwise(p.plain), len(p.plain), k) == pytest.approx(

@@ -484,14 +484,21 @@ def compute_diversity(
                 continue
             i = scored[j]
             texts = answers[s["rows"]].tolist()
-            tokens = [ead_tokens(t, ead_tokenize) for t in texts] if "ead" in k_names else []
+            grams = (
+                fixed_k.ngram_presence([ead_tokens(t, ead_tokenize) for t in texts], DEFAULT_N_MAX)
+                if "ead" in k_names
+                else []
+            )
+            pooled = (
+                fixed_k.PooledItems(*code_metrics.presence(progs[j].plain))
+                if j in progs and "ast_distinct" in k_names
+                else None
+            )
             for k in grid:
                 seed = set_seed(s["model"], s["task"], s["cot"], s["subset"], s["prompt_id"], k)
                 n = len(texts)
                 if "ead" in k_names and k <= n:
-                    at_k[(i, "ead", k)] = fixed_k.ead_at_k(
-                        tokens, k, ead_vocab_size, DEFAULT_N_MAX, seed
-                    )
+                    at_k[(i, "ead", k)] = fixed_k.ead_at_k(grams, k, ead_vocab_size, seed)
                 if "sbert" in k_names and k <= n:
                     at_k[(i, "sbert", k)] = (
                         fixed_k.pairwise_at_k(computed["sbert"][j], n, k),
@@ -526,11 +533,8 @@ def compute_diversity(
                                 ),
                                 math.nan,
                             )
-                    if "ast_distinct" in k_names:
-                        presence, counts = code_metrics.presence(p.plain)
-                        at_k[(i, "ast_distinct", k)] = fixed_k.distinct_ratio_at_k(
-                            presence, counts, k, seed
-                        )
+                    if pooled is not None:
+                        at_k[(i, "ast_distinct", k)] = fixed_k.distinct_ratio_at_k(pooled, k, seed)
 
     # One row per (set, metric), sets in their fixed order and metrics in the order asked for;
     # a code metric only for the sets of code tasks; then, with a k grid, the rows at each k.

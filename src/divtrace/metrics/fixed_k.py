@@ -125,38 +125,52 @@ def _subset_masks(index: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduce(np.left_shift(np.int64(1), index), axis=1)
 
 
-def distinct_in_subsets(presence: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """For each subset (row of ``index``), the number of items (rows of the boolean ``presence``
-    matrix, items × outputs) held by at least one of its outputs."""
-    presence = np.asarray(presence, dtype=bool)
-    n_items, n = presence.shape
-    if n_items == 0:
-        return np.zeros(len(index), dtype=np.int64)
-    if n <= MAX_MASK_OUTPUTS:
-        weights = np.left_shift(np.int64(1), np.arange(n, dtype=np.int64))
-        masks = presence.astype(np.int64) @ weights
-        # f[T] = items whose outputs all lie in T (zeta transform over subsets).
-        f = np.bincount(masks, minlength=1 << n).astype(np.int64)
-        for bit in range(n):
-            step = 1 << bit
-            view = f.reshape(-1, 2 * step)
-            view[:, step:] += view[:, :step]
-        full = (1 << n) - 1
-        return n_items - f[full ^ _subset_masks(index)]
-    out = np.empty(len(index), dtype=np.int64)
-    chunk = max(1, _MAX_BATCH_ELEMENTS // max(1, n_items * index.shape[1]))
-    for start in range(0, len(index), chunk):
-        block = index[start : start + chunk]
-        out[start : start + chunk] = presence[:, block].any(axis=2).sum(axis=0)
-    return out
+class PooledItems:
+    """Items (n-grams, subtrees) held by a set's outputs, ready to count per subset: the boolean
+    ``presence`` matrix (items × outputs) and the item count of each output (``counts``). With at
+    most :data:`MAX_MASK_OUTPUTS` outputs, the zeta transform of the items' output masks is
+    computed once here and serves every k."""
+
+    def __init__(self, presence: np.ndarray, counts: np.ndarray) -> None:
+        self.presence = np.asarray(presence, dtype=bool)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        n_items, n = self.presence.shape
+        self.n_outputs = n
+        self._within: np.ndarray | None = None
+        if n_items and n <= MAX_MASK_OUTPUTS:
+            weights = np.left_shift(np.int64(1), np.arange(n, dtype=np.int64))
+            masks = self.presence.astype(np.int64) @ weights
+            # within[T] = items whose outputs all lie in T (zeta transform over subsets).
+            within = np.bincount(masks, minlength=1 << n).astype(np.int64)
+            for bit in range(n):
+                step = 1 << bit
+                view = within.reshape(-1, 2 * step)
+                view[:, step:] += view[:, :step]
+            self._within = within
+
+    def distinct(self, index: np.ndarray) -> np.ndarray:
+        """For each subset (row of ``index``), the number of items held by one of its outputs."""
+        n_items, n = self.presence.shape
+        if n_items == 0:
+            return np.zeros(len(index), dtype=np.int64)
+        if self._within is not None:
+            full = (1 << n) - 1
+            return n_items - self._within[full ^ _subset_masks(index)]
+        out = np.empty(len(index), dtype=np.int64)
+        chunk = max(1, _MAX_BATCH_ELEMENTS // max(1, n_items * index.shape[1]))
+        for start in range(0, len(index), chunk):
+            block = index[start : start + chunk]
+            out[start : start + chunk] = self.presence[:, block].any(axis=2).sum(axis=0)
+        return out
+
+    def total(self, index: np.ndarray) -> np.ndarray:
+        """For each subset, the number of items of its outputs, with repeats."""
+        return self.counts[index].sum(axis=1)
 
 
-def ngram_presence(
-    token_lists: Sequence[Sequence[str]], n_max: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For n = 1..n_max: (presence items × outputs, n-gram count per output) of the outputs'
-    word n-grams."""
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+def ngram_presence(token_lists: Sequence[Sequence[str]], n_max: int) -> list[PooledItems]:
+    """For n = 1..n_max, the outputs' word n-grams as :class:`PooledItems`."""
+    out: list[PooledItems] = []
     n_outputs = len(token_lists)
     for n in range(1, n_max + 1):
         ids: dict[tuple[str, ...], int] = {}
@@ -171,31 +185,26 @@ def ngram_presence(
                 cols.append(j)
         presence = np.zeros((len(ids), n_outputs), dtype=bool)
         presence[rows, cols] = True
-        out.append((presence, counts))
+        out.append(PooledItems(presence, counts))
     return out
 
 
 def ead_at_k(
-    token_lists: Sequence[Sequence[str]], k: int, vocab_size: int, n_max: int, seed: int
+    grams: Sequence[PooledItems], k: int, vocab_size: int, seed: int
 ) -> tuple[float, float]:
-    """EAD (mean over n of EAD_n of the pooled k outputs) averaged over the k-subsets."""
-    chosen = subsets(len(token_lists), k, seed)
-    terms = np.zeros((len(chosen.index), n_max), dtype=np.float64)
-    for n, (presence, counts) in enumerate(ngram_presence(token_lists, n_max)):
-        unique = distinct_in_subsets(presence, chosen.index)
-        total = counts[chosen.index].sum(axis=1)
-        terms[:, n] = ead_term(unique, total, vocab_size)
+    """EAD (mean over n of EAD_n of the pooled k outputs) averaged over the k-subsets; ``grams``
+    the outputs' n-grams for n = 1..n_max (:func:`ngram_presence`)."""
+    chosen = subsets(grams[0].n_outputs, k, seed)
+    terms = np.zeros((len(chosen.index), len(grams)), dtype=np.float64)
+    for n, items in enumerate(grams):
+        terms[:, n] = ead_term(items.distinct(chosen.index), items.total(chosen.index), vocab_size)
     return summarise(terms.mean(axis=1), chosen.exact)
 
 
-def distinct_ratio_at_k(
-    presence: np.ndarray, counts: np.ndarray, k: int, seed: int
-) -> tuple[float, float]:
+def distinct_ratio_at_k(items: PooledItems, k: int, seed: int) -> tuple[float, float]:
     """Distinct over total pooled items (``ast_distinct``) averaged over the k-subsets."""
-    chosen = subsets(presence.shape[1], k, seed)
-    unique = distinct_in_subsets(presence, chosen.index)
-    total = counts[chosen.index].sum(axis=1)
-    return summarise(unique / total, chosen.exact)
+    chosen = subsets(items.n_outputs, k, seed)
+    return summarise(items.distinct(chosen.index) / items.total(chosen.index), chosen.exact)
 
 
 # --------------------------------------------------------------------------- Vendi
