@@ -232,3 +232,104 @@ def test_compute_diversity_runs_ast_metrics_on_code_tasks_only():
         generations("he_small", [[a, b]]), metrics, families={"he_small": "humaneval"}
     )
     assert set(named["metric"]) == set(metrics)
+
+
+def test_code_metrics_end_to_end_through_the_cli_on_real_programs(shared_real, tmp_path):
+    """divtrace diversity (code family, k grid) then divtrace summarize: the code metrics of
+    real HumanEval programs reach the diversity table with bootstrap intervals, and the rows at
+    fixed k the diversity_k table; a text task of the same study gets no code cells."""
+    from divtrace import io
+    from divtrace.cli import main
+
+    sets = real_programs(shared_real)[:12]
+    models = {"base": {"stage": "base"}, "sft": {"parent": "base", "stage": "sft"}}
+    diversity_files = []
+    for model, keep in (("base", 7), ("sft", 4)):
+        for task, family in (("he", "humaneval"), ("tldr", "tldr")):
+            rows = [
+                {
+                    "model": model,
+                    "task": task,
+                    "cot": "on",
+                    "prompt_id": f"{task}/{i}",
+                    "sample": j,
+                    "answer": answer,
+                }
+                for i, outputs in enumerate(sets)
+                for j, answer in enumerate(outputs[:keep])
+            ]
+            gen = tmp_path / f"gen-{model}-{task}.parquet"
+            io.write_table(
+                pl.DataFrame(rows).with_columns(
+                    seed=pl.col("sample"),
+                    prompt_text=pl.lit(""),
+                    raw=pl.col("answer"),
+                    reasoning=pl.lit(None, pl.String),
+                    think_closed=pl.lit(None, pl.Boolean),
+                    n_tokens=pl.lit(1),
+                    finish_reason=pl.lit("stop"),
+                    backend=pl.lit("test"),
+                ),
+                gen,
+                "generations",
+            )
+            out = tmp_path / f"div-{model}-{task}.parquet"
+            metrics = "ead,ast_distinct,ast_pairwise,ast_struct_pairwise,ast_parseable"
+            code = main(
+                [
+                    "diversity",
+                    "--generations",
+                    str(gen),
+                    "--out",
+                    str(out),
+                    "--metrics",
+                    metrics,
+                    "--family",
+                    family,
+                    "--k-grid",
+                    "2,4",
+                ]
+            )
+            assert code == 0
+            diversity_files.append(str(out))
+    written = io.read_table(diversity_files[0])
+    ref = ast_values(sets[0][:7])
+    got = written.filter(
+        (pl.col("prompt_id") == "he/0")
+        & pl.col("k").is_null()
+        & (pl.col("metric") == "ast_pairwise")
+    )["value"].item()
+    assert got == pytest.approx(ref["ast_pairwise"])
+    out_dir = tmp_path / "tables"
+    runs = json.dumps([[m, t, "on", False] for m in models for t in ("he", "tldr")])
+    code = main(
+        [
+            "summarize",
+            "--diversity",
+            *diversity_files,
+            "--lineage",
+            json.dumps(models),
+            "--out-dir",
+            str(out_dir),
+            "--n-boot",
+            "100",
+            "--runs",
+            runs,
+        ]
+    )
+    assert code == 0
+    table = io.read_table(out_dir / "diversity.parquet")
+    code_rows = table.filter(pl.col("metric").str.starts_with("ast_"))
+    assert set(code_rows["task"]) == {"he"}  # no code cells for the text task, not even null ones
+    per_input = code_rows.filter(pl.col("scope") == "per_input")
+    assert per_input["ci_low"].null_count() == 0 and per_input.height == 2 * 4
+    assert (per_input["ci_low"] <= per_input["value"]).all()
+    at_k = io.read_table(out_dir / "diversity_k.parquet")
+    assert set(at_k.filter(pl.col("task") == "he")["metric"]) == {
+        "ead",
+        "ast_distinct",
+        "ast_pairwise",
+        "ast_struct_pairwise",
+    }
+    missing = io.read_table(out_dir / "missing.parquet")
+    assert missing.filter(pl.col("metric").str.starts_with("ast_")).is_empty()
