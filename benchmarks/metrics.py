@@ -509,7 +509,7 @@ def k_grid_cost(
     stage = sum(
         seconds for name, seconds, _est, _note in rows if name.startswith(("EAD", "SBERT", "Vendi"))
     )
-    if stage > 0:
+    if stage > 0 and any(name.startswith("SBERT") for name, *_ in rows):
         out.append(("k-grid extra / plain stage", extra / stage, None, "ratio (target < 2)"))
     return out
 
