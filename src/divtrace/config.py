@@ -22,7 +22,7 @@ import yaml
 
 from divtrace.errors import ConfigError, MissingFileError
 from divtrace.lineage import Lineage, LineageError
-from divtrace.names import CONFIG_SCHEMA, EMBEDDING_METRICS
+from divtrace.names import CODE_EMBEDDING_METRICS, CONFIG_SCHEMA, EMBEDDING_METRICS
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / CONFIG_SCHEMA
 
@@ -241,7 +241,11 @@ class Study:
         """
         metrics = self.config.get("metrics", {})
         names = set(metrics.get("names", ()))
-        roles = {"sbert": bool(names & EMBEDDING_METRICS), "nli": "nli" in names}
+        roles = {
+            "sbert": bool(names & EMBEDDING_METRICS),
+            "nli": "nli" in names,
+            "code": bool(names & set(CODE_EMBEDDING_METRICS)),
+        }
         return {
             role: (str(metrics[f"{role}_model"]), str(metrics.get(f"{role}_revision", "main")))
             for role, needed in roles.items()

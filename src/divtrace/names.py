@@ -48,6 +48,11 @@ CODE_METRICS: tuple[str, ...] = (
 #: Task families whose answers are programs the code metrics parse (the paper's script skips
 #: CRUXEval, whose answers are values).
 CODE_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp")
+#: Embedding diversity of the extracted code with a code encoder (``metrics.code_model``; the
+#: paper's UniXcoder analysis, PAPER.md §8.1): SBERT's and Vendi's formulas on the code.
+CODE_EMBEDDING_METRICS: tuple[str, ...] = ("code_sbert", "code_vendi")
+#: Task families whose answers the code encoder embeds (the paper's script includes CRUXEval).
+CODE_EMBEDDING_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp", "cruxeval")
 #: Answer-class metrics (:mod:`divtrace.metrics.classes`), per input only: the number of
 #: distinct final answers among a prompt's outputs, among its correct outputs, and the share of
 #: the largest class.
@@ -66,12 +71,13 @@ METRICS: tuple[str, ...] = (
     "vendi",
     *VENDI_ORDERS,
     *CODE_METRICS,
+    *CODE_EMBEDDING_METRICS,
     *CLASS_METRICS,
 )
 #: Metrics computed from the SBERT embeddings.
 EMBEDDING_METRICS: frozenset[str] = frozenset({"sbert", "vendi", *VENDI_ORDERS})
 #: Metrics that run a neural model (Vendi uses the SBERT embeddings).
-MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, "nli"})
+MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, *CODE_EMBEDDING_METRICS, "nli"})
 
 
 def metric_applies(metric: str, family: str, scope: str = "per_input") -> bool:
@@ -80,6 +86,8 @@ def metric_applies(metric: str, family: str, scope: str = "per_input") -> bool:
     with answer classes, every other metric everywhere."""
     if metric in CODE_METRICS:
         return family in CODE_FAMILIES
+    if metric in CODE_EMBEDDING_METRICS:
+        return family in CODE_EMBEDDING_FAMILIES
     if metric in CLASS_METRICS:
         return family in CLASS_FAMILIES and scope == "per_input"
     return True

@@ -41,6 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="tokens of each sentence pair given to the NLI model (longer ones are truncated)",
     )
     p.add_argument(
+        "--code-model",
+        default=schema_default("metrics.code_model"),
+        help="code encoder of code_sbert/code_vendi: name or path",
+    )
+    p.add_argument(
+        "--code-max-length",
+        type=int,
+        default=schema_default("metrics.code_max_length"),
+        help="tokens of code the code encoder sees",
+    )
+    p.add_argument(
         "--device", default=schema_default("metrics.device"), help="device of the SBERT/NLI models"
     )
     p.add_argument(
@@ -71,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
     from divtrace.metrics.classes import SOURCE_COLUMNS, class_keys
     from divtrace.metrics.fixed_k import parse_k_grid
     from divtrace.models import read_manifest
-    from divtrace.names import CLASS_METRICS
+    from divtrace.names import CLASS_METRICS, CODE_EMBEDDING_METRICS
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
     # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
@@ -97,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
         if keys is not None:
             quality = quality.with_columns(keys)
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
-    load = {"sbert": args.sbert_model, "nli": args.nli_model}
+    load = {"sbert": args.sbert_model, "nli": args.nli_model, "code": args.code_model}
     fetched: dict[str, dict[str, object]] = {}
     for path in args.model_manifests:
         manifest = read_manifest(path, "metric model manifest", "fetch_metric_model")
@@ -124,6 +135,8 @@ def run(args: argparse.Namespace) -> None:
         device=None if args.device == "auto" else args.device,
         families=families,
         k_grid=k_grid,
+        code_model=load["code"],
+        code_max_length=args.code_max_length,
     )
     io.write_table(
         table,
@@ -138,6 +151,9 @@ def run(args: argparse.Namespace) -> None:
             "nli_max_length": args.nli_max_length if "nli" in args.metrics else None,
             "metric_models": fetched,
             "family": args.family,
+            "code_model": args.code_model
+            if set(args.metrics) & set(CODE_EMBEDDING_METRICS)
+            else None,
             "k_grid": k_grid,
             "inputs": [str(p) for p in args.generations],
         },

@@ -54,6 +54,8 @@ from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
 from divtrace.names import (
     CLASS_METRICS,
+    CODE_EMBEDDING_FAMILIES,
+    CODE_EMBEDDING_METRICS,
     CODE_FAMILIES,
     CODE_METRICS,
     EMBEDDING_METRICS,
@@ -69,6 +71,7 @@ METRICS: tuple[str, ...] = (
     "nli",
     *VENDI_ORDERS,
     *CODE_METRICS,
+    *CODE_EMBEDDING_METRICS,
     *CLASS_METRICS,
 )
 #: Metrics with a value at a fixed set size k (``k_grid``); NLI's pooled mean weighs each output
@@ -85,6 +88,9 @@ K_METRICS: frozenset[str] = frozenset(
         *CLASS_METRICS,
     }
 )
+#: The paper's code encoder (PAPER.md §8.1) and the tokens it saw.
+DEFAULT_CODE_MODEL = "microsoft/unixcoder-base"
+DEFAULT_CODE_MAX_LENGTH = 512
 _ORDER_OF: dict[str, float] = {"vendi": 1.0, **VENDI_ORDERS}
 NOT_YET_AVAILABLE: dict[str, str] = {}
 
@@ -342,6 +348,9 @@ def compute_diversity(
     device: str | None = None,
     families: Mapping[str, str] | None = None,
     k_grid: Sequence[int] = (),
+    code_model: str = DEFAULT_CODE_MODEL,
+    code_max_length: int = DEFAULT_CODE_MAX_LENGTH,
+    code_embedder: TextEmbedder | None = None,
 ) -> pl.DataFrame:
     """Diversity rows (DIVERSITY contract plus ``n_dropped``) for a generations table.
 
@@ -355,6 +364,12 @@ def compute_diversity(
     path or a hub name), which truncates each sentence pair to ``nli_max_length`` tokens; it is
     only used when "nli" is requested. ``nli_stats``, when given, is
     updated with the counts of :func:`~divtrace.metrics.nli.nli_many`.
+
+    ``code_sbert`` and ``code_vendi`` embed the extracted code of each output
+    (:func:`divtrace.metrics.code.extract_code`; blank code left out of the set) with
+    ``code_embedder``, by default an :class:`Embedder` of ``code_model`` truncating to
+    ``code_max_length`` tokens (sentence-transformers adds mean pooling to a plain encoder such as
+    UniXcoder, as the paper's script relied on).
 
     ``families`` maps a task to its family (a task not in it is the family of its name): the code
     metrics are computed only for code tasks (:func:`applies`) and have no rows elsewhere.
@@ -429,6 +444,38 @@ def compute_diversity(
             nli_scorer,
             stats=nli_stats,
         )
+    code_embedding = [n for n in names if n in CODE_EMBEDDING_METRICS]
+    code_embedding_sets = [
+        j
+        for j, s in enumerate(scored_sets)
+        if code_embedding and family_of.get(s["task"], s["task"]) in CODE_EMBEDDING_FAMILIES
+    ]
+    if code_embedding_sets:
+        for name in code_embedding:
+            computed[name] = np.full(len(scored_sets), np.nan)
+        codes_of = {
+            j: [
+                c
+                for c in (code_metrics.extract_code(a) for a in answers[scored_sets[j]["rows"]])
+                if c.strip()
+            ]
+            for j in code_embedding_sets
+        }
+        distinct_code = list(dict.fromkeys(c for cs in codes_of.values() for c in cs))
+        if code_embedder is None:
+            code_embedder = Embedder(
+                code_model, device=device, show_progress_bar=True, max_seq_length=code_max_length
+            )
+        vectors = np.asarray(code_embedder.embed(distinct_code), dtype=np.float64)
+        row_of = {c: i for i, c in enumerate(distinct_code)}
+        for j, cs in codes_of.items():
+            if len(cs) < MIN_OUTPUTS:
+                continue
+            matrix = vectors[[row_of[c] for c in cs]]
+            if "code_sbert" in computed:
+                computed["code_sbert"][j] = sbert_many([matrix])[0]
+            if "code_vendi" in computed:
+                computed["code_vendi"][j] = vendi_many([matrix])[0]
     code_names = [n for n in names if n in CODE_METRICS]
     code_sets = [
         j
