@@ -287,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
         help="sentence pairs to score with a random roberta-large-shaped model (0: skip)",
     )
     parser.add_argument("--metrics", default="ead,sbert,vendi,nli")
+    parser.add_argument(
+        "--k-grid",
+        default="",
+        help="also time the extra cost of diversity at these set sizes (e.g. 2,4,8,16)",
+    )
     args = parser.parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
 
@@ -433,6 +438,9 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )
 
+    if args.k_grid:
+        rows.extend(k_grid_cost(frame, args.k_grid, scale_outputs, rows))
+
     print()
     label_full = "at 500 x 16" + ("" if full else " (extrapolated)")
     width = max(len(r[0]) for r in rows) if rows else 10
@@ -450,6 +458,60 @@ def main(argv: list[str] | None = None) -> None:
             saved = 1 - done / requested if requested else 0.0
             print(f"{name:<{w}}  {requested:>10}  {done:>10}  {saved:>6.1%}")
     sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- set sizes (issue 17)
+class HashedEmbedder:
+    """Embeddings from a hash of each text (no model): the cost of the subsets, not of a model."""
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+
+    def embed(self, texts: Any) -> np.ndarray:
+        out = np.empty((len(texts), self.dim))
+        for i, text in enumerate(texts):
+            out[i] = np.random.default_rng(abs(hash(text)) % (1 << 32)).normal(size=self.dim)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def k_grid_cost(
+    frame: pl.DataFrame,
+    k_grid: str,
+    scale_outputs: float,
+    rows: list[tuple[str, float, float | None, str]],
+) -> list[tuple[str, float, float | None, str]]:
+    """The extra time of ``divtrace diversity --k-grid`` for EAD, SBERT and Vendi: the same
+    metrics timed with and without the grid on fixed (hashed) embeddings, so the difference is the
+    subsets' work alone (EAD's pooled n-gram counts for every subset, Vendi's stacked
+    eigendecompositions; SBERT at k is its closed form). Also set against the plain stage as timed
+    above (the EAD, SBERT-with-embedding and Vendi rows), when those ran."""
+    from divtrace.metrics.fixed_k import parse_k_grid
+
+    grid = parse_k_grid(k_grid)
+    names = ["ead", "sbert", "vendi"]
+    embedder = HashedEmbedder()
+    embedder.embed(frame.get_column("answer").unique().to_list()[:1])
+    plain, _ = timed(lambda: compute_diversity(frame, names, embedder=embedder))
+    with_grid, table = timed(
+        lambda: compute_diversity(frame, names, embedder=embedder, k_grid=grid)
+    )
+    extra = with_grid - plain
+    n_rows = table.filter(pl.col("k").is_not_null()).height
+    out = [
+        ("k-grid: plain EAD+SBERT+Vendi (hashed emb.)", plain, plain * scale_outputs, ""),
+        (
+            f"k-grid {','.join(map(str, grid))}: extra",
+            extra,
+            extra * scale_outputs,
+            f"{n_rows} rows at fixed k",
+        ),
+    ]
+    stage = sum(
+        seconds for name, seconds, _est, _note in rows if name.startswith(("EAD", "SBERT", "Vendi"))
+    )
+    if stage > 0 and any(name.startswith("SBERT") for name, *_ in rows):
+        out.append(("k-grid extra / plain stage", extra / stage, None, "ratio (target < 2)"))
+    return out
 
 
 if __name__ == "__main__":

@@ -790,7 +790,15 @@ def test_build_tables_on_empty_input():
     empty = make_diversity().clear()
     tables = build_tables(empty, None, make_lineage(), n_boot=10)
     # the judge table is always there, empty when nothing is judged
-    assert set(tables) == {"diversity", "retention", "stages", "cot", "decomposition", "judge"}
+    assert set(tables) == {
+        "diversity",
+        "retention",
+        "stages",
+        "cot",
+        "decomposition",
+        "diversity_k",
+        "judge",
+    }
     assert all(table.is_empty() for table in tables.values())
     full = build_tables(make_diversity(), None, make_lineage(), n_boot=10)
     for name, table in tables.items():  # the same columns and types as with data
@@ -972,6 +980,7 @@ ADDED_SINCE_PORT: dict[str, tuple[str, ...]] = {
         "n_left_out_checkpoint",
         "n_left_out_both",
         *(f"{c}{s}" for c in ("total_all", "unattributed") for s in ("", "_ci_low", "_ci_high")),
+        "matched_k",
     ),
 }
 
@@ -985,6 +994,7 @@ def test_tables_match_the_values_of_the_pandas_implementation():
     tables["quality_summary"] = quality_summary(quality)
     tables.pop("missing")  # added since the port (issue 15.7): no pandas counterpart
     assert tables.pop("judge").is_empty()  # added since the port (issue 16): nothing judged here
+    tables.pop("diversity_k")  # added since the port (issue 17): no pandas counterpart
     assert set(tables) == set(FROZEN)
     for name, table in tables.items():
         # Columns added since the port have no pandas counterpart to compare with.

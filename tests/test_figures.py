@@ -132,9 +132,26 @@ def low_resolution(monkeypatch):
     monkeypatch.setattr(style, "DPI", 40)
 
 
+def with_new_measures(diversity: pl.DataFrame) -> pl.DataFrame:
+    """``diversity`` plus the rows of issue 17: Vendi at set sizes 2 and 4 (a ``k`` column,
+    null on the whole-set rows) and ``distinct_answers`` for the verifiable tasks."""
+    vendi = diversity.filter((pl.col("scope") == "per_input") & (pl.col("metric") == "vendi"))
+    at_k = pl.concat(
+        [
+            vendi.with_columns(k=pl.lit(k), value=pl.col("value") * f)
+            for k, f in ((2, 0.6), (4, 0.9))
+        ]
+    )
+    classes = vendi.filter(pl.col("task").is_in(VERIFIABLE) & (pl.col("subset") == "all"))
+    classes = classes.with_columns(metric=pl.lit("distinct_answers"), value=pl.col("value") + 1)
+    whole = pl.concat([diversity, classes]).with_columns(k=pl.lit(None, dtype=pl.Int32))
+    return pl.concat([whole, at_k.with_columns(pl.col("k").cast(pl.Int32))])
+
+
 @pytest.fixture(scope="module")
 def study_tables() -> tuple[dict[str, pl.DataFrame], Lineage]:
     diversity, quality, lineage = synthetic_study(n_prompts=6, k=4, tasks=("gsm8k", "writing"))
+    diversity = with_new_measures(diversity)
     return build_tables(diversity, quality, lineage, n_boot=50, seed=0), lineage
 
 

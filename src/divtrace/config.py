@@ -22,7 +22,13 @@ import yaml
 
 from divtrace.errors import ConfigError, MissingFileError
 from divtrace.lineage import Lineage, LineageError
-from divtrace.names import CONFIG_SCHEMA, JUDGE_BASE_OPPONENT, JUDGE_TASK_PROTOCOLS
+from divtrace.names import (
+    CODE_EMBEDDING_METRICS,
+    CONFIG_SCHEMA,
+    EMBEDDING_METRICS,
+    JUDGE_BASE_OPPONENT,
+    JUDGE_TASK_PROTOCOLS,
+)
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / CONFIG_SCHEMA
 
@@ -266,7 +272,11 @@ class Study:
         """
         metrics = self.config.get("metrics", {})
         names = set(metrics.get("names", ()))
-        roles = {"sbert": bool(names & {"sbert", "vendi"}), "nli": "nli" in names}
+        roles = {
+            "sbert": bool(names & EMBEDDING_METRICS),
+            "nli": "nli" in names,
+            "code": bool(names & set(CODE_EMBEDDING_METRICS)),
+        }
         return {
             role: (str(metrics[f"{role}_model"]), str(metrics.get(f"{role}_revision", "main")))
             for role, needed in roles.items()

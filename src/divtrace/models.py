@@ -287,7 +287,7 @@ METRIC_IGNORE_PATTERNS = [
     "flax_model*",
     "rust_model*",
 ]
-METRIC_ROLES = ("sbert", "nli")
+METRIC_ROLES = ("sbert", "nli", "code")
 
 
 def fetch_metric_model(

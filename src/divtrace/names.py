@@ -14,6 +14,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "stages",
     "cot",
     "decomposition",
+    "diversity_k",
     "quality",
     "truncation",
     "missing",
@@ -30,14 +31,68 @@ FIGURE_TABLES: dict[str, str] = {
     "decomposition": "decomposition",
     "quality_by_stage": "quality",
     "quality_filtered_vendi": "diversity",
+    "diversity_by_k": "diversity_k",
+    "distinct_answers_by_stage": "diversity",
 }
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_TABLES)
 
 # --------------------------------------------------------------------------- metrics and orderings
-#: Diversity metrics, in the order tables and figures show them (the paper's: PAPER.md §5).
-METRICS: tuple[str, ...] = ("ead", "sbert", "nli", "vendi")
+#: Structural code-diversity metrics (PAPER.md §8.1; :mod:`divtrace.metrics.code`): computed
+#: only for the tasks of :data:`CODE_FAMILIES`, absent (no rows) for every other task.
+CODE_METRICS: tuple[str, ...] = (
+    "ast_distinct",
+    "ast_pairwise",
+    "ast_struct_pairwise",
+    "ast_parseable",
+)
+#: Task families whose answers are programs the code metrics parse (the paper's script skips
+#: CRUXEval, whose answers are values).
+CODE_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp")
+#: Embedding diversity of the extracted code with a code encoder (``metrics.code_model``; the
+#: paper's UniXcoder analysis, PAPER.md §8.1): SBERT's and Vendi's formulas on the code.
+CODE_EMBEDDING_METRICS: tuple[str, ...] = ("code_sbert", "code_vendi")
+#: Task families whose answers the code encoder embeds (the paper's script includes CRUXEval).
+CODE_EMBEDDING_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp", "cruxeval")
+#: Answer-class metrics (:mod:`divtrace.metrics.classes`), per input only: the number of
+#: distinct final answers among a prompt's outputs, among its correct outputs, and the share of
+#: the largest class.
+CLASS_METRICS: tuple[str, ...] = ("distinct_answers", "distinct_correct", "mode_share")
+#: Task families whose outputs have answer classes: by the checker's equivalence (math), by value
+#: (CRUXEval), by the judge's verdict vector (IFEval). Code by behaviour is still to come.
+CLASS_FAMILIES: tuple[str, ...] = ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "ifeval")
+#: Vendi of order q other than 1 (the Rényi generalisation; q = 1 is ``vendi``, the headline).
+VENDI_ORDERS: dict[str, float] = {"vendi_q0.5": 0.5, "vendi_q2": 2.0, "vendi_qinf": float("inf")}
+#: Diversity metrics, in the order tables and figures show them (the paper's four first:
+#: PAPER.md §5).
+METRICS: tuple[str, ...] = (
+    "ead",
+    "sbert",
+    "nli",
+    "vendi",
+    *VENDI_ORDERS,
+    *CODE_METRICS,
+    *CODE_EMBEDDING_METRICS,
+    *CLASS_METRICS,
+)
+#: Metrics computed from the SBERT embeddings.
+EMBEDDING_METRICS: frozenset[str] = frozenset({"sbert", "vendi", *VENDI_ORDERS})
 #: Metrics that run a neural model (Vendi uses the SBERT embeddings).
-MODEL_METRICS: frozenset[str] = frozenset({"sbert", "vendi", "nli"})
+MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, *CODE_EMBEDDING_METRICS, "nli"})
+
+
+def metric_applies(metric: str, family: str, scope: str = "per_input") -> bool:
+    """Whether ``metric`` is computed for a task of ``family`` in ``scope``: the code metrics
+    only for the code families, the answer-class metrics only per input and for the families
+    with answer classes, every other metric everywhere."""
+    if metric in CODE_METRICS:
+        return family in CODE_FAMILIES
+    if metric in CODE_EMBEDDING_METRICS:
+        return family in CODE_EMBEDDING_FAMILIES
+    if metric in CLASS_METRICS:
+        return family in CLASS_FAMILIES and scope == "per_input"
+    return True
+
+
 COT_MODES: tuple[str, ...] = ("on", "off")
 SCOPES: tuple[str, ...] = ("per_input", "across_input")
 SUBSETS: tuple[str, ...] = ("all", "correct")

@@ -62,7 +62,7 @@ from typing import Any
 
 from divtrace.config import Study
 from divtrace.errors import UsageError
-from divtrace.names import JUDGE_BASE_OPPONENT
+from divtrace.names import JUDGE_BASE_OPPONENT, MODEL_METRICS
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -101,9 +101,6 @@ JUDGE_COMPLETION_TOKENS: dict[str, int] = {
 }
 #: Decode throughput of a local judge model (``vllm`` backend; a ~30B model on one GPU).
 DEFAULT_JUDGE_TOKENS_PER_SECOND = 1000.0
-
-# Metrics that run a neural model (Vendi uses the SBERT embeddings).
-MODEL_METRICS = frozenset({"sbert", "vendi", "nli"})
 
 #: A sampling job's first attempt may run this many times its expected duration (at least
 #: :data:`MIN_SHARD_MINUTES`); a retry gets the upper bound (every sample to ``max_tokens``), and

@@ -61,7 +61,7 @@ wildcard_constraints:
     task=_alternatives(STUDY.tasks),
     cot="on|off",
     shard=r"\d{4}",
-    role="sbert|nli",
+    role="sbert|nli|code",
 
 
 # ---------------------------------------------------------------- paths

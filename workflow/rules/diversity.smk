@@ -22,11 +22,17 @@ rule diversity:
         ead_tokenize=METRICS["ead_tokenize"],
         nli_model=METRICS["nli_model"],
         nli_max_length=METRICS["nli_max_length"],
+        code_model=METRICS["code_model"],
+        code_max_length=METRICS["code_max_length"],
         device=METRICS["device"],
+        family=lambda wildcards: STUDY.family(wildcards.task),
+        k_grid=",".join(str(k) for k in METRICS["k_grid"]),
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
         "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
         "--ead-vocab-size {params.ead_vocab_size} --ead-tokenize {params.ead_tokenize} "
         "--nli-model {params.nli_model:q} --nli-max-length {params.nli_max_length} "
-        "--device {params.device} --model-manifests {input.models} > {log} 2>&1"
+        "--code-model {params.code_model:q} --code-max-length {params.code_max_length} "
+        "--device {params.device} --family {params.family} --k-grid '{params.k_grid}' "
+        "--model-manifests {input.models} > {log} 2>&1"

@@ -54,6 +54,15 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
 
 
 # --------------------------------------------------------------------------- validation
+def whole_sets(diversity: pl.DataFrame) -> pl.DataFrame:
+    """The rows of whole sets: without the rows at a fixed set size (``k`` not null, written by
+    ``divtrace diversity --k-grid``) and their ``k`` and ``se`` columns."""
+    if "k" not in diversity.columns:
+        return diversity
+    kept = diversity.filter(pl.col("k").is_null())
+    return kept.drop([c for c in ("k", "se") if c in kept.columns])
+
+
 def validate_diversity(diversity: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     """``diversity`` checked and typed: key columns as strings, ``value`` float, counts integers.
 
@@ -64,6 +73,7 @@ def validate_diversity(diversity: pl.DataFrame, lineage: Lineage) -> pl.DataFram
     missing = [name for name in DIVERSITY_COLUMNS if name not in diversity.columns]
     if missing:
         raise ContractError(f"diversity table lacks column(s) {missing}")
+    diversity = whole_sets(diversity)
     for column in KEY:
         nulls = diversity.get_column(column).null_count()
         if nulls:

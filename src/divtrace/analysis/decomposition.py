@@ -35,6 +35,16 @@ distribution is about 1.9 at k = 2 and 10 at k = 16), so on D_correct (a few cor
 against D_all (all K) their "quality control" part would mostly measure the set sizes: they are
 refused here (:data:`SIZE_DEPENDENT`) until size-matched diversity exists.
 
+**Size-matched Vendi** (``metric = vendi``, ``matched_k`` set): from the rows at fixed set sizes
+(``divtrace diversity --k-grid``), each covered prompt is compared at one k for all four
+values: the largest k of the grid that both runs' correct outputs reach (at least 2), so
+D_all(r), D_all(m), D_correct(r) and D_correct(m) are each Vendi's mean over k-subsets and
+the split no longer measures set sizes. (The exact rule, k = the smaller correct count, would
+need every k from 2 to K; the grid's 2, 4, 8, 16 round it down.) A prompt where either run has
+fewer correct outputs than the grid's smallest k is left out and counted as above.
+``matched_k`` is the mean k over the covered prompts. ``total_all`` and ``unattributed`` are
+null here: the paired prompts the split cannot see have no matched k.
+
 Intervals: one bootstrap resamples the paired prompts; each replicate recomputes ``total_all`` on
 the whole resample and the four covered means on its covered prompts (paired), giving percentile
 intervals of ``total_all``, ``total``, ``residual``, ``quality`` and ``unattributed``.
@@ -104,6 +114,7 @@ COLUMNS = [
     "d_correct",
     *(f"{c}{suffix}" for c in COMPONENTS for suffix in ("", "_ci_low", "_ci_high")),
     "quality_share",
+    "matched_k",
 ]
 SCHEMA = {
     name: pl.Int64
@@ -111,7 +122,7 @@ SCHEMA = {
     else pl.Boolean
     if name == "paper_task"
     else pl.Float64
-    if name == "coverage" or name.startswith(("d_", *COMPONENTS)) or name == "quality_share"
+    if name in ("coverage", "quality_share", "matched_k") or name.startswith(("d_", *COMPONENTS))
     else pl.String
     for name in COLUMNS
 }
@@ -125,9 +136,12 @@ def decomposition_table(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    fixed_k: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The docs/design.md §6 decomposition against the base model and the parent stage (module
-    docstring). A size-dependent metric (:data:`SIZE_DEPENDENT`) is refused."""
+    docstring). A size-dependent metric (:data:`SIZE_DEPENDENT`) is refused as a whole-set
+    split; ``fixed_k`` (the per-input rows at fixed set sizes,
+    :func:`divtrace.analysis.fixed_k.k_rows`) adds the size-matched Vendi rows."""
     refused = sorted(set(metrics) & SIZE_DEPENDENT)
     if refused:
         raise AnalysisError(
@@ -151,6 +165,8 @@ def decomposition_table(
             rows.extend(
                 _rows(data, lineage, (model, cot), arm, ref, task, wanted, n_boot, seed, level)
             )
+    if fixed_k is not None and not fixed_k.is_empty():
+        rows.extend(_matched(data, lineage, fixed_k, verifiable, n_boot, seed, level))
     table = finish(rows, COLUMNS, lineage, ["task", "cot", "metric", "reference"], schema=SCHEMA)
     counts = (pl.col(name).fill_null(0) for name in _COUNTS if name != "depth")
     return missing_as_null(table.with_columns(counts))
@@ -255,3 +271,125 @@ def _rows(
             row[f"{name}_ci_high"] = float(bounds[name][1][j])
         rows.append(row)
     return rows
+
+
+def _matched(
+    data: DiversityData,
+    lineage: Lineage,
+    rows_at_k: pl.DataFrame,
+    verifiable: list[str],
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> list[dict[str, object]]:
+    """The size-matched Vendi rows (module docstring) of every run and reference."""
+    vendi = rows_at_k.filter(pl.col("metric") == "vendi")
+    if vendi.is_empty():
+        return []
+    # (model, task, cot, subset) -> {prompt: (n_outputs, {k: value})}
+    sets: dict[tuple[str, str, str, str], dict[str, tuple[int, dict[int, float]]]] = {}
+    for model, task, cot, subset, pid, k, value, n in vendi.select(
+        "model", "task", "cot", "subset", "prompt_id", "k", "value", "n_outputs"
+    ).iter_rows():
+        entry = sets.setdefault((model, task, cot, subset), {})
+        _size, by_k = entry.setdefault(pid, (int(n), {}))
+        by_k[int(k)] = np.nan if value is None else float(value)
+    grid = sorted({int(k) for k in vendi.get_column("k").to_list()})
+    out: list[dict[str, object]] = []
+    runs = sorted({(m, t, c) for (m, t, c, s) in sets if s == "all"})
+    for model, task, cot in runs:
+        if model == lineage.root or task not in verifiable:
+            continue
+        for ref in REFERENCES:
+            arm = data.reference(lineage, model, cot, ref)
+            if arm is None or (arm[0], task, arm[1], "all") not in sets:
+                continue
+            out.append(
+                _matched_row(sets, grid, lineage, (model, cot), arm, ref, task, n_boot, seed, level)
+            )
+    return out
+
+
+def _matched_row(
+    sets: dict[tuple[str, str, str, str], dict[str, tuple[int, dict[int, float]]]],
+    grid: list[int],
+    lineage: Lineage,
+    run: tuple[str, str],
+    reference: tuple[str, str],
+    ref: str,
+    task: str,
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> dict[str, object]:
+    def of(arm: tuple[str, str], subset: str) -> dict[str, tuple[int, dict[int, float]]]:
+        return sets.get((arm[0], task, arm[1], subset), {})
+
+    all_ref, all_run = of(reference, "all"), of(run, "all")
+    cor_ref, cor_run = of(reference, "correct"), of(run, "correct")
+    ids = sorted(set(all_ref) & set(all_run))
+    arrays = np.full((4, len(ids)), np.nan)
+    ks = np.full(len(ids), np.nan)
+    ref_out = np.zeros(len(ids), dtype=bool)
+    run_out = np.zeros(len(ids), dtype=bool)
+    for i, pid in enumerate(ids):
+        c_ref = cor_ref.get(pid, (0, {}))[0]
+        c_run = cor_run.get(pid, (0, {}))[0]
+        ref_out[i] = c_ref < grid[0]
+        run_out[i] = c_run < grid[0]
+        fitting = [k for k in grid if k <= min(c_ref, c_run)]
+        if not fitting:
+            continue
+        k = fitting[-1]
+        ks[i] = k
+        for j, source in enumerate((all_ref, all_run, cor_ref, cor_run)):
+            arrays[j, i] = source[pid][1].get(k, np.nan)
+    key = ("decomposition-matched", *run, *reference, task)
+    estimate, samples, n = paired_means(
+        [a[:, None] for a in arrays], n_boot=n_boot, seed=seed, key=key
+    )
+    covered = np.isfinite(arrays).all(axis=0)
+    total = estimate[0] - estimate[1]
+    residual = estimate[2] - estimate[3]
+    rep_total = samples[:, 0] - samples[:, 1]
+    rep_residual = samples[:, 2] - samples[:, 3]
+    bounds = {
+        name: interval(values, level)
+        for name, values in (
+            ("total", rep_total),
+            ("residual", rep_residual),
+            ("quality", rep_total - rep_residual),
+        )
+    }
+    share = shares((total - residual)[:, None], total, estimate[0])[:, 0]
+    n_pairs = len(ids)
+    row: dict[str, object] = {
+        "model": run[0],
+        **lineage_columns(lineage, run[0]),
+        "task": task,
+        "paper_task": task in PAPER_DECOMPOSITION_TASKS,
+        "cot": run[1],
+        "metric": "vendi",
+        "reference": ref,
+        "reference_model": reference[0],
+        "reference_cot": reference[1],
+        "n_prompts": int(n[0]),
+        "n_prompts_paired": n_pairs,
+        "coverage": float(n[0] / n_pairs) if n_pairs else np.nan,
+        "n_left_out_reference": int((ref_out & ~run_out).sum()),
+        "n_left_out_checkpoint": int((run_out & ~ref_out).sum()),
+        "n_left_out_both": int((ref_out & run_out).sum()),
+        "d_all_ref": float(estimate[0, 0]),
+        "d_all": float(estimate[1, 0]),
+        "d_correct_ref": float(estimate[2, 0]),
+        "d_correct": float(estimate[3, 0]),
+        "quality_share": float(share[0]),
+        "matched_k": float(ks[covered].mean()) if covered.any() else np.nan,
+        "total": float(total[0]),
+        "residual": float(residual[0]),
+        "quality": float(total[0] - residual[0]),
+    }
+    for name, (low, high) in bounds.items():
+        row[f"{name}_ci_low"] = float(low[0])
+        row[f"{name}_ci_high"] = float(high[0])
+    return row

@@ -28,14 +28,14 @@ judge, ``metric`` its measure, null scope and subset): ``no judgements`` (no row
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from divtrace.analysis.common import finish, lineage_columns
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
-from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, SCOPES
+from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, SCOPES, metric_applies
 
 #: One expected run: model, task, CoT mode, and whether the task is verifiable (scored).
 Run = tuple[str, str, str, bool]
@@ -84,10 +84,12 @@ def complete_diversity(
     metrics: Sequence[str],
     order: Sequence[str],
     retention: bool = False,
+    families: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """The diversity summary (or, ``retention``, the retention table) with a null row for every
     expected cell it lacks (each scope, subset ``all`` and, for a verifiable task, ``correct``,
-    each metric)."""
+    each metric that applies to the task's family: ``families`` maps a task to its family, a task
+    not in it is the family of its name; a code metric expects no cell of another task)."""
     keys = ["model", "task", "cot", "scope", "subset", "metric"]
     present = _present(table, keys)
     rows: list[dict[str, object]] = []
@@ -99,6 +101,8 @@ def complete_diversity(
             for subset in ("all", "correct") if verifiable else ("all",):
                 for metric in metrics:
                     if (model, task, cot, scope, subset, metric) in present:
+                        continue
+                    if not metric_applies(metric, (families or {}).get(task, task), scope):
                         continue
                     rows.append(
                         {

@@ -25,6 +25,7 @@ from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from divtrace.analysis.common import diversity_data, order_metrics
 from divtrace.analysis.cot import DEFAULT_EQUIVALENCE_MARGIN, cot_table
 from divtrace.analysis.decomposition import decomposition_table
+from divtrace.analysis.fixed_k import fixed_k_table, k_rows
 from divtrace.analysis.judge import JudgeRun, judge_table
 from divtrace.analysis.missing import (
     Run,
@@ -85,13 +86,15 @@ def build_tables(
     """
     options: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "level": level}
     data = diversity_data(diversity, lineage)
+    at_k = k_rows(diversity)  # the rows at fixed set sizes (--k-grid); the others use whole sets
     prompts = quality_per_prompt(quality, lineage, families) if quality is not None else None
     tables = {
         "diversity": summarize_diversity(data, lineage, **options),
         "retention": retention_table(data, lineage, **options),
         "stages": stage_table(data, lineage, **options),
         "cot": cot_table(data, lineage, prompts, **options, equivalence_margin=equivalence_margin),
-        "decomposition": decomposition_table(data, lineage, **options),
+        "decomposition": decomposition_table(data, lineage, **options, fixed_k=at_k),
+        "diversity_k": fixed_k_table(at_k, lineage, **options),
     }
     if prompts is not None:
         tables["quality"] = quality_table(prompts, lineage, **options)
@@ -120,6 +123,7 @@ def build_tables(
                     order_metrics(metrics),
                     order,
                     retention=name == "retention",
+                    families=families,
                 )
             tables["cot"] = complete_cot(
                 tables["cot"],

@@ -41,7 +41,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="tokens of each sentence pair given to the NLI model (longer ones are truncated)",
     )
     p.add_argument(
+        "--code-model",
+        default=schema_default("metrics.code_model"),
+        help="code encoder of code_sbert/code_vendi: name or path",
+    )
+    p.add_argument(
+        "--code-max-length",
+        type=int,
+        default=schema_default("metrics.code_max_length"),
+        help="tokens of code the code encoder sees",
+    )
+    p.add_argument(
         "--device", default=schema_default("metrics.device"), help="device of the SBERT/NLI models"
+    )
+    p.add_argument(
+        "--family",
+        default=None,
+        help="task family of the run (default: the task's name); the code metrics run on code "
+        "families only",
+    )
+    p.add_argument(
+        "--k-grid",
+        default="",
+        help="comma-separated set sizes k: add per-input rows with the mean of each metric over "
+        "the k-subsets of a prompt's outputs (columns k and se)",
     )
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.add_argument(
@@ -56,7 +79,10 @@ def run(args: argparse.Namespace) -> None:
     from divtrace import io
     from divtrace.errors import ContractError
     from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
+    from divtrace.metrics.classes import SOURCE_COLUMNS, class_keys
+    from divtrace.metrics.fixed_k import parse_k_grid
     from divtrace.models import read_manifest
+    from divtrace.names import CLASS_METRICS, CODE_EMBEDDING_METRICS
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
     # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
@@ -64,13 +90,25 @@ def run(args: argparse.Namespace) -> None:
     run = io.expected_run(args.out, io.empty_frame("generations"))  # {} if out has no place
     generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS, expect=run)
     run = io.expected_run(args.out, generations)
+    wants_classes = bool(set(args.metrics) & set(CLASS_METRICS))
     quality = (
-        io.read_tables(args.quality, "quality", columns=QUALITY_COLUMNS, expect=run)
+        io.read_tables(
+            args.quality,
+            "quality",
+            columns=QUALITY_COLUMNS,
+            expect=run,
+            # what the answer classes are built from, where the files have it
+            optional=list(SOURCE_COLUMNS) if wants_classes else (),
+        )
         if args.quality
         else None
     )
+    if quality is not None and wants_classes and run.get("task"):
+        keys = class_keys(quality, args.family or run["task"])
+        if keys is not None:
+            quality = quality.with_columns(keys)
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
-    load = {"sbert": args.sbert_model, "nli": args.nli_model}
+    load = {"sbert": args.sbert_model, "nli": args.nli_model, "code": args.code_model}
     fetched: dict[str, dict[str, object]] = {}
     for path in args.model_manifests:
         manifest = read_manifest(path, "metric model manifest", "fetch_metric_model")
@@ -79,6 +117,12 @@ def run(args: argparse.Namespace) -> None:
             raise ContractError(f"{path}: not a metric model manifest (role {role!r})")
         load[role] = manifest["path"]
         fetched[role] = {k: manifest.get(k) for k in ("model", "source", "revision", "commit")}
+    k_grid = parse_k_grid(args.k_grid) if args.k_grid.strip() else []
+    families = (
+        {str(t): args.family for t in generations.get_column("task").unique().to_list()}
+        if args.family
+        else None
+    )
     table = compute_diversity(
         generations,
         args.metrics,
@@ -89,6 +133,10 @@ def run(args: argparse.Namespace) -> None:
         nli_model=load["nli"],
         nli_max_length=args.nli_max_length,
         device=None if args.device == "auto" else args.device,
+        families=families,
+        k_grid=k_grid,
+        code_model=load["code"],
+        code_max_length=args.code_max_length,
     )
     io.write_table(
         table,
@@ -102,6 +150,11 @@ def run(args: argparse.Namespace) -> None:
             "nli_model": args.nli_model if "nli" in args.metrics else None,
             "nli_max_length": args.nli_max_length if "nli" in args.metrics else None,
             "metric_models": fetched,
+            "family": args.family,
+            "code_model": args.code_model
+            if set(args.metrics) & set(CODE_EMBEDDING_METRICS)
+            else None,
+            "k_grid": k_grid,
             "inputs": [str(p) for p in args.generations],
         },
     )

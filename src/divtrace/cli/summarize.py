@@ -110,13 +110,18 @@ def run(args: argparse.Namespace) -> None:
     from divtrace.analysis.tables import build_tables, write_tables
     from divtrace.analysis.truncation import INPUT_COLUMNS as TRUNCATION_INPUT
     from divtrace.lineage import Lineage
+    from divtrace.metrics.api import K_COLUMNS
     from divtrace.metrics.api import OUTPUT_COLUMNS as DIVERSITY_COLUMNS
     from divtrace.names import TABLE_NAMES
     from divtrace.quality.votes import VOTE
 
     lineage = Lineage.from_dict(args.lineage)
     # The diversity contract and the drop counts compute_diversity adds to it.
-    diversity = io.read_tables(args.diversity, "diversity", columns=DIVERSITY_COLUMNS)
+    # (and the k and se columns of rows at a fixed set size, where every file has them: the
+    # tables use the whole sets' rows)
+    diversity = io.read_tables(
+        args.diversity, "diversity", columns=DIVERSITY_COLUMNS, optional=K_COLUMNS
+    )
     # Every quality column: the summary averages ``score``, votes with ``extracted`` (majority@K),
     # by the answer classes ``divtrace score`` wrote where every file has them (quality.votes),
     # and counts unclosed traces by ``detail``.

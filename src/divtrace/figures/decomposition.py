@@ -37,8 +37,8 @@ REQUIRED = ("model", "task", "cot", "metric", "reference", "total", "residual", 
 TITLE = "Decomposition of the diversity loss"
 COMPONENT_COLOURS = {"quality": "#E69F00", "residual": "#0072B2"}  # Okabe-Ito orange, blue
 SIZE_NOTE = (
-    "Vendi and EAD are not split: they grow with the number of outputs, so all K outputs "
-    "against the few correct ones would mostly measure the set sizes."
+    "Vendi and EAD grow with the number of outputs, so they are never split on whole sets; "
+    "Vendi, where shown, is size-matched: all four values of a prompt at one set size k."
 )
 COMPONENT_LABELS = {
     "quality": "quality control (removal of incorrect outputs)",
@@ -61,8 +61,9 @@ def plot_decomposition(
     difference is the part the split cannot attribute). Under each bar, the coverage: prompts
     where both runs have ≥ 2 correct outputs, out of the prompts they share. Bars with no such
     prompt are empty. A negative loss is a gain. The paper's six tasks come first; the others
-    are titled as divtrace's extras. Size-dependent metrics (Vendi, EAD) are never split (see
-    :mod:`divtrace.analysis.decomposition`), which a note under the figure says.
+    are titled as divtrace's extras. Size-dependent metrics (Vendi, EAD) are never split on whole
+    sets (see :mod:`divtrace.analysis.decomposition`); the Vendi row, present where the diversity
+    step wrote rows at fixed k, is the size-matched split, as a note under the figure says.
     """
     if not has_columns(decomposition, REQUIRED):
         empty_figure(TITLE, "no decomposition table", out_pdf, out_png)
@@ -101,7 +102,8 @@ def plot_decomposition(
                     )
                 if c == 0:
                     ax.set_ylabel(
-                        f"{metric_label(metric)} loss vs {reference}\n(D_{reference} − D_checkpoint)"
+                        f"{metric_label(metric)}{' (size-matched)' if metric == 'vendi' else ''}"
+                        f" loss vs {reference}\n(D_{reference} − D_checkpoint)"
                     )
         for ax in axes[-1]:
             ax.set_xticks(

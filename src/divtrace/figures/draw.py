@@ -21,6 +21,7 @@ from divtrace.errors import AnalysisError
 from divtrace.figures.common import empty_figure
 from divtrace.figures.cot import plot_cot_on_off
 from divtrace.figures.decomposition import plot_decomposition
+from divtrace.figures.fixed_k import plot_distinct_answers, plot_diversity_by_k
 from divtrace.figures.quality import plot_quality_by_stage
 from divtrace.figures.quality_filtered import plot_quality_filtered_vendi
 from divtrace.figures.retention import plot_retention_heatmap
@@ -52,6 +53,8 @@ PLOTS: dict[str, Plot] = {
     "decomposition": plot_decomposition,
     "quality_by_stage": plot_quality_by_stage,
     "quality_filtered_vendi": plot_quality_filtered_vendi,
+    "diversity_by_k": plot_diversity_by_k,
+    "distinct_answers_by_stage": plot_distinct_answers,
 }
 """Figure name → the function that draws it (one for each of :data:`FIGURE_NAMES`)."""
 

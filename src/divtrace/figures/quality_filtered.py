@@ -81,23 +81,49 @@ def plot_quality_filtered_vendi(
     bootstrap interval of the mean over prompts. Under each marker: the share of the run's prompts
     that have a value (``n_prompts / (n_prompts + n_missing)``), where the table counts them.
     """
+    plot_by_stage(
+        diversity,
+        lineage,
+        out_pdf,
+        out_png,
+        metric=metric,
+        subset="correct",
+        title=TITLE,
+        ylabel="Vendi (correct outputs)",
+        caption=SIZE_NOTE,
+        nothing=f"no {metric} rows over correct outputs (no verifiable task in the study)",
+        panel_empty="no prompt with two correct outputs",
+    )
+
+
+def plot_by_stage(
+    diversity: pl.DataFrame | None,
+    lineage: Lineage,
+    out_pdf: str | os.PathLike[str],
+    out_png: str | os.PathLike[str],
+    *,
+    metric: str,
+    subset: str,
+    title: str,
+    ylabel: str,
+    caption: str,
+    nothing: str,
+    panel_empty: str,
+) -> None:
+    """Per-input ``metric`` of ``subset`` by stage, one panel per task that has it, drawn as
+    :func:`plot_quality_filtered_vendi` describes (its layout, intervals and coverage)."""
     if not has_columns(diversity, REQUIRED):
-        empty_figure(TITLE, "no diversity table", out_pdf, out_png)
+        empty_figure(title, "no diversity table", out_pdf, out_png)
         return
     assert diversity is not None
     table = diversity.filter(
         (pl.col("scope") == "per_input")
-        & (pl.col("subset") == "correct")
+        & (pl.col("subset") == subset)
         & (pl.col("metric") == metric)
         & pl.col("model").is_in(list(lineage.checkpoints))
     )
     if table.is_empty():
-        empty_figure(
-            TITLE,
-            f"no {metric} rows over correct outputs (no verifiable task in the study)",
-            out_pdf,
-            out_png,
-        )
+        empty_figure(title, nothing, out_pdf, out_png)
         return
     present = task_order(strings(table, "task"), all_tasks_last=False)
     tasks = [t for t in PAPER_DECOMPOSITION_TASKS if t in present]
@@ -143,10 +169,10 @@ def plot_quality_filtered_vendi(
             extra = task not in PAPER_DECOMPOSITION_TASKS
             ax.set_title(f"{task}\n{EXTRA}" if extra else task, fontweight="bold")
             if i % ncols == 0:
-                ax.set_ylabel("Vendi (correct outputs)")
+                ax.set_ylabel(ylabel)
             if not marked:
-                note(ax, "no prompt with two correct outputs")
-        note_lines = textwrap.fill(SIZE_NOTE, width=48 * ncols)
+                note(ax, panel_empty)
+        note_lines = textwrap.fill(caption, width=48 * ncols)
         figure.supxlabel(
             f"post-training stage (position along the lineage)\n{note_lines}", fontsize=7
         )

@@ -33,7 +33,8 @@ subset, scope, prompt, metric), independent of the input's row order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,14 +43,55 @@ import polars as pl
 from divtrace import io
 from divtrace.errors import ContractError, MetricError
 from divtrace.generation.backend import PROMPT_TOO_LONG
-from divtrace.metrics.ead import DEFAULT_TOKENIZE, DEFAULT_VOCAB_SIZE, ead_many
-from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder
+from divtrace.metrics import classes as class_metrics
+from divtrace.metrics import code as code_metrics
+from divtrace.metrics import fixed_k
+from divtrace.metrics.ead import DEFAULT_N_MAX, DEFAULT_TOKENIZE, DEFAULT_VOCAB_SIZE, ead_many
+from divtrace.metrics.ead import tokenize as ead_tokens
+from divtrace.metrics.embeddings import DEFAULT_MODEL, Embedder, TextEmbedder, normalize_rows
 from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli_many, set_seed
 from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
-from divtrace.names import MIN_OUTPUTS
+from divtrace.names import (
+    CLASS_METRICS,
+    CODE_EMBEDDING_FAMILIES,
+    CODE_EMBEDDING_METRICS,
+    CODE_FAMILIES,
+    CODE_METRICS,
+    EMBEDDING_METRICS,
+    MIN_OUTPUTS,
+    VENDI_ORDERS,
+    metric_applies,
+)
 
-METRICS: tuple[str, ...] = ("ead", "sbert", "vendi", "nli")
+METRICS: tuple[str, ...] = (
+    "ead",
+    "sbert",
+    "vendi",
+    "nli",
+    *VENDI_ORDERS,
+    *CODE_METRICS,
+    *CODE_EMBEDDING_METRICS,
+    *CLASS_METRICS,
+)
+#: Metrics with a value at a fixed set size k (``k_grid``); NLI's pooled mean weighs each output
+#: pair by its sentence pairs, so it has no closed form at k and is left out.
+K_METRICS: frozenset[str] = frozenset(
+    {
+        "ead",
+        "sbert",
+        "vendi",
+        *VENDI_ORDERS,
+        "ast_distinct",
+        "ast_pairwise",
+        "ast_struct_pairwise",
+        *CLASS_METRICS,
+    }
+)
+#: The paper's code encoder (PAPER.md §8.1) and the tokens it saw.
+DEFAULT_CODE_MODEL = "microsoft/unixcoder-base"
+DEFAULT_CODE_MAX_LENGTH = 512
+_ORDER_OF: dict[str, float] = {"vendi": 1.0, **VENDI_ORDERS}
 NOT_YET_AVAILABLE: dict[str, str] = {}
 
 GROUP_KEYS = ["model", "task", "cot"]
@@ -62,12 +104,19 @@ INPUT_COLUMNS = [*REQUIRED_COLUMNS, "think_closed", "finish_reason"]
 QUALITY_COLUMNS = [*SAMPLE_KEYS, "correct"]
 # The diversity contract (docs/design.md §3), plus how many outputs each row dropped.
 OUTPUT_COLUMNS = [*io.DIVERSITY.names, "n_dropped"]
+#: Columns of the rows at a fixed set size (``k_grid``): ``k`` (null for the whole set) and
+#: ``se``, the Monte Carlo standard error (null where the value is exact).
+K_COLUMNS = ["k", "se"]
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.String() for name in OUTPUT_COLUMNS},
     "value": pl.Float64(),
     "n_outputs": pl.Int64(),
     "n_dropped": pl.Int64(),
 }
+K_SCHEMA: dict[str, pl.DataType] = {**OUTPUT_SCHEMA, "k": pl.Int64(), "se": pl.Float64()}
+
+
+applies = metric_applies
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -183,6 +232,18 @@ def _attach_quality(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
     return merged.get_column("correct")
 
 
+def _attach_classes(frame: pl.DataFrame, quality: pl.DataFrame) -> pl.Series:
+    """Per generation (in ``frame``'s order): its answer-class key, null where none."""
+    column = class_metrics.CLASS
+    keyed = _normalise_keys(quality.select([*SAMPLE_KEYS, column]), "quality").with_columns(
+        pl.col(column).cast(pl.String)
+    )
+    merged = frame.select(SAMPLE_KEYS).join(
+        keyed, on=SAMPLE_KEYS, how="left", maintain_order="left"
+    )
+    return merged.get_column(column)
+
+
 def count_dropped(generations: pl.DataFrame) -> pl.DataFrame:
     """Per (model, task, cot, prompt_id), sorted: ``n_samples`` and ``n_dropped`` (unclosed
     think blocks and samples whose prompt did not fit)."""
@@ -285,41 +346,69 @@ def compute_diversity(
     nli_max_length: int = HFNLIScorer.DEFAULT_MAX_LENGTH,
     nli_stats: dict[str, int] | None = None,
     device: str | None = None,
+    families: Mapping[str, str] | None = None,
+    k_grid: Sequence[int] = (),
+    code_model: str = DEFAULT_CODE_MODEL,
+    code_max_length: int = DEFAULT_CODE_MAX_LENGTH,
+    code_embedder: TextEmbedder | None = None,
 ) -> pl.DataFrame:
     """Diversity rows (DIVERSITY contract plus ``n_dropped``) for a generations table.
 
     See the module docstring for the semantics. ``device`` (None/"auto": CUDA when available)
     places the default SBERT and NLI models. ``embedder`` (anything with
     ``embed(texts) -> ndarray``) overrides the default :class:`Embedder` built from
-    ``sbert_model``; it is only used when "sbert" or "vendi" is requested. Likewise
+    ``sbert_model``; it is only used when an embedding metric (SBERT, Vendi of any order) is
+    requested. Likewise
     ``nli_scorer`` (anything with ``score(premises, hypotheses) -> (n, 2) ndarray``) overrides
     the default :class:`~divtrace.metrics.nli.HFNLIScorer` built from ``nli_model`` (a local
     path or a hub name), which truncates each sentence pair to ``nli_max_length`` tokens; it is
     only used when "nli" is requested. ``nli_stats``, when given, is
     updated with the counts of :func:`~divtrace.metrics.nli.nli_many`.
+
+    ``code_sbert`` and ``code_vendi`` embed the extracted code of each output
+    (:func:`divtrace.metrics.code.extract_code`; blank code left out of the set) with
+    ``code_embedder``, by default an :class:`Embedder` of ``code_model`` truncating to
+    ``code_max_length`` tokens (sentence-transformers adds mean pooling to a plain encoder such as
+    UniXcoder, as the paper's script relied on).
+
+    ``families`` maps a task to its family (a task not in it is the family of its name): the code
+    metrics are computed only for code tasks (:func:`applies`) and have no rows elsewhere.
+    ``k_grid``: set sizes k; each per-input set then also gets, for each metric of
+    :data:`K_METRICS` and each k, a row with the metric's mean over the set's k-subsets
+    (:mod:`divtrace.metrics.fixed_k`; null where the set has fewer than k usable outputs), and
+    the table the columns :data:`K_COLUMNS` (``k`` null on the whole-set rows).
     """
     names = check_metrics(metrics)
+    grid = fixed_k.parse_k_grid(k_grid) if len(k_grid) else []
     frame = _prepare(generations)
     with_quality = quality is not None
     if quality is not None:
         frame = frame.with_columns(_attach_quality(frame, quality).alias("correct"))
+    class_names = [n for n in names if n in CLASS_METRICS]
+    if class_names and quality is not None and class_metrics.CLASS in quality.columns:
+        frame = frame.with_columns(_attach_classes(frame, quality))
     sets = _build_sets(frame, with_quality)
+    schema = K_SCHEMA if grid else OUTPUT_SCHEMA
     if not sets:
-        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+        return pl.DataFrame(schema=schema)
 
+    family_of = dict(families or {})
     answers = np.asarray(frame.get_column("answer").to_list(), dtype=object)
     # Only sets of at least MIN_OUTPUTS outputs are scored; the others keep a missing value.
     scored = [i for i, s in enumerate(sets) if len(s["rows"]) >= MIN_OUTPUTS]
     scored_sets = [sets[i] for i in scored]
     values: dict[str, np.ndarray] = {}
     computed: dict[str, np.ndarray] = {}
+    # (set index, metric, k) -> (value, se): the rows at fixed k
+    at_k: dict[tuple[int, str, int], tuple[float, float]] = {}
     if scored_sets and "ead" in names:
         computed["ead"] = ead_many(
             [answers[s["rows"]].tolist() for s in scored_sets],
             ead_vocab_size,
             tokenize_mode=ead_tokenize,
         )
-    if scored_sets and ("sbert" in names or "vendi" in names):
+    matrices: list[np.ndarray] = []
+    if scored_sets and EMBEDDING_METRICS & set(names):
         used = np.unique(np.concatenate([s["rows"] for s in scored_sets]))
         codes = np.full(len(frame), -1, dtype=np.int64)
         used_codes, uniques = _factorize(answers[used].tolist())
@@ -336,6 +425,16 @@ def compute_diversity(
             computed["sbert"] = sbert_many(matrices)
         if "vendi" in names:
             computed["vendi"] = vendi_many(matrices)
+        orders = [n for n in names if n in VENDI_ORDERS]
+        if orders:
+            per_set = np.stack(
+                [
+                    fixed_k.vendi_orders(normalize_rows(m), [VENDI_ORDERS[n] for n in orders])
+                    for m in matrices
+                ]
+            )
+            for j, name in enumerate(orders):
+                computed[name] = per_set[:, j]
     if scored_sets and "nli" in names:
         if nli_scorer is None:
             nli_scorer = HFNLIScorer(nli_model, device=device, max_length=nli_max_length)
@@ -345,31 +444,180 @@ def compute_diversity(
             nli_scorer,
             stats=nli_stats,
         )
+    code_embedding = [n for n in names if n in CODE_EMBEDDING_METRICS]
+    code_embedding_sets = [
+        j
+        for j, s in enumerate(scored_sets)
+        if code_embedding and family_of.get(s["task"], s["task"]) in CODE_EMBEDDING_FAMILIES
+    ]
+    if code_embedding_sets:
+        for name in code_embedding:
+            computed[name] = np.full(len(scored_sets), np.nan)
+        codes_of = {
+            j: [
+                c
+                for c in (code_metrics.extract_code(a) for a in answers[scored_sets[j]["rows"]])
+                if c.strip()
+            ]
+            for j in code_embedding_sets
+        }
+        distinct_code = list(dict.fromkeys(c for cs in codes_of.values() for c in cs))
+        if code_embedder is None:
+            code_embedder = Embedder(
+                code_model, device=device, show_progress_bar=True, max_seq_length=code_max_length
+            )
+        vectors = np.asarray(code_embedder.embed(distinct_code), dtype=np.float64)
+        row_of = {c: i for i, c in enumerate(distinct_code)}
+        for j, cs in codes_of.items():
+            if len(cs) < MIN_OUTPUTS:
+                continue
+            matrix = vectors[[row_of[c] for c in cs]]
+            if "code_sbert" in computed:
+                computed["code_sbert"][j] = sbert_many([matrix])[0]
+            if "code_vendi" in computed:
+                computed["code_vendi"][j] = vendi_many([matrix])[0]
+    code_names = [n for n in names if n in CODE_METRICS]
+    code_sets = [
+        j
+        for j, s in enumerate(scored_sets)
+        if code_names and family_of.get(s["task"], s["task"]) in CODE_FAMILIES
+    ]
+    progs: dict[int, code_metrics.Programs] = {}
+    if code_sets:
+        for name in code_names:
+            computed[name] = np.full(len(scored_sets), np.nan)
+        for j in code_sets:
+            progs[j] = code_metrics.programs(answers[scored_sets[j]["rows"]].tolist())
+            p = progs[j]
+            for name, value in (
+                ("ast_distinct", code_metrics.distinct(p.plain)),
+                ("ast_pairwise", code_metrics.mean_pairwise(p.plain)),
+                ("ast_struct_pairwise", code_metrics.mean_pairwise(p.structure)),
+                ("ast_parseable", p.parsed / p.n_outputs),
+            ):
+                if name in computed:
+                    computed[name][j] = value
+    # Answer classes: per input, for the families that have them, where the quality table
+    # gave each sample's class (:mod:`divtrace.metrics.classes`).
+    class_sets: dict[int, tuple[list[str], list[bool] | None]] = {}
+    if class_names and class_metrics.CLASS in frame.columns:
+        keys_col = np.asarray(frame.get_column(class_metrics.CLASS).to_list(), dtype=object)
+        judged = frame.get_column("correct").to_list()
+        for name in class_names:
+            computed[name] = np.full(len(scored_sets), np.nan)
+        for j, s in enumerate(scored_sets):
+            family = family_of.get(s["task"], s["task"])
+            rows = s["rows"]
+            if not metric_applies(class_names[0], family, s["scope"]):
+                continue
+            found = keys_col[rows].tolist()
+            if any(key is None for key in found):
+                continue
+            right = [judged[r] for r in rows]
+            correct = None if any(c is None for c in right) else [bool(c) for c in right]
+            class_sets[j] = (found, correct)
+            for name, value in class_metrics.class_values(found, correct).items():
+                if name in computed:
+                    computed[name][j] = value
     for name in names:
         values[name] = np.full(len(sets), np.nan)
         if name in computed:
             values[name][scored] = computed[name]
 
-    # One row per (set, metric), sets in their fixed order and metrics in the order asked for.
-    def each(key: str) -> list[Any]:
-        return [s[key] for s in sets for _ in names]
+    if grid:
+        k_names = [n for n in names if n in K_METRICS]
+        for j, s in enumerate(scored_sets):
+            if s["scope"] != "per_input":
+                continue
+            i = scored[j]
+            texts = answers[s["rows"]].tolist()
+            grams = (
+                fixed_k.ngram_presence([ead_tokens(t, ead_tokenize) for t in texts], DEFAULT_N_MAX)
+                if "ead" in k_names
+                else []
+            )
+            pooled = (
+                fixed_k.PooledItems(*code_metrics.presence(progs[j].plain))
+                if j in progs and "ast_distinct" in k_names
+                else None
+            )
+            for k in grid:
+                seed = set_seed(s["model"], s["task"], s["cot"], s["subset"], s["prompt_id"], k)
+                n = len(texts)
+                if "ead" in k_names and k <= n:
+                    at_k[(i, "ead", k)] = fixed_k.ead_at_k(grams, k, ead_vocab_size, seed)
+                if "sbert" in k_names and k <= n:
+                    at_k[(i, "sbert", k)] = (
+                        fixed_k.pairwise_at_k(computed["sbert"][j], n, k),
+                        math.nan,
+                    )
+                vendis = [m for m in k_names if m in _ORDER_OF]
+                if vendis and k <= n:
+                    unit = normalize_rows(matrices[j])
+                    results = fixed_k.vendi_at_k(unit, k, [_ORDER_OF[m] for m in vendis], seed)
+                    for m, result in zip(vendis, results, strict=True):
+                        at_k[(i, m, k)] = result
+                if j in class_sets and k <= n:
+                    found, correct = class_sets[j]
+                    for name, result in class_metrics.class_values_at_k(
+                        found, correct, k, seed
+                    ).items():
+                        if name in class_names:
+                            at_k[(i, name, k)] = result
+                if j in progs:
+                    p = progs[j]
+                    n_prog = len(p.plain)
+                    if k > n_prog:
+                        continue
+                    for name, multisets in (
+                        ("ast_pairwise", p.plain),
+                        ("ast_struct_pairwise", p.structure),
+                    ):
+                        if name in k_names:
+                            at_k[(i, name, k)] = (
+                                fixed_k.pairwise_at_k(
+                                    code_metrics.mean_pairwise(multisets), n_prog, k
+                                ),
+                                math.nan,
+                            )
+                    if pooled is not None:
+                        at_k[(i, "ast_distinct", k)] = fixed_k.distinct_ratio_at_k(pooled, k, seed)
 
-    return pl.DataFrame(
-        {
-            "model": each("model"),
-            "task": each("task"),
-            "cot": each("cot"),
-            "scope": each("scope"),
-            "subset": each("subset"),
-            "prompt_id": each("prompt_id"),
-            "metric": names * len(sets),
-            "value": [
-                None if np.isnan(v := float(values[name][i])) else v
-                for i in range(len(sets))
-                for name in names
-            ],
-            "n_outputs": [len(s["rows"]) for s in sets for _ in names],
-            "n_dropped": each("n_dropped"),
-        },
-        schema=OUTPUT_SCHEMA,
-    )
+    # One row per (set, metric), sets in their fixed order and metrics in the order asked for;
+    # a code metric only for the sets of code tasks; then, with a k grid, the rows at each k.
+    cells = [
+        (i, name)
+        for i, s in enumerate(sets)
+        for name in names
+        if applies(name, family_of.get(s["task"], s["task"]), s["scope"])
+    ]
+    keys: list[tuple[int, str, int | None]] = [(i, name, None) for i, name in cells]
+    if grid:
+        keys += [
+            (i, name, k)
+            for i, name in cells
+            if sets[i]["scope"] == "per_input" and name in K_METRICS
+            for k in grid
+        ]
+
+    def value_of(i: int, name: str, k: int | None) -> float | None:
+        v = float(values[name][i]) if k is None else at_k.get((i, name, k), (math.nan,))[0]
+        return None if math.isnan(v) else v
+
+    columns: dict[str, list[Any]] = {
+        "model": [sets[i]["model"] for i, _, _ in keys],
+        "task": [sets[i]["task"] for i, _, _ in keys],
+        "cot": [sets[i]["cot"] for i, _, _ in keys],
+        "scope": [sets[i]["scope"] for i, _, _ in keys],
+        "subset": [sets[i]["subset"] for i, _, _ in keys],
+        "prompt_id": [sets[i]["prompt_id"] for i, _, _ in keys],
+        "metric": [name for _, name, _ in keys],
+        "value": [value_of(i, name, k) for i, name, k in keys],
+        "n_outputs": [len(sets[i]["rows"]) for i, _, _ in keys],
+        "n_dropped": [sets[i]["n_dropped"] for i, _, _ in keys],
+    }
+    if grid:
+        columns["k"] = [k for _, _, k in keys]
+        se = [math.nan if k is None else at_k.get((i, n, k), (0, math.nan))[1] for i, n, k in keys]
+        columns["se"] = [None if math.isnan(v) else v for v in se]
+    return pl.DataFrame(columns, schema=schema)

@@ -103,6 +103,7 @@ class Embedder:
         batch_size: int = 64,
         *,
         show_progress_bar: bool = False,
+        max_seq_length: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"Embedder batch_size must be >= 1, got {batch_size}")
@@ -110,6 +111,8 @@ class Embedder:
         self.device = device
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
+        #: Tokens each text is truncated to (None: the model's own setting).
+        self.max_seq_length = max_seq_length
         self.stats: dict[str, int] = {"n_requested": 0, "n_encoded": 0}
         self._cache: dict[str, np.ndarray] = {}
         self._model: Any = None
@@ -136,6 +139,8 @@ class Embedder:
                     f"SBERT model {self.model!r} ({where}) cannot be loaded: "
                     f"{type(err).__name__}: {err}"
                 ) from err
+            if self.max_seq_length is not None:
+                self._model.max_seq_length = self.max_seq_length
             self.device = device
         return self._model
 
