@@ -167,3 +167,81 @@ def test_real_mbpp_solutions_under_a_guessed_name(shared_real: Path):
             assert f"def {name}" in candidate, row["task_id"]
             assert "def guessed_name_" not in candidate, row["task_id"]
     assert renamed_any >= 80  # most solutions define the tested function first
+
+
+def test_paper_style_mbpp_answers_are_scored_as_the_paper_scores_them(shared_real: Path):
+    """Canonical MBPP solutions under a guessed name (the paper's prompts never show the name):
+    scored with the paper's alignment they pass, as in the paper; divtrace's own assembly (for
+    its instructed prompts, which name the function) does not rename, so they fail. A helper
+    defined first is renamed blindly, as the paper does, and fails there."""
+    import polars as pl
+
+    from divtrace.quality.code import judge_mbpp
+    from divtrace.quality.score import score_generations
+
+    rows = [json.loads(line) for line in (shared_real / "mbpp_test_100.jsonl").open()][:8]
+    answers, references = [], []
+    for row in rows:
+        name = expected_name(row["test_list"])
+        assert name is not None
+        answers.append(re.sub(rf"\bdef {re.escape(name)}\b", "def guessed_name_", row["code"]))
+        answers[-1] = re.sub(rf"\b{re.escape(name)}\s*\(", "guessed_name_(", answers[-1])
+        references.append(row)
+    helper_first = (  # MBPP 11 (remove_Occ) through a helper defined first
+        "def strip_once(s, ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]\n\n"
+        "def remove_Occ(s, ch):\n    return strip_once(s, ch)\n"
+    )
+    answers.append(helper_first)
+    references.append(rows[0])
+    prompts = [{"prompt_id": f"mbpp/{i}"} for i in range(len(answers))]
+    paper = judge_mbpp(answers, references, prompts, prompt_style="paper")
+    own = judge_mbpp(answers, references, prompts)
+    # passes where the tested function comes first; where a helper comes first (MBPP 18 among
+    # these, and the added case) the blind rename breaks it, as in the paper
+    first_is_it = [
+        re.search(r"^def\s+(\w+)", a, re.MULTILINE).group(1) == "guessed_name_"  # type: ignore[union-attr]
+        for a in answers
+    ]
+    assert [j.correct for j in paper] == first_is_it
+    assert first_is_it.count(False) == 2
+    assert [j.correct for j in own] == [False] * len(rows) + [True]
+    # score_generations hands the prompts file's style to the code judges
+    table = pl.DataFrame(
+        {
+            "prompt_id": [p["prompt_id"] for p in prompts],
+            "reference": [json.dumps(r) for r in references],
+        }
+    )
+    generations = pl.DataFrame(
+        {
+            "model": "m",
+            "task": "mbpp",
+            "cot": "on",
+            "prompt_id": table["prompt_id"],
+            "sample": 0,
+            "answer": answers,
+        }
+    )
+    scored = score_generations("mbpp", table, generations, prompt_style="paper")
+    assert scored["correct"].to_list() == [j.correct for j in paper]
+    assert score_generations("mbpp", table, generations)["correct"].to_list() == [
+        j.correct for j in own
+    ]
+
+
+def test_paper_style_humaneval_renames_a_standalone_function(shared_real: Path):
+    from divtrace.quality.code import judge_humaneval
+
+    rows = [json.loads(line) for line in (shared_real / "humaneval.jsonl").open()][:4]
+    answers = [
+        "```python\n"
+        + r["prompt"].replace(f"def {r['entry_point']}(", "def guessed_name_(")
+        + r["canonical_solution"]
+        + "```\n"
+        for r in rows
+    ]
+    prompts = [{"prompt_id": r["task_id"]} for r in rows]
+    paper = judge_humaneval(answers, rows, prompts, prompt_style="paper")
+    own = judge_humaneval(answers, rows, prompts)
+    assert all(j.correct for j in paper)
+    assert not any(j.correct for j in own)  # the stub of the prompt is never completed

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> None:
     )
     io.expected_run(args.out, generations)  # one run, wherever the output goes
     family = args.family or args.task
-    quality = score_generations(family, prompts, generations)
+    style = io.read_metadata(args.prompts).get("prompt_style")
+    quality = score_generations(family, prompts, generations, prompt_style=style)
     io.write_table(
         quality,
         args.out,
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
         metadata={
             "task": args.task,
             "family": family,
+            "prompt_style": style,
             "inputs": [str(p) for p in args.generations],
             DIGEST_KEY: digest,
         },

@@ -23,9 +23,11 @@ from dataclasses import replace
 from typing import Any
 
 from divtrace.errors import JudgeError
+from divtrace.quality.align import paper_humaneval_program, paper_mbpp_program
 from divtrace.quality.base import Judgement
 from divtrace.quality.sandbox import SandboxLimits, TestRun, cleanup_on_signals, run_tests
 from divtrace.tasks.humaneval import STOP as HUMANEVAL_STOP
+from divtrace.tasks.styles import PAPER
 
 #: Longest ``Judgement.extracted`` kept (characters).
 MAX_EXTRACTED = 4000
@@ -75,8 +77,11 @@ def _require(reference: Mapping[str, Any], keys: Sequence[str], task: str) -> No
         raise JudgeError(f"{task} reference lacks {missing}: {sorted(reference)}")
 
 
-def humaneval_program(answer: str, reference: Mapping[str, Any]) -> tuple[str, str]:
-    """``(program, candidate)`` for a HumanEval answer.
+def humaneval_program(
+    answer: str, reference: Mapping[str, Any], *, paper: bool = False
+) -> tuple[str, str]:
+    """``(program, candidate)`` for a HumanEval answer (``paper``: as the paper's checker builds
+    it, :func:`divtrace.quality.align.paper_humaneval_program`).
 
     A fenced answer contributes the block defining the entry point (else the first Python block);
     an unfenced answer that defines the entry point at top level is a whole function; anything
@@ -86,6 +91,8 @@ def humaneval_program(answer: str, reference: Mapping[str, Any]) -> tuple[str, s
     """
     _require(reference, ("prompt", "test", "entry_point"), "humaneval")
     prompt, entry = str(reference["prompt"]), str(reference["entry_point"])
+    if paper:
+        return paper_humaneval_program(answer, prompt, str(reference["test"]), entry)
     block = _pick_block(answer, [entry])
     if block is not None:
         candidate = block
@@ -103,14 +110,23 @@ _CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 
 
 def mbpp_program(
-    answer: str, reference: Mapping[str, Any], *, include_challenge: bool = False
+    answer: str,
+    reference: Mapping[str, Any],
+    *,
+    include_challenge: bool = False,
+    paper: bool = False,
 ) -> tuple[str, str]:
     """``(program, candidate)`` for an MBPP answer: setup code, the program, the asserts.
 
     A fenced answer contributes the block defining a function the asserts call (else the first
-    Python block); an unfenced answer is taken whole as the program.
+    Python block); an unfenced answer is taken whole as the program. ``paper``: as the paper's
+    checker builds it (:func:`divtrace.quality.align.paper_mbpp_program`: its first function
+    renamed to the name the asserts call, no setup code, no challenge tests): the paper's
+    prompts never show that name.
     """
     _require(reference, ("test_list",), "mbpp")
+    if paper:
+        return paper_mbpp_program(answer, list(reference["test_list"]))
     tests = list(reference["test_list"])
     if include_challenge:
         tests += list(reference.get("challenge_test_list") or [])
@@ -122,12 +138,14 @@ def mbpp_program(
     return program, candidate
 
 
-def humaneval_run(answer: str, reference: Mapping[str, Any]) -> tuple[TestRun, str]:
+def humaneval_run(
+    answer: str, reference: Mapping[str, Any], *, paper: bool = False
+) -> tuple[TestRun, str]:
     """``(run, candidate)`` for a HumanEval answer: the candidate's program is the prompt and
     the answer's code (as in :func:`humaneval_program`); the tests are the prompt (for its
     helpers, such as ``poly`` or ``encode_cyclic``), the problem's ``check`` and
     ``check(<proxy of the entry point>)``."""
-    program, candidate = humaneval_program(answer, reference)
+    program, candidate = humaneval_program(answer, reference, paper=paper)
     entry = str(reference["entry_point"])
     body = program[: program.rindex(f"\n\n{reference['test']}\n\ncheck({entry})\n")]
     tests = (
@@ -162,17 +180,23 @@ def _defined(code: str) -> set[str]:
 
 
 def mbpp_run(
-    answer: str, reference: Mapping[str, Any], *, include_challenge: bool = False
+    answer: str,
+    reference: Mapping[str, Any],
+    *,
+    include_challenge: bool = False,
+    paper: bool = False,
 ) -> tuple[TestRun, str]:
     """``(run, candidate)`` for an MBPP answer: the candidate's program is the setup code and
     the answer's code; the tests are the setup code and the asserts, each name the asserts call
     (not defined by the setup code, nor a builtin the candidate does not redefine) bound to a
     proxy of the candidate's."""
-    _, candidate = mbpp_program(answer, reference, include_challenge=include_challenge)
+    _, candidate = mbpp_program(
+        answer, reference, include_challenge=include_challenge and not paper, paper=paper
+    )
     tests = list(reference["test_list"])
-    if include_challenge:
+    if include_challenge and not paper:
         tests += list(reference.get("challenge_test_list") or [])
-    setup = str(reference.get("test_setup_code") or "")
+    setup = "" if paper else str(reference.get("test_setup_code") or "")
     # A builtin's name is the candidate's where the candidate defines it (``def pow``).
     skip = _defined(setup) | (set(dir(builtins)) - _defined(candidate))
     names = [n for n in dict.fromkeys(_CALLED_NAME.findall("\n".join(tests))) if n not in skip]
@@ -236,9 +260,16 @@ def judge_humaneval(
     timeout_s: float | None = None,
     workers: int | None = None,
     limits: SandboxLimits | None = None,
+    prompt_style: str | None = None,
 ) -> list[Judgement]:
-    """HumanEval: run each answer against its problem's ``check`` in the sandbox."""
-    assembled = _assemble(humaneval_run, answers, references, prompts)
+    """HumanEval: run each answer against its problem's ``check`` in the sandbox (answers to
+    prompts of the paper's style built as the paper's checker builds them)."""
+    paper = prompt_style == PAPER
+
+    def build(answer: str, reference: Mapping[str, Any]) -> tuple[TestRun, str]:
+        return humaneval_run(answer, reference, paper=paper)
+
+    assembled = _assemble(build, answers, references, prompts)
     return _judge(assembled, limits, timeout_s, workers)
 
 
@@ -251,11 +282,15 @@ def judge_mbpp(
     workers: int | None = None,
     limits: SandboxLimits | None = None,
     include_challenge: bool = False,
+    prompt_style: str | None = None,
 ) -> list[Judgement]:
-    """MBPP: run each answer with its setup code and ``test_list`` asserts in the sandbox."""
+    """MBPP: run each answer with its setup code and ``test_list`` asserts in the sandbox
+    (answers to prompts of the paper's style, which never show the function's name, built as
+    the paper's checker builds them: the first function renamed to the asserts' name)."""
+    paper = prompt_style == PAPER
 
     def build(answer: str, reference: Mapping[str, Any]) -> tuple[TestRun, str]:
-        return mbpp_run(answer, reference, include_challenge=include_challenge)
+        return mbpp_run(answer, reference, include_challenge=include_challenge, paper=paper)
 
     assembled = _assemble(build, answers, references, prompts)
     return _judge(assembled, limits, timeout_s, workers)

@@ -9,6 +9,7 @@ dependencies) is missing.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from collections.abc import Mapping
 from typing import Any, cast
@@ -75,7 +76,10 @@ def _decode(reference: Any, prompt_id: str) -> Mapping[str, Any]:
 
 
 def score_generations(
-    family: str, prompts: pl.DataFrame, generations: pl.DataFrame
+    family: str,
+    prompts: pl.DataFrame,
+    generations: pl.DataFrame,
+    prompt_style: str | None = None,
 ) -> pl.DataFrame:
     """Judge every generation of ``family``; one QUALITY row per (prompt_id, sample).
 
@@ -87,6 +91,8 @@ def score_generations(
     it says nothing of the model. Rows come out in prompt-table order, then by sample. Besides
     the QUALITY columns, the table holds each sample's answer class for majority@K (``vote``,
     :mod:`divtrace.quality.votes`; null where the family's vote has no meaning).
+    ``prompt_style`` (the prompts file's, ``tasks.<name>.prompt_style``) reaches the judges that
+    take it: the code judges score answers to the paper's prompts as the paper's checker does.
     """
     _require(prompts, _PROMPT_COLUMNS, "prompts")
     _require(generations, _GENERATION_COLUMNS, "generations")
@@ -135,7 +141,14 @@ def score_generations(
         judge = get_judge(family)
         answers = to_judge.get_column("answer").cast(pl.String).fill_null("").to_list()
         ids = [str(p) for p in to_judge.get_column("prompt_id")]
-        verdicts = judge(answers, [references[p] for p in ids], [prompt_rows[p] for p in ids])
+        options = (
+            {"prompt_style": prompt_style}
+            if prompt_style is not None and "prompt_style" in inspect.signature(judge).parameters
+            else {}
+        )
+        verdicts = judge(
+            answers, [references[p] for p in ids], [prompt_rows[p] for p in ids], **options
+        )
         if len(verdicts) != len(answers):
             raise RuntimeError(
                 f"judge of {family!r} returned {len(verdicts)} verdicts for {len(answers)} answers"
