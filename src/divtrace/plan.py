@@ -89,6 +89,20 @@ def metrics_gpus(config: Mapping[str, Any]) -> int:
     return 1 if uses_model and _is_cuda(str(metrics.get("device", "auto"))) else 0
 
 
+#: The judges that run the samples as programs, in the sandbox's worker pool.
+PROGRAM_JUDGES = "divtrace.quality.code:"
+
+
+def score_threads(study: Study, task: str) -> int:
+    """Cores one ``score_quality`` job reserves: two for a task whose judge runs the samples as
+    programs (the sandbox runs them side by side), one for a check on the text, which leaves the
+    other core to the jobs beside it."""
+    from divtrace.tasks import get_family
+
+    judge = get_family(study.family(task)).judge or ""
+    return 2 if judge.startswith(PROGRAM_JUDGES) else 1
+
+
 def run_mode(study: Study, model: str, cot: str) -> str:
     """The mode of a run (see the module docstring)."""
     spec = study.model(model)
@@ -176,7 +190,11 @@ def plan(
         "prepare_prompts": len(study.tasks),
         "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
         "score_quality": len(verified),
-        "diversity": len(runs),
+        "diversity": (
+            len({(model, cot) for model, _, cot in runs})  # every task of one in a job
+            if config["metrics"].get("one_job_per_model")
+            else len(runs)
+        ),
         "summarize": 1,  # every table, from the diversity, quality and generation files
         "figures": 1,
         "all": 1,
