@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from divtrace.config import Study
 from divtrace.errors import UsageError
+
+if TYPE_CHECKING:
+    from divtrace.config import Study
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -146,6 +148,8 @@ def shard_minutes(
     limit of the attempt before it: a job that ran out of time (SLURM's TIMEOUT) never gets the
     same limit again, also where the floor or the expected time already covers the upper bound.
     """
+    from divtrace.config import Study  # jsonschema: not on every command's start-up
+
     study = Study(config)
     k = int(config["sampling"]["k"])
     prompts = min(int(config["sampling"]["prompts_per_shard"]), int(study.task(task)["n_prompts"]))
@@ -178,6 +182,8 @@ def plan(
     if load_seconds < 0:
         raise UsageError(f"load_seconds must not be negative, got {load_seconds}")
     means = check_mean_tokens(mean_tokens)
+    from divtrace.config import Study  # jsonschema: not on every command's start-up
+
     study = Study(config)
     k = int(config["sampling"]["k"])
     gpus = sampling_gpus(config)
