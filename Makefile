@@ -39,12 +39,14 @@ lint: setup
 	$(BIN)/snakefmt --check .
 	$(WITH_VENV) $(BIN)/snakemake --lint
 
-# The inner loop (under 3 minutes on two cores): every test but the slow ones (the demo run, the
+# The inner loop: every test but the slow ones (the demo run, the
 # finished Olmo 3 study's reruns, double draws of the figures, whole-benchmark sandbox sweeps),
 # those that need vLLM, the tiny workflow run (`make workflow-test`) and the SLURM runs
-# (`make slurm-test`). Markers in pyproject.toml.
+# (`make slurm-test`). Markers in pyproject.toml. One pytest-xdist worker per core, each test
+# file on one worker (its module-scoped fixtures, such as the tiny models, are built once).
 unit: setup
-	$(WITH_VENV) $(BIN)/python -m pytest -m "not slow and not vllm and not workflow and not slurm"
+	$(WITH_VENV) $(BIN)/python -m pytest -n auto --dist loadfile \
+	  -m "not slow and not vllm and not workflow and not slurm"
 
 # The tiny end-to-end workflow (.test/config.yaml), about a minute.
 workflow-test: setup

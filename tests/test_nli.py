@@ -543,6 +543,24 @@ def test_hf_scorer_dedups_and_caches(tiny: dict[str, Path]) -> None:
         scorer.score(["a."], [])
 
 
+def test_a_fresh_scorer_shares_the_model_not_the_cache(tiny: dict[str, Path]) -> None:
+    """Several runs in one process (``divtrace diversity`` with several --out): one model load,
+    and each run's pairs scored in the batches of a run scored alone."""
+    path = str(tiny["standard"])
+    assert HFNLIScorer(path, progress=False).fresh()._model is None  # not loaded: loads its own
+    scorer = HFNLIScorer(path, device="cpu", batch_size=3, max_length=16, progress=False)
+    scorer.score(["a.", "b."], ["x.", "y."])
+    fresh = scorer.fresh()
+    assert fresh._model is scorer._model and fresh._tokenizer is scorer._tokenizer
+    assert (fresh.batch_size, fresh.max_length, fresh.device) == (3, 16, "cpu")
+    assert fresh.stats == {"n_requested": 0, "n_scored": 0}
+    premises, hypotheses = ["b.", "c.", "a b c."], ["y.", "z.", "x y."]
+    got = fresh.score(premises, hypotheses)
+    assert fresh.stats["n_scored"] == 3  # nothing taken from the first run's cache
+    alone = HFNLIScorer(path, device="cpu", batch_size=3, max_length=16, progress=False)
+    assert np.array_equal(got, alone.score(premises, hypotheses))
+
+
 def test_hf_scorer_from_loaded_dtype_and_progress(
     tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,11 +58,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from divtrace.config import Study
 from divtrace.errors import UsageError
 from divtrace.names import JUDGE_BASE_OPPONENT, MODEL_METRICS
+
+if TYPE_CHECKING:
+    from divtrace.config import Study
 
 DEFAULT_TOKENS_PER_SECOND = 2500.0
 DEFAULT_LOAD_SECONDS = 120.0
@@ -136,6 +138,20 @@ def metrics_gpus(config: Mapping[str, Any]) -> int:
     return 1 if uses_model and _is_cuda(str(metrics.get("device", "auto"))) else 0
 
 
+#: The judges that run the samples as programs, in the sandbox's worker pool.
+PROGRAM_JUDGES = "divtrace.quality.code:"
+
+
+def score_threads(study: Study, task: str) -> int:
+    """Cores one ``score_quality`` job reserves: two for a task whose judge runs the samples as
+    programs (the sandbox runs them side by side), one for a check on the text, which leaves the
+    other core to the jobs beside it."""
+    from divtrace.tasks import get_family
+
+    judge = get_family(study.family(task)).judge or ""
+    return 2 if judge.startswith(PROGRAM_JUDGES) else 1
+
+
 def run_mode(study: Study, model: str, cot: str) -> str:
     """The mode of a run (see the module docstring)."""
     spec = study.model(model)
@@ -179,6 +195,8 @@ def shard_minutes(
     limit of the attempt before it: a job that ran out of time (SLURM's TIMEOUT) never gets the
     same limit again, also where the floor or the expected time already covers the upper bound.
     """
+    from divtrace.config import Study  # jsonschema: not on every command's start-up
+
     study = Study(config)
     k = int(config["sampling"]["k"])
     prompts = min(int(config["sampling"]["prompts_per_shard"]), int(study.task(task)["n_prompts"]))
@@ -211,6 +229,8 @@ def plan(
     if load_seconds < 0:
         raise UsageError(f"load_seconds must not be negative, got {load_seconds}")
     means = check_mean_tokens(mean_tokens)
+    from divtrace.config import Study  # jsonschema: not on every command's start-up
+
     study = Study(config)
     k = int(config["sampling"]["k"])
     gpus = sampling_gpus(config)
@@ -223,7 +243,11 @@ def plan(
         "prepare_prompts": len(study.tasks),
         "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
         "score_quality": len(verified),
-        "diversity": len(runs),
+        "diversity": (
+            len({(model, cot) for model, _, cot in runs})  # every task of one in a job
+            if config["metrics"].get("one_job_per_model")
+            else len(runs)
+        ),
         "judge": len(study.judge_runs()),
         "summarize": 1,  # every table, from the diversity, quality and generation files
         "figures": 1,

@@ -28,7 +28,12 @@ from divtrace.names import (  # noqa: E402
     TABLE_FILE,
     TABLE_NAMES,
 )
-from divtrace.plan import metrics_gpus, sampling_gpus, shard_minutes  # noqa: E402
+from divtrace.plan import (  # noqa: E402
+    metrics_gpus,
+    sampling_gpus,
+    score_threads,
+    shard_minutes,
+)
 from divtrace.provenance import (
     prompt_digest,
     prompt_spec,
@@ -314,6 +319,59 @@ def quality_of(wildcards):
     if verifiable(wildcards.task):
         return quality_file(wildcards.model, wildcards.task, wildcards.cot)
     return []
+
+
+def diversity_args():
+    """The metric settings of ``divtrace diversity``, as command-line flags."""
+    return _flags(
+        {
+            "--metrics": ",".join(METRICS["names"]),
+            "--sbert-model": METRICS["sbert_model"],
+            "--ead-vocab-size": METRICS["ead_vocab_size"],
+            "--ead-tokenize": METRICS["ead_tokenize"],
+            "--nli-model": METRICS["nli_model"],
+            "--nli-max-length": METRICS["nli_max_length"],
+            "--code-model": METRICS["code_model"],
+            "--code-max-length": METRICS["code_max_length"],
+            "--device": METRICS["device"],
+            "--k-grid": ",".join(str(k) for k in METRICS["k_grid"]) or None,
+        }
+    )
+
+
+def shards_of_model(wildcards):
+    """Every shard of one model and CoT mode, all tasks (one diversity job)."""
+    return [
+        shard_file(wildcards.model, task, wildcards.cot, shard)
+        for task in STUDY.tasks
+        for shard in STUDY.shards(task)
+    ]
+
+
+def quality_of_model(wildcards):
+    """Verifiable tasks get a correct-subset diversity: their quality files are inputs."""
+    return [
+        quality_file(wildcards.model, task, wildcards.cot)
+        for task in STUDY.tasks
+        if verifiable(task)
+    ]
+
+
+def diversity_cells(wildcards):
+    """One ``--generations ... --quality ... --out ...`` group per task of a diversity job."""
+    args = []
+    for task in STUDY.tasks:
+        args += ["--generations"]
+        args += [
+            shard_file(wildcards.model, task, wildcards.cot, shard)
+            for shard in STUDY.shards(task)
+        ]
+        args += ["--quality"]
+        if verifiable(task):
+            args += [quality_file(wildcards.model, task, wildcards.cot)]
+        args += ["--family", STUDY.family(task)]
+        args += ["--out", diversity_file(wildcards.model, task, wildcards.cot)]
+    return shlex.join(args)
 
 
 def all_quality_files(wildcards):

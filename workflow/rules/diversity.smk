@@ -1,38 +1,56 @@
-rule diversity:
-    """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
-    input:
-        shards=shards_of,
-        quality=quality_of,
-        models=metric_model_manifests(),
-    output:
-        diversity_file("{model}", "{task}", "{cot}"),
-    log:
-        f"{RESULTS}/logs/diversity/{{model}}/{{task}}/cot-{{cot}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/diversity/{{model}}/{{task}}/cot-{{cot}}.tsv"
-    conda:
-        "../../envs/metrics.yaml"
-    resources:
-        # a GPU only when an embedding/NLI model runs with metrics.device cuda
-        gpu=metrics_gpus(config),
-    params:
-        metrics=",".join(METRICS["names"]),
-        sbert_model=METRICS["sbert_model"],
-        ead_vocab_size=METRICS["ead_vocab_size"],
-        ead_tokenize=METRICS["ead_tokenize"],
-        nli_model=METRICS["nli_model"],
-        nli_max_length=METRICS["nli_max_length"],
-        code_model=METRICS["code_model"],
-        code_max_length=METRICS["code_max_length"],
-        device=METRICS["device"],
-        family=lambda wildcards: STUDY.family(wildcards.task),
-        k_grid=",".join(str(k) for k in METRICS["k_grid"]),
-    shell:
-        "divtrace diversity --generations {input.shards} --quality {input.quality} "
-        "--out {output} "
-        "--metrics {params.metrics} --sbert-model {params.sbert_model:q} "
-        "--ead-vocab-size {params.ead_vocab_size} --ead-tokenize {params.ead_tokenize} "
-        "--nli-model {params.nli_model:q} --nli-max-length {params.nli_max_length} "
-        "--code-model {params.code_model:q} --code-max-length {params.code_max_length} "
-        "--device {params.device} --family {params.family} --k-grid '{params.k_grid}' "
-        "--model-manifests {input.models} > {log} 2>&1"
+# metrics.one_job_per_model: one job measures every task of a model and CoT mode (the metric
+# models load once); otherwise one job per run. Each run's file is the same either way.
+if METRICS["one_job_per_model"]:
+
+    rule diversity:
+        """The diversity metrics of every task of one model and CoT mode, per input and across
+        inputs, one file per task.
+        """
+        input:
+            shards=shards_of_model,
+            quality=quality_of_model,
+            models=metric_model_manifests(),
+        output:
+            [diversity_file("{model}", task, "{cot}") for task in STUDY.tasks],
+        log:
+            f"{RESULTS}/logs/diversity/{{model}}/cot-{{cot}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/diversity/{{model}}/cot-{{cot}}.tsv"
+        conda:
+            "../../envs/metrics.yaml"
+        resources:
+            # a GPU only when an embedding/NLI model runs with metrics.device cuda
+            gpu=metrics_gpus(config),
+        params:
+            cells=diversity_cells,
+            args=diversity_args(),
+        shell:
+            "divtrace diversity {params.cells} {params.args} "
+            "--model-manifests {input.models} > {log} 2>&1"
+
+else:
+
+    rule diversity:
+        """The diversity metrics of one model, task and CoT mode, per input and across inputs."""
+        input:
+            shards=shards_of,
+            quality=quality_of,
+            models=metric_model_manifests(),
+        output:
+            diversity_file("{model}", "{task}", "{cot}"),
+        log:
+            f"{RESULTS}/logs/diversity/{{model}}/{{task}}/cot-{{cot}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/diversity/{{model}}/{{task}}/cot-{{cot}}.tsv"
+        conda:
+            "../../envs/metrics.yaml"
+        resources:
+            # a GPU only when an embedding/NLI model runs with metrics.device cuda
+            gpu=metrics_gpus(config),
+        params:
+            args=diversity_args(),
+            family=lambda wildcards: STUDY.family(wildcards.task),
+        shell:
+            "divtrace diversity --generations {input.shards} --quality {input.quality} "
+            "--out {output} --family {params.family} {params.args} "
+            "--model-manifests {input.models} > {log} 2>&1"

@@ -11,7 +11,8 @@ rule score_quality:
         f"{RESULTS}/benchmarks/score_quality/{{model}}/{{task}}/cot-{{cot}}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: 2
+    # two cores for programs run in the sandbox, one for a check on the text
+    threads: lambda wildcards: score_threads(STUDY, wildcards.task)
     params:
         family=lambda wildcards: STUDY.family(wildcards.task),
         prompts=lambda wildcards: prompts_digest(wildcards.task),

@@ -123,6 +123,17 @@ class Embedder:
         """Encodes avoided by deduplication and caching so far."""
         return self.stats["n_requested"] - self.stats["n_encoded"]
 
+    def fresh(self) -> Embedder:
+        """An embedder with the same settings and an empty cache, sharing this one's loaded
+        model (loaded when first needed, if not yet): several runs measured in one process load
+        the model once, and each run's texts are encoded in the same batches as when it is
+        measured alone."""
+        other = Embedder(
+            self.model, self.device, self.batch_size, show_progress_bar=self.show_progress_bar
+        )
+        other._model = self._model
+        return other
+
     def _load(self) -> Any:
         if self._model is None:
             import torch

@@ -390,6 +390,20 @@ class HFNLIScorer:
         """Model evaluations avoided by deduplication and caching so far."""
         return self.stats["n_requested"] - self.stats["n_scored"]
 
+    def fresh(self) -> HFNLIScorer:
+        """A scorer with the same settings and an empty cache, sharing this one's model once it
+        is loaded (see :meth:`divtrace.metrics.embeddings.Embedder.fresh`)."""
+        settings: dict[str, Any] = {
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "dtype": self.dtype,
+            "progress": self.progress,
+        }
+        if self._model is None:
+            return HFNLIScorer(self.model, **settings)
+        return HFNLIScorer.from_loaded(self._model, self._tokenizer, name=self.model, **settings)
+
     def load(self) -> Any:
         """Load the tokenizer and model (once) and read the label indices."""
         if self._model is None:
