@@ -15,6 +15,9 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from divtrace.config import Study, read_yaml, validate_config  # noqa: E402
 from divtrace.names import (  # noqa: E402
+    BEHAVIOUR_FAMILIES,
+    BEHAVIOUR_METRICS,
+    CLASS_METRICS,
     DIVERSITY_FILE,
     FIGURE_FILE,
     FIGURE_NAMES,
@@ -314,6 +317,28 @@ def quality_of(wildcards):
     if verifiable(wildcards.task):
         return quality_file(wildcards.model, wildcards.task, wildcards.cot)
     return []
+
+
+def runs_behaviours(task):
+    """Code tasks with answer-class or behaviour metrics run their programs on the tests."""
+    wanted = set(METRICS["names"]) & {*CLASS_METRICS, *BEHAVIOUR_METRICS}
+    return bool(wanted) and STUDY.family(task) in BEHAVIOUR_FAMILIES
+
+
+def behaviour_prompts(wildcards):
+    """The prompts file (the tests) as an input of the diversity job that needs it."""
+    return prompts_input(wildcards) if runs_behaviours(wildcards.task) else []
+
+
+def behaviour_args(wildcards, input):
+    if not runs_behaviours(wildcards.task):
+        return ""
+    return _flags(
+        {
+            "--prompts": input.prompts,
+            "--prompts-digest": prompts_digest(wildcards.task),
+        }
+    )
 
 
 def all_quality_files(wildcards):

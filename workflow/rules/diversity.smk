@@ -3,6 +3,7 @@ rule diversity:
     input:
         shards=shards_of,
         quality=quality_of,
+        prompts=behaviour_prompts,
         models=metric_model_manifests(),
     output:
         diversity_file("{model}", "{task}", "{cot}"),
@@ -12,6 +13,8 @@ rule diversity:
         f"{RESULTS}/benchmarks/diversity/{{model}}/{{task}}/cot-{{cot}}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    # the behaviours of code tasks run programs in the sandbox, this many at once
+    threads: lambda wildcards: 2 if runs_behaviours(wildcards.task) else 1
     resources:
         # a GPU only when an embedding/NLI model runs with metrics.device cuda
         gpu=metrics_gpus(config),
@@ -27,6 +30,7 @@ rule diversity:
         device=METRICS["device"],
         family=lambda wildcards: STUDY.family(wildcards.task),
         k_grid=",".join(str(k) for k in METRICS["k_grid"]),
+        behaviours=behaviour_args,
     shell:
         "divtrace diversity --generations {input.shards} --quality {input.quality} "
         "--out {output} "
@@ -35,4 +39,5 @@ rule diversity:
         "--nli-model {params.nli_model:q} --nli-max-length {params.nli_max_length} "
         "--code-model {params.code_model:q} --code-max-length {params.code_max_length} "
         "--device {params.device} --family {params.family} --k-grid '{params.k_grid}' "
-        "--model-manifests {input.models} > {log} 2>&1"
+        "--model-manifests {input.models} {params.behaviours} --workers {threads} "
+        "> {log} 2>&1"

@@ -68,6 +68,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quality", nargs="*", default=[], help="quality Parquet file(s)")
     p.add_argument(
+        "--prompts",
+        help="prompts Parquet file of the task (with the tests): the behaviours and answer "
+        "classes of code tasks run each program on the tests' inputs",
+    )
+    p.add_argument(
+        "--prompts-digest",
+        help="the digest the prompts file must record (divtrace.provenance; the workflow's)",
+    )
+    p.add_argument(
+        "--behaviour-timeout",
+        type=float,
+        default=None,
+        help="seconds one program may run on all its inputs (default: "
+        "divtrace.quality.behaviour.DEFAULT_LIMITS)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="programs run at once for the behaviours")
+    p.add_argument(
         "--model-manifests",
         nargs="*",
         default=[],
@@ -76,13 +93,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import polars as pl
+
     from divtrace import io
-    from divtrace.errors import ContractError
+    from divtrace.errors import ContractError, UsageError
     from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
     from divtrace.metrics.classes import SOURCE_COLUMNS, class_keys
     from divtrace.metrics.fixed_k import parse_k_grid
     from divtrace.models import read_manifest
-    from divtrace.names import CLASS_METRICS, CODE_EMBEDDING_METRICS
+    from divtrace.names import (
+        BEHAVIOUR_FAMILIES,
+        BEHAVIOUR_METRICS,
+        CLASS_METRICS,
+        CODE_EMBEDDING_METRICS,
+    )
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
     # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
@@ -90,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
     run = io.expected_run(args.out, io.empty_frame("generations"))  # {} if out has no place
     generations = io.read_tables(args.generations, "generations", columns=INPUT_COLUMNS, expect=run)
     run = io.expected_run(args.out, generations)
-    wants_classes = bool(set(args.metrics) & set(CLASS_METRICS))
+    wants_classes = bool(set(args.metrics) & {*CLASS_METRICS, *BEHAVIOUR_METRICS})
     quality = (
         io.read_tables(
             args.quality,
@@ -103,8 +127,50 @@ def run(args: argparse.Namespace) -> None:
         if args.quality
         else None
     )
-    if quality is not None and wants_classes and run.get("task"):
-        keys = class_keys(quality, args.family or run["task"])
+    family = args.family or run.get("task")
+    digest = None
+    if args.prompts:
+        from divtrace.provenance import DIGEST_KEY, check_prompts
+
+        digest = check_prompts(args.prompts, args.prompts_digest)
+        for path in args.quality:
+            made_from = io.read_metadata(path).get(DIGEST_KEY)
+            if digest is not None and made_from is not None and made_from != digest:
+                raise ContractError(
+                    f"{path}: scored against other prompts (digest {made_from}) than "
+                    f"{args.prompts} ({digest})"
+                )
+    if wants_classes and family in BEHAVIOUR_FAMILIES:
+        # Code's answer classes are behaviours: each program runs on the problem's inputs.
+        if not args.prompts or quality is None:
+            raise UsageError(
+                f"the behaviours and answer classes of {family} ({', '.join(args.metrics)}) "
+                "need --prompts (the tests) and --quality"
+            )
+        from divtrace.metrics.classes import CLASS
+        from divtrace.quality.behaviour import DEFAULT_LIMITS, behaviour_table
+        from divtrace.quality.sandbox import SandboxLimits
+
+        limits: SandboxLimits = DEFAULT_LIMITS
+        if args.behaviour_timeout is not None:
+            limits = SandboxLimits(timeout_s=args.behaviour_timeout)
+        behaviours = behaviour_table(
+            generations,
+            io.read_table(args.prompts, "prompts"),
+            family,
+            CLASS,
+            prompt_style=io.read_metadata(args.prompts).get("prompt_style"),
+            limits=limits,
+            workers=args.workers,
+        )
+        sample = ["model", "task", "cot", "prompt_id", "sample"]
+        quality = quality.with_columns(
+            pl.col(sample[:4]).cast(pl.String), pl.col("sample").cast(pl.Int64)
+        ).join(behaviours, on=sample, how="left", maintain_order="left")
+        n_keys = behaviours.get_column(CLASS).drop_nulls().n_unique()
+        log(f"{family}: {len(behaviours)} programs, {n_keys} behaviours in all")
+    elif quality is not None and wants_classes and family:
+        keys = class_keys(quality, family)
         if keys is not None:
             quality = quality.with_columns(keys)
     # Manifests of fetch-metric-model: load each model from its local copy (offline nodes).
@@ -155,6 +221,8 @@ def run(args: argparse.Namespace) -> None:
             if set(args.metrics) & set(CODE_EMBEDDING_METRICS)
             else None,
             "k_grid": k_grid,
+            "prompts": args.prompts,
+            "prompts_digest": digest,
             "inputs": [str(p) for p in args.generations],
         },
     )
