@@ -69,6 +69,11 @@ def test_problem_inputs_from_the_real_tests(shared_real):
         "test": "def check(candidate):\n    x = 3\n    candidate(x)\n",
     }
     assert problem_inputs("humaneval", no_literal, "p").inputs == ()
+    # check's parameter may have any name; a literal the sandbox cannot pass (Ellipsis) is dropped
+    other = {"entry_point": "f", "test": "def check(fn):\n    fn(...)\n    fn(1)\n    fn(1)\n"}
+    problem = problem_inputs("humaneval", other, "p")
+    assert problem.inputs[:1] == ((1,),) and problem.n_tests == 1
+    assert {type(args[0]) for args in problem.inputs} == {int}
 
 
 def test_extra_inputs_are_seeded_and_keep_types_and_arity():

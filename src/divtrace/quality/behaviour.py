@@ -51,6 +51,7 @@ from divtrace.errors import ContractError, JudgeError
 from divtrace.quality.align import expected_name
 from divtrace.quality.code import humaneval_run, mbpp_run
 from divtrace.quality.sandbox import CallOutcome, SandboxLimits, cleanup_on_signals, run_calls
+from divtrace.quality.sandbox import child as protocol
 from divtrace.tasks.styles import PAPER
 
 #: Inputs taken from the task's tests, and inputs derived from them, per problem.
@@ -104,10 +105,23 @@ def literal_calls(code: str, name: str, what: str = "test code") -> list[tuple[A
     return [args for _, args in sorted(found, key=lambda item: item[0])]
 
 
+def _plain(args: tuple[Any, ...]) -> bool:
+    """Whether the sandbox can pass ``args`` to a candidate (plain data, within its bounds)."""
+    try:
+        for arg in args:
+            protocol.encode(arg)
+    except (protocol.NotPlain, RecursionError):
+        return False
+    return True
+
+
 def _distinct(inputs: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The inputs the sandbox can pass, repeats dropped, in order."""
     seen: set[str] = set()
     out: list[tuple[Any, ...]] = []
     for args in inputs:
+        if not _plain(args):
+            continue
         key = canonical(args)
         if key not in seen:
             seen.add(key)
@@ -184,7 +198,7 @@ def extra_inputs(
         base = inputs[rng.randrange(len(inputs))]
         new = tuple(derive(arg, rng) for arg in base)
         key = canonical(new)
-        if key not in seen:
+        if key not in seen and _plain(new):
             seen.add(key)
             out.append(new)
     return out
