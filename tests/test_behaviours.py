@@ -299,7 +299,7 @@ def _write_run(tmp_path: Path, ref: dict[str, Any], answers: list[str], correct:
     return prompts, gen, quality
 
 
-def test_behaviours_through_divtrace_diversity(shared_real, tmp_path, contained_sandbox):
+def test_behaviours_through_divtrace_diversity(shared_real, tmp_path, contained_sandbox, capsys):
     from divtrace import io
     from divtrace.cli import main
 
@@ -346,8 +346,30 @@ def test_behaviours_through_divtrace_diversity(shared_real, tmp_path, contained_
     assert table.filter(
         (pl.col("metric") == "behaviours") & (pl.col("scope") != "per_input")
     ).is_empty()
+    # the diversity table lists them like the other metrics (per input, both subsets)
+    out_dir = tmp_path / "tables"
+    summary = [
+        "summarize",
+        "--diversity",
+        str(out),
+        "--lineage",
+        json.dumps({"m": {"stage": "base"}}),
+        "--out-dir",
+        str(out_dir),
+        "--n-boot",
+        "50",
+        "--runs",
+        json.dumps([["m", "he", "off", True]]),
+    ]
+    assert main(summary) == 0
+    rows = io.read_table(out_dir / "diversity.parquet").filter(pl.col("metric") == "behaviours")
+    assert dict(zip(rows["subset"], rows["value"], strict=True)) == {"all": 4.0, "correct": 2.0}
+    assert set(rows["scope"]) == {"per_input"}
     # without the prompts (the tests) there are no behaviours: a clear error, nothing written
     out2 = tmp_path / "div2.parquet"
+    capsys.readouterr()
     assert main([*args[:6], str(out2), *args[7:]]) != 0 and not out2.exists()
+    assert "--prompts" in capsys.readouterr().err
     # prompts of another spec than the workflow's are refused
     assert main([*args, "--prompts", str(prompts), "--prompts-digest", "other"]) != 0
+    assert "another spec" in capsys.readouterr().err
