@@ -15,11 +15,12 @@ from divtrace.metrics.classes import CLASS, UNPARSED, class_keys, class_values, 
 from divtrace.names import CLASS_FAMILIES
 
 
-def test_class_families_are_the_voting_families_and_ifeval():
+def test_class_families_are_the_voting_families_ifeval_and_code():
+    from divtrace.names import CODE_FAMILIES
     from divtrace.tasks import FAMILIES
 
     voting = {name for name, family in FAMILIES.items() if family.votes}
-    assert set(CLASS_FAMILIES) == voting | {"ifeval"}
+    assert set(CLASS_FAMILIES) == voting | {"ifeval"} | set(CODE_FAMILIES)
 
 
 def quality(task: str, extracted: list[str | None], correct: list[bool], **extra) -> pl.DataFrame:
@@ -48,7 +49,12 @@ def test_math_classes_by_the_checkers_equivalence():
     assert keys[0] == keys[1] != keys[2]
     assert keys[3] == keys[4] == UNPARSED
     values = class_values(keys, q["correct"].to_list())
-    assert values == {"distinct_answers": 3.0, "distinct_correct": 1.0, "mode_share": 0.4}
+    assert values == {
+        "distinct_answers": 3.0,
+        "distinct_correct": 1.0,
+        "mode_share": 0.4,
+        "behaviours": 3.0,
+    }
     # the vote column divtrace score wrote is used as it is
     voted = q.with_columns(vote=pl.Series(["a", "a", "b", None, "c"]))
     assert class_keys(voted, "gsm8k").to_list() == ["a", "a", "b", UNPARSED, "c"]
@@ -66,7 +72,8 @@ def test_ifeval_classes_by_the_verdict_vector():
     assert class_keys(q, "ifeval").to_list() == ["11", "10", "10"]
     with pytest.raises(ContractError, match="strict verdicts"):
         class_keys(q.with_columns(detail=pl.Series(["{}"] * 3)), "ifeval")
-    assert class_keys(q, "humaneval") is None  # code by behaviour: not yet
+    # code's classes are behaviours (quality.behaviour, put in by divtrace diversity)
+    assert class_keys(q, "humaneval") is None
 
 
 def brute_mean(keys, correct, k, fn):

@@ -58,8 +58,22 @@ CODE_EMBEDDING_FAMILIES: tuple[str, ...] = ("humaneval", "mbpp", "cruxeval")
 #: the largest class.
 CLASS_METRICS: tuple[str, ...] = ("distinct_answers", "distinct_correct", "mode_share")
 #: Task families whose outputs have answer classes: by the checker's equivalence (math), by value
-#: (CRUXEval), by the judge's verdict vector (IFEval). Code by behaviour is still to come.
-CLASS_FAMILIES: tuple[str, ...] = ("gsm8k", "math_algebra", "math_geometry", "cruxeval", "ifeval")
+#: (CRUXEval), by the judge's verdict vector (IFEval), by behaviour (code:
+#: :mod:`divtrace.quality.behaviour`, which needs the prompts with the tests).
+CLASS_FAMILIES: tuple[str, ...] = (
+    "gsm8k",
+    "math_algebra",
+    "math_geometry",
+    "cruxeval",
+    "ifeval",
+    "humaneval",
+    "mbpp",
+)
+#: Behavioural diversity of code, per input only: the number of distinct behaviours (output
+#: signatures on the tests' inputs and inputs derived from them) among a prompt's programs.
+BEHAVIOUR_METRICS: tuple[str, ...] = ("behaviours",)
+#: Task families whose programs have behaviours (the code families).
+BEHAVIOUR_FAMILIES: tuple[str, ...] = CODE_FAMILIES
 #: Vendi of order q other than 1 (the Rényi generalisation; q = 1 is ``vendi``, the headline).
 VENDI_ORDERS: dict[str, float] = {"vendi_q0.5": 0.5, "vendi_q2": 2.0, "vendi_qinf": float("inf")}
 #: Diversity metrics, in the order tables and figures show them (the paper's four first:
@@ -73,6 +87,7 @@ METRICS: tuple[str, ...] = (
     *CODE_METRICS,
     *CODE_EMBEDDING_METRICS,
     *CLASS_METRICS,
+    *BEHAVIOUR_METRICS,
 )
 #: Metrics computed from the SBERT embeddings.
 EMBEDDING_METRICS: frozenset[str] = frozenset({"sbert", "vendi", *VENDI_ORDERS})
@@ -83,13 +98,16 @@ MODEL_METRICS: frozenset[str] = frozenset({*EMBEDDING_METRICS, *CODE_EMBEDDING_M
 def metric_applies(metric: str, family: str, scope: str = "per_input") -> bool:
     """Whether ``metric`` is computed for a task of ``family`` in ``scope``: the code metrics
     only for the code families, the answer-class metrics only per input and for the families
-    with answer classes, every other metric everywhere."""
+    with answer classes, the behaviours only per input and for the code families, every other
+    metric everywhere."""
     if metric in CODE_METRICS:
         return family in CODE_FAMILIES
     if metric in CODE_EMBEDDING_METRICS:
         return family in CODE_EMBEDDING_FAMILIES
     if metric in CLASS_METRICS:
         return family in CLASS_FAMILIES and scope == "per_input"
+    if metric in BEHAVIOUR_METRICS:
+        return family in BEHAVIOUR_FAMILIES and scope == "per_input"
     return True
 
 

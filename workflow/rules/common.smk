@@ -15,6 +15,9 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from divtrace.config import Study, read_yaml, validate_config  # noqa: E402
 from divtrace.names import (  # noqa: E402
+    BEHAVIOUR_FAMILIES,
+    BEHAVIOUR_METRICS,
+    CLASS_METRICS,
     DIVERSITY_FILE,
     FIGURE_FILE,
     FIGURE_NAMES,
@@ -246,10 +249,14 @@ def prompts_current(task):
     return current
 
 
-def prompts_input(wildcards):
+def prompts_input_of(task):
     """The prompts file as the input of a job that reads it: ancient() while it is current."""
-    path = prompts_file(wildcards.task)
-    return ancient(path) if prompts_current(wildcards.task) else path
+    path = prompts_file(task)
+    return ancient(path) if prompts_current(task) else path
+
+
+def prompts_input(wildcards):
+    return prompts_input_of(wildcards.task)
 
 
 def prompts_args(wildcards):
@@ -339,6 +346,28 @@ def diversity_args():
     )
 
 
+def runs_behaviours(task):
+    """Code tasks with answer-class or behaviour metrics run their programs on the tests."""
+    wanted = set(METRICS["names"]) & {*CLASS_METRICS, *BEHAVIOUR_METRICS}
+    return bool(wanted) and STUDY.family(task) in BEHAVIOUR_FAMILIES
+
+
+def behaviour_prompts(wildcards):
+    """The prompts file (the tests) as an input of the diversity job that needs it."""
+    return prompts_input(wildcards) if runs_behaviours(wildcards.task) else []
+
+
+def behaviour_args(wildcards, input):
+    if not runs_behaviours(wildcards.task):
+        return ""
+    return _flags(
+        {
+            "--prompts": input.prompts,
+            "--prompts-digest": prompts_digest(wildcards.task),
+        }
+    )
+
+
 def shards_of_model(wildcards):
     """Every shard of one model and CoT mode, all tasks (one diversity job)."""
     return [
@@ -357,6 +386,13 @@ def quality_of_model(wildcards):
     ]
 
 
+def behaviour_prompts_of_model(wildcards):
+    """Every task's prompts file, where some task runs its programs on the tests."""
+    if not any(runs_behaviours(task) for task in STUDY.tasks):
+        return []
+    return [prompts_input_of(task) for task in STUDY.tasks]
+
+
 def diversity_cells(wildcards):
     """One ``--generations ... --quality ... --out ...`` group per task of a diversity job."""
     args = []
@@ -370,6 +406,10 @@ def diversity_cells(wildcards):
         if verifiable(task):
             args += [quality_file(wildcards.model, task, wildcards.cot)]
         args += ["--family", STUDY.family(task)]
+        # one --prompts per run, or none
+        if any(runs_behaviours(t) for t in STUDY.tasks):
+            args += ["--prompts", prompts_file(task)]
+            args += ["--prompts-digest", prompts_digest(task)]
         args += ["--out", diversity_file(wildcards.model, task, wildcards.cot)]
     return shlex.join(args)
 

@@ -8,7 +8,7 @@ on its own, as in a call of its own, so its file is the same either way.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from divtrace.cli.common import csv_list, log, schema_default
 
@@ -95,6 +95,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "one --quality per run, empty where unscored)",
     )
     p.add_argument(
+        "--prompts",
+        action="append",
+        help="prompts Parquet file of the run's task (with the tests): the behaviours and answer "
+        "classes of code tasks run each program on the tests' inputs (for several runs, one "
+        "--prompts per run, or none)",
+    )
+    p.add_argument(
+        "--prompts-digest",
+        action="append",
+        help="the digest each --prompts file must record (divtrace.provenance; the workflow's), "
+        "one per --prompts",
+    )
+    p.add_argument(
+        "--behaviour-timeout",
+        type=float,
+        default=None,
+        help="seconds one program may run on all its inputs (default: "
+        "divtrace.quality.behaviour.DEFAULT_LIMITS)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="programs run at once for the behaviours")
+    p.add_argument(
         "--model-manifests",
         nargs="*",
         default=[],
@@ -102,24 +123,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cells(args: argparse.Namespace) -> list[tuple[list[str], list[str], str, str | None]]:
-    """(generations, quality, out, family) of each run given: one ``--quality`` and one
-    ``--family`` per ``--out``, or none at all (no run scored; every family its task's name)."""
+class Cell(NamedTuple):
+    """One run of a ``divtrace diversity`` call."""
+
+    generations: list[str]
+    quality: list[str]
+    out: str
+    family: str | None
+    prompts: str | None
+    prompts_digest: str | None
+
+
+def cells(args: argparse.Namespace) -> list[Cell]:
+    """The runs given: one ``--generations`` per ``--out``, and one ``--quality``, ``--family``,
+    ``--prompts`` (and ``--prompts-digest``) each per ``--out``, or none at all (no run scored;
+    every family its task's name; no tests)."""
     from divtrace.errors import UsageError
 
-    generations, outs = args.generations, args.out
-    quality = args.quality if args.quality is not None else [[] for _ in outs]
-    families = args.family if args.family is not None else [None for _ in outs]
-    if len(generations) != len(outs) or len(quality) != len(outs) or len(families) != len(outs):
+    outs = args.out
+    none: list[None] = [None for _ in outs]
+    groups = {
+        "--generations": args.generations,
+        "--quality": args.quality if args.quality is not None else [[] for _ in outs],
+        "--family": args.family if args.family is not None else none,
+        "--prompts": args.prompts if args.prompts is not None else none,
+        "--prompts-digest": args.prompts_digest if args.prompts_digest is not None else none,
+    }
+    wrong = {flag: len(values) for flag, values in groups.items() if len(values) != len(outs)}
+    if wrong:
+        counts = ", ".join(f"{n} {flag}" for flag, n in wrong.items())
         raise UsageError(
-            f"divtrace diversity: {len(generations)} --generations, {len(quality)} --quality, "
-            f"{len(families)} --family and {len(outs)} --out groups; give one --generations (and "
-            "one --quality and --family each, or none for any run) per --out"
+            f"divtrace diversity: {counts} for {len(outs)} --out groups; give one --generations "
+            "per --out, and one --quality, --family, --prompts and --prompts-digest each per "
+            "--out or none"
         )
     repeated = sorted({out for out in outs if outs.count(out) > 1})
     if repeated:
         raise UsageError(f"divtrace diversity: --out {repeated[0]} is given more than once")
-    return list(zip(generations, quality, outs, families, strict=True))
+    return [
+        Cell(g, q, o, f, p, d)
+        for g, q, o, f, p, d in zip(
+            groups["--generations"],
+            groups["--quality"],
+            outs,
+            groups["--family"],
+            groups["--prompts"],
+            groups["--prompts-digest"],
+            strict=True,
+        )
+    ]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -149,29 +201,36 @@ def run(args: argparse.Namespace) -> None:
         if "nli" in check_metrics(args.metrics)
         else None
     )
-    for generations, quality, out, family in runs:
-        measure(args, generations, quality, out, family, load, embedder, scorer, fetched)
+    for cell in runs:
+        measure(args, cell, load, embedder, scorer, fetched)
         embedder = embedder.fresh()
         scorer = scorer.fresh() if scorer is not None else None
 
 
 def measure(
     args: argparse.Namespace,
-    paths: list[str],
-    quality_paths: list[str],
-    out: str,
-    family: str | None,
+    cell: Cell,
     load: dict[str, str],
     embedder: Embedder,
     scorer: HFNLIScorer | None,
     fetched: dict[str, dict[str, object]],
 ) -> None:
     """Measure one run and write its diversity file."""
+    import polars as pl
+
     from divtrace import io
+    from divtrace.errors import ContractError, UsageError
     from divtrace.metrics.api import INPUT_COLUMNS, QUALITY_COLUMNS, compute_diversity
     from divtrace.metrics.classes import SOURCE_COLUMNS, class_keys
     from divtrace.metrics.fixed_k import parse_k_grid
-    from divtrace.names import CLASS_METRICS, CODE_EMBEDDING_METRICS
+    from divtrace.names import (
+        BEHAVIOUR_FAMILIES,
+        BEHAVIOUR_METRICS,
+        CLASS_METRICS,
+        CODE_EMBEDDING_METRICS,
+    )
+
+    paths, quality_paths, out = cell.generations, cell.quality, cell.out
 
     # Only the columns the metrics read: the keys, the answers and what drops an output.
     # The rows of one run only: the run of the output's place in the DAG (or the inputs' one
@@ -179,7 +238,7 @@ def measure(
     run = io.expected_run(out, io.empty_frame("generations"))  # {} if out has no place
     generations = io.read_tables(paths, "generations", columns=INPUT_COLUMNS, expect=run)
     run = io.expected_run(out, generations)
-    wants_classes = bool(set(args.metrics) & set(CLASS_METRICS))
+    wants_classes = bool(set(args.metrics) & {*CLASS_METRICS, *BEHAVIOUR_METRICS})
     quality = (
         io.read_tables(
             quality_paths,
@@ -192,8 +251,50 @@ def measure(
         if quality_paths
         else None
     )
-    if quality is not None and wants_classes and run.get("task"):
-        keys = class_keys(quality, family or run["task"])
+    family = cell.family or run.get("task")
+    digest = None
+    if cell.prompts:
+        from divtrace.provenance import DIGEST_KEY, check_prompts
+
+        digest = check_prompts(cell.prompts, cell.prompts_digest)
+        for path in quality_paths:
+            made_from = io.read_metadata(path).get(DIGEST_KEY)
+            if digest is not None and made_from is not None and made_from != digest:
+                raise ContractError(
+                    f"{path}: scored against other prompts (digest {made_from}) than "
+                    f"{cell.prompts} ({digest})"
+                )
+    if wants_classes and family in BEHAVIOUR_FAMILIES:
+        # Code's answer classes are behaviours: each program runs on the problem's inputs.
+        if not cell.prompts or quality is None:
+            raise UsageError(
+                f"the behaviours and answer classes of {family} ({', '.join(args.metrics)}) "
+                "need --prompts (the tests) and --quality"
+            )
+        from divtrace.metrics.classes import CLASS
+        from divtrace.quality.behaviour import DEFAULT_LIMITS, behaviour_table
+        from divtrace.quality.sandbox import SandboxLimits
+
+        limits: SandboxLimits = DEFAULT_LIMITS
+        if args.behaviour_timeout is not None:
+            limits = SandboxLimits(timeout_s=args.behaviour_timeout)
+        behaviours = behaviour_table(
+            generations,
+            io.read_table(cell.prompts, "prompts"),
+            family,
+            CLASS,
+            prompt_style=io.read_metadata(cell.prompts).get("prompt_style"),
+            limits=limits,
+            workers=args.workers,
+        )
+        sample = ["model", "task", "cot", "prompt_id", "sample"]
+        quality = quality.with_columns(
+            pl.col(sample[:4]).cast(pl.String), pl.col("sample").cast(pl.Int64)
+        ).join(behaviours, on=sample, how="left", maintain_order="left")
+        n_keys = behaviours.get_column(CLASS).drop_nulls().n_unique()
+        log(f"{family}: {len(behaviours)} programs, {n_keys} behaviours in all")
+    elif quality is not None and wants_classes and family:
+        keys = class_keys(quality, family)
         if keys is not None:
             quality = quality.with_columns(keys)
     k_grid = parse_k_grid(args.k_grid) if args.k_grid.strip() else []
@@ -236,6 +337,8 @@ def measure(
             if set(args.metrics) & set(CODE_EMBEDDING_METRICS)
             else None,
             "k_grid": k_grid,
+            "prompts": cell.prompts,
+            "prompts_digest": digest,
             "inputs": [str(p) for p in paths],
         },
     )

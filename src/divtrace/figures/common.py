@@ -43,6 +43,7 @@ METRIC_LABELS = {
     "distinct_answers": "distinct answers",
     "distinct_correct": "distinct correct answers",
     "mode_share": "mode share",
+    "behaviours": "distinct behaviours",
     "accuracy_at_1": "accuracy@1",
     "pass_at_1": "pass@1 (mean correctness)",
     "majority_at_k": "majority@K",

@@ -53,6 +53,7 @@ from divtrace.metrics.nli import DEFAULT_NLI_MODEL, HFNLIScorer, PairScorer, nli
 from divtrace.metrics.sbert import sbert_many
 from divtrace.metrics.vendi import vendi_many
 from divtrace.names import (
+    BEHAVIOUR_METRICS,
     CLASS_METRICS,
     CODE_EMBEDDING_FAMILIES,
     CODE_EMBEDDING_METRICS,
@@ -73,6 +74,7 @@ METRICS: tuple[str, ...] = (
     *CODE_METRICS,
     *CODE_EMBEDDING_METRICS,
     *CLASS_METRICS,
+    *BEHAVIOUR_METRICS,
 )
 #: Metrics with a value at a fixed set size k (``k_grid``); NLI's pooled mean weighs each output
 #: pair by its sentence pairs, so it has no closed form at k and is left out.
@@ -86,6 +88,7 @@ K_METRICS: frozenset[str] = frozenset(
         "ast_pairwise",
         "ast_struct_pairwise",
         *CLASS_METRICS,
+        *BEHAVIOUR_METRICS,
     }
 )
 #: The paper's code encoder (PAPER.md §8.1) and the tokens it saw.
@@ -384,7 +387,8 @@ def compute_diversity(
     with_quality = quality is not None
     if quality is not None:
         frame = frame.with_columns(_attach_quality(frame, quality).alias("correct"))
-    class_names = [n for n in names if n in CLASS_METRICS]
+    # the behaviours are the answer classes of code: the same keys (answer_class), counted alike
+    class_names = [n for n in names if n in CLASS_METRICS or n in BEHAVIOUR_METRICS]
     if class_names and quality is not None and class_metrics.CLASS in quality.columns:
         frame = frame.with_columns(_attach_classes(frame, quality))
     sets = _build_sets(frame, with_quality)
@@ -508,7 +512,7 @@ def compute_diversity(
         for j, s in enumerate(scored_sets):
             family = family_of.get(s["task"], s["task"])
             rows = s["rows"]
-            if not metric_applies(class_names[0], family, s["scope"]):
+            if not any(metric_applies(n, family, s["scope"]) for n in class_names):
                 continue
             found = keys_col[rows].tolist()
             if any(key is None for key in found):

@@ -14,14 +14,19 @@ equal):
 * a sample without an answer (nothing extracted, an unjudged unclosed trace): one class of its
   own, shared by all such samples of the prompt, as in majority@K.
 
-Code by behaviour (programs grouped by what they return on the tests) is still to come: it needs
-the call-recording sandbox; a behaviour key per sample plugs into the same ``answer_class``
-column. Until then the class metrics are not computed for code tasks (no rows).
+* HumanEval and MBPP: the program's behaviour (:mod:`divtrace.quality.behaviour`: what it
+  returns or raises on the tests' inputs and inputs derived from them), which needs the prompts
+  with the tests and runs the programs in the sandbox, so ``divtrace diversity`` computes it
+  (``--prompts``) and puts it into the same ``answer_class`` column; :func:`class_keys` has no
+  keys of its own for them. A problem without literal test inputs has null keys (missing
+  values).
 
 Per set of outputs (per input only; across inputs the answers are to different questions):
 ``distinct_answers`` the number of classes, ``distinct_correct`` the number of classes among the
 correct outputs, ``mode_share`` the share of the set in its largest class. In subset ``correct``
-the set is the correct outputs, so there ``distinct_answers`` equals ``distinct_correct``.
+the set is the correct outputs, so there ``distinct_answers`` equals ``distinct_correct``. For
+code, ``behaviours`` (a code-only metric name) is the number of classes of the set, that is the
+distinct behaviours among all programs (subset ``all``) or among the correct ones (``correct``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import polars as pl
 
 from divtrace.errors import ContractError
 from divtrace.metrics import fixed_k
-from divtrace.names import CLASS_FAMILIES
+from divtrace.names import BEHAVIOUR_FAMILIES, CLASS_FAMILIES
 
 #: The quality column holding each sample's answer class key (added by ``divtrace diversity``).
 CLASS = "answer_class"
@@ -58,8 +63,9 @@ def _verdicts(detail: str | None) -> str | None:
 
 def class_keys(quality: pl.DataFrame, family: str) -> pl.Series | None:
     """The answer-class key of every row of ``quality`` (one family's rows, in its order), or
-    None for a family without answer classes (module docstring)."""
-    if family not in CLASS_FAMILIES:
+    None for a family without answer classes, and for the code families, whose behaviour keys
+    come from :mod:`divtrace.quality.behaviour` (module docstring)."""
+    if family not in CLASS_FAMILIES or family in BEHAVIOUR_FAMILIES:
         return None
     if family == "ifeval":
         if "detail" not in quality.columns:
@@ -78,10 +84,16 @@ def class_keys(quality: pl.DataFrame, family: str) -> pl.Series | None:
 
 
 def class_values(keys: Sequence[str], correct: Sequence[bool] | None) -> dict[str, float]:
-    """``distinct_answers``, ``distinct_correct`` (NaN without judgements) and ``mode_share`` of
-    one set whose outputs have class ``keys``."""
+    """``distinct_answers``, ``distinct_correct`` (NaN without judgements), ``mode_share`` and
+    ``behaviours`` (the same count as ``distinct_answers``) of one set whose outputs have class
+    ``keys``."""
     if not keys:
-        return {"distinct_answers": np.nan, "distinct_correct": np.nan, "mode_share": np.nan}
+        return {
+            "distinct_answers": np.nan,
+            "distinct_correct": np.nan,
+            "mode_share": np.nan,
+            "behaviours": np.nan,
+        }
     _, counts = np.unique(np.asarray(keys, dtype=object).astype(str), return_counts=True)
     right = (
         len({k for k, c in zip(keys, correct, strict=True) if c}) if correct is not None else np.nan
@@ -90,6 +102,7 @@ def class_values(keys: Sequence[str], correct: Sequence[bool] | None) -> dict[st
         "distinct_answers": float(len(counts)),
         "distinct_correct": float(right),
         "mode_share": float(counts.max() / len(keys)),
+        "behaviours": float(len(counts)),
     }
 
 
@@ -101,8 +114,10 @@ def class_values_at_k(
     n = len(keys)
     labels, codes = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
     sizes = np.bincount(codes, minlength=len(labels))
+    distinct = fixed_k.rarefaction(sizes.tolist(), n, k)
     out: dict[str, tuple[float, float]] = {
-        "distinct_answers": (fixed_k.rarefaction(sizes.tolist(), n, k), np.nan)
+        "distinct_answers": (distinct, np.nan),
+        "behaviours": (distinct, np.nan),
     }
     if correct is not None:
         right = np.bincount(codes, weights=np.asarray(correct, dtype=float), minlength=len(labels))
