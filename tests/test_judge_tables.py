@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from divtrace.analysis.judge import JUDGEMENT_COLUMNS, judge_table
+from divtrace.analysis.judge import judge_table
 from divtrace.analysis.tables import build_tables
 from divtrace.errors import ContractError
-from divtrace.names import TABLE_NAMES
+from divtrace.names import JUDGEMENT_COLUMNS, TABLE_NAMES
 from tests.test_analysis import make_diversity, make_lineage
 
 LABELS = {"[[A>>B]]": 1.0, "[[A>B]]": 0.75, "[[A=B]]": 0.5, "[[B>A]]": 0.25, "[[B>>A]]": 0.0}

@@ -1,7 +1,7 @@
 """The judge table: LLM-judge quality per checkpoint, task and CoT mode, with intervals and cost.
 
 Reads the judgements that ``divtrace judge`` writes, one row per judged sample and order
-(:data:`JUDGEMENT_COLUMNS`), and summarises each (model, task, cot) cell by its protocol
+(:data:`divtrace.names.JUDGEMENT_COLUMNS`), and summarises each (model, task, cot) cell by its protocol
 (:data:`divtrace.names.JUDGE_TASK_PROTOCOLS`):
 
 ``reference_ranking`` (tldr, cnn_dailymail, xsum, alpaca)
@@ -47,26 +47,6 @@ from divtrace.errors import ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import JUDGE_MEASURES, LINEAGE_COLUMNS
 
-# The judgement row schema of issue #16 (the contract with ``divtrace judge``): one row per
-# judged sample and order.
-JUDGEMENT_COLUMNS: tuple[str, ...] = (
-    "model",
-    "task",
-    "cot",
-    "prompt_id",
-    "sample",
-    "protocol",
-    "opponent",
-    "swapped",
-    "raw",
-    "parsed",
-    "verdict",
-    "score",
-    "prompt_tokens",
-    "completion_tokens",
-    "judge_model",
-    "template_version",
-)
 #: The judgement columns the table reads.
 READ_COLUMNS: tuple[str, ...] = (
     "model",
