@@ -81,8 +81,24 @@ def _check_all_counted(path: Path) -> None:
         assert row["completion_tokens"] >= 1 and row["prompt_tokens"] > 0
 
 
+def _engine_processes() -> set[int]:
+    """Live vLLM engine processes started by this process."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text(errors="replace")
+        except OSError:
+            continue
+        name, fields = text[text.find("(") + 1 : text.rfind(")")], text[text.rfind(")") + 2 :]
+        state, parent = fields.split()[:2]
+        if "EngineCor" in name and state not in ("Z", "X") and int(parent) == os.getpid():
+            found.add(int(stat.parent.name))
+    return found
+
+
 def test_offline_vllm_backend(judge_dir: Path, inputs: list[str], tmp_path: Path) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    engines = _engine_processes()
     args = [
         "judge",
         *inputs,
@@ -90,6 +106,8 @@ def test_offline_vllm_backend(judge_dir: Path, inputs: list[str], tmp_path: Path
         *("--judge-engine", '{"dtype": "float32", "max_model_len": 512, "max_num_seqs": 8}'),
     ]
     assert main(args) == 0
+    # the engine's process is gone once the judge is done, not kept for the caller's lifetime
+    assert _engine_processes() == engines
     _check_all_counted(tmp_path / "j.parquet")
     before = sorted(p.name for p in (tmp_path / "cache").rglob("*.json"))
     assert len(before) == len(ANSWERS)

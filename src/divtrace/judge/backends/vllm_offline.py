@@ -47,41 +47,54 @@ def complete(
             f"judge model {str(model_dir)!r} cannot be loaded ({err}); give a local directory "
             "(--judge-model-dir, config judge.judge_model)"
         ) from err
-    tokenizer = llm.get_tokenizer()
-    context = int(llm.llm_engine.model_config.max_model_len)
-    failures: list[Failure] = []
-    prompts: list[Any] = []
-    params: list[Any] = []
-    sent: list[ChatRequest] = []
-    for request in requests:
-        encoded: Any = tokenizer.apply_chat_template(
-            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True
-        )
-        if hasattr(encoded, "keys"):  # a BatchEncoding in newer transformers
-            encoded = encoded["input_ids"]
-        ids = [int(i) for i in encoded]
-        if len(ids) >= context:
-            failures.append((request, f"prompt of {len(ids)} tokens fills the {context} context"))
-            continue
-        prompts.append(TokensPrompt(prompt_token_ids=ids))
-        params.append(
-            SamplingParams(
-                temperature=request.temperature,
-                max_tokens=min(request.max_tokens, context - len(ids)),
-                seed=0,
+    try:
+        tokenizer = llm.get_tokenizer()
+        context = int(llm.llm_engine.model_config.max_model_len)
+        failures: list[Failure] = []
+        prompts: list[Any] = []
+        params: list[Any] = []
+        sent: list[ChatRequest] = []
+        for request in requests:
+            encoded: Any = tokenizer.apply_chat_template(
+                [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True
             )
-        )
-        sent.append(request)
-    if prompts:
-        outputs = llm.generate(prompts, params, use_tqdm=True)
-        for request, output in zip(sent, outputs, strict=True):
-            completion = output.outputs[0]
-            on_answer(
-                request,
-                Answer(
-                    completion.text,
-                    len(output.prompt_token_ids or []),
-                    len(completion.token_ids),
-                ),
+            if hasattr(encoded, "keys"):  # a BatchEncoding in newer transformers
+                encoded = encoded["input_ids"]
+            ids = [int(i) for i in encoded]
+            if len(ids) >= context:
+                failures.append(
+                    (request, f"prompt of {len(ids)} tokens fills the {context} context")
+                )
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(
+                SamplingParams(
+                    temperature=request.temperature,
+                    max_tokens=min(request.max_tokens, context - len(ids)),
+                    seed=0,
+                )
             )
+            sent.append(request)
+        if prompts:
+            outputs = llm.generate(prompts, params, use_tqdm=True)
+            for request, output in zip(sent, outputs, strict=True):
+                completion = output.outputs[0]
+                on_answer(
+                    request,
+                    Answer(
+                        completion.text,
+                        len(output.prompt_token_ids or []),
+                        len(completion.token_ids),
+                    ),
+                )
+    finally:
+        _shutdown(llm)
     return failures
+
+
+def _shutdown(llm: Any) -> None:
+    """Stop the engine's background process now, not when the caller exits (a long-lived caller,
+    such as a test session, would otherwise keep it and its model's memory)."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
