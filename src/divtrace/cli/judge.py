@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from divtrace.cli.common import json_arg, log
+from divtrace.cli.common import json_arg, log, schema_default
 from divtrace.names import JUDGE_BACKENDS, JUDGE_PROTOCOLS
 
 NAME = "judge"
 HELP = "judge the samples of an open-ended task with an LLM judge (cached, resumable)"
 
 #: The defaults of the judge's settings (the workflow passes its config's values).
-DEFAULTS = {
-    "api_key_env": "OPENAI_API_KEY",
-    "concurrency": 8,
-    "max_retries": 5,
-    "timeout": 120.0,
-    "samples_per_prompt": 1,
-    "temperature": 0.0,
-    "batch_poll": 30.0,
-    "batch_wait": 24 * 3600.0,
-}
+#: Settings the config has no key for (the others default to the schema's ``judge.*``).
+DEFAULTS = {"batch_poll": 30.0, "batch_wait": 24 * 3600.0}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,34 +59,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--api-key-env",
-        default=DEFAULTS["api_key_env"],
+        default=schema_default("judge.api_key_env"),
         help="environment variable holding the API key (sent only as the bearer token); unset "
         "with --base-url: a placeholder key (a local server without authentication)",
     )
     p.add_argument(
         "--concurrency",
         type=int,
-        default=DEFAULTS["concurrency"],
+        default=schema_default("judge.concurrency"),
         help="openai: requests in flight",
     )
     p.add_argument(
         "--max-retries",
         type=int,
-        default=DEFAULTS["max_retries"],
+        default=schema_default("judge.max_retries"),
         help="retries of a request on 408/409/429/5xx, timeouts and lost connections "
         "(exponential backoff)",
     )
     p.add_argument(
-        "--timeout", type=float, default=DEFAULTS["timeout"], help="seconds per request try"
+        "--timeout",
+        type=float,
+        default=float(schema_default("judge.timeout_s")),
+        help="seconds per request try",
     )
     p.add_argument(
         "--samples-per-prompt",
         type=int,
-        default=DEFAULTS["samples_per_prompt"],
+        default=schema_default("judge.samples_per_prompt"),
         help="judge samples 0..N-1 of each prompt (the paper: sample 0 only)",
     )
     p.add_argument(
-        "--temperature", type=float, default=DEFAULTS["temperature"], help="judge temperature"
+        "--temperature",
+        type=float,
+        default=float(schema_default("judge.temperature")),
+        help="judge temperature",
     )
     p.add_argument(
         "--batch-state",
