@@ -14,6 +14,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE=1, also for huggingface_hub and datasets when an earlier test of this
+    process imported them already (they read the variable once, at import: without this, a hub
+    id is tried online and the lookup waits out its retries, about 20 s on this machine)."""
+    import sys
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    if "huggingface_hub" in sys.modules:
+        monkeypatch.setattr(sys.modules["huggingface_hub"].constants, "HF_HUB_OFFLINE", True)
+    if "datasets" in sys.modules:
+        monkeypatch.setattr(sys.modules["datasets"].config, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
 def repo() -> Path:
     return REPO
 

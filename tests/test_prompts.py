@@ -164,10 +164,8 @@ def test_a_non_utf8_byte_is_named_with_file_and_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["directory", "hub id"])
 def test_an_unloadable_source_is_one_line_naming_task_and_source(
-    tmp_path, monkeypatch, capsys, kind
+    tmp_path, monkeypatch, capsys, kind, hub_offline
 ):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     if kind == "directory":
         source = tmp_path / "a-dir"
