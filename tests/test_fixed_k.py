@@ -185,3 +185,52 @@ def test_compute_diversity_adds_rows_at_each_k():
     assert small.height == 3 and small["value"].null_count() == 3
     assert table.filter(pl.col("k").is_not_null() & pl.col("prompt_id").is_null()).is_empty()
     assert table["se"].null_count() == table.height  # all exact here
+
+
+def test_code_metrics_at_k_equal_brute_force_over_subsets():
+    """code_vendi at k is the mean Vendi of the k-subsets of the extracted programs' embeddings;
+    code_sbert and ast_parseable keep their whole-set values (closed forms), which brute force
+    over the subsets confirms; blank code is left out of the code-embedding set, not of the
+    parseability share."""
+    from divtrace.metrics.code import extract_code
+
+    answers = [
+        "```python\ndef f(a):\n    return a + 1\n```",
+        "def g(x):\n    y = x * 2\n    return y",
+        "def h(a, b):\n    for i in range(a):\n        b += i\n    return b",
+        "def broken(:\n    return",
+        "```python\nprint(sorted([3, 1, 2]))\n```",
+        "```python\n\n```",
+    ]
+    frame = pl.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "task": ["humaneval"] * 6,
+            "cot": ["on"] * 6,
+            "prompt_id": ["p"] * 6,
+            "sample": list(range(6)),
+            "answer": answers,
+        }
+    )
+    names = ["code_sbert", "code_vendi", "ast_parseable"]
+    table = compute_diversity(frame, names, k_grid=[2, 3, 5, 6], code_embedder=HashEmbedder())
+    per = table.filter(pl.col("scope") == "per_input")
+    value = {(m, k): v for m, k, v in per.select("metric", "k", "value").iter_rows()}
+    codes = [c for c in (extract_code(a) for a in answers) if c.strip()]
+    assert len(codes) == 5
+    emb = HashEmbedder().embed(codes)
+    parseable = [True, True, True, False, True, True]
+    for k in (2, 3, 5):
+        assert value[("code_vendi", k)] == pytest.approx(
+            brute(5, k, lambda c: vendi_score(emb[c])), rel=1e-9
+        )
+        assert value[("code_sbert", k)] == pytest.approx(
+            brute(5, k, lambda c: sbert_diversity(emb[c])), rel=1e-9
+        )
+        assert value[("ast_parseable", k)] == pytest.approx(
+            brute(6, k, lambda c: float(np.mean([parseable[i] for i in c]))), rel=1e-12
+        )
+    assert value[("code_vendi", 5)] != pytest.approx(value[("code_vendi", 2)])
+    # six answers but five programs to embed: no code_vendi at k = 6, a parseable share still
+    assert value[("code_vendi", 6)] is None
+    assert value[("ast_parseable", 6)] == pytest.approx(5 / 6)

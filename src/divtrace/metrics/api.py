@@ -87,6 +87,9 @@ K_METRICS: frozenset[str] = frozenset(
         "ast_distinct",
         "ast_pairwise",
         "ast_struct_pairwise",
+        "ast_parseable",
+        "code_sbert",
+        "code_vendi",
         *CLASS_METRICS,
         *BEHAVIOUR_METRICS,
     }
@@ -449,6 +452,8 @@ def compute_diversity(
             stats=nli_stats,
         )
     code_embedding = [n for n in names if n in CODE_EMBEDDING_METRICS]
+    # per scored set of a code task: the embeddings of its extracted programs (one row each)
+    code_matrices: dict[int, np.ndarray] = {}
     code_embedding_sets = [
         j
         for j, s in enumerate(scored_sets)
@@ -476,6 +481,7 @@ def compute_diversity(
             if len(cs) < MIN_OUTPUTS:
                 continue
             matrix = vectors[[row_of[c] for c in cs]]
+            code_matrices[j] = matrix
             if "code_sbert" in computed:
                 computed["code_sbert"][j] = sbert_many([matrix])[0]
             if "code_vendi" in computed:
@@ -568,6 +574,22 @@ def compute_diversity(
                     ).items():
                         if name in class_names:
                             at_k[(i, name, k)] = result
+                if j in code_matrices and k <= len(code_matrices[j]):
+                    matrix = code_matrices[j]
+                    if "code_sbert" in k_names:
+                        at_k[(i, "code_sbert", k)] = (
+                            fixed_k.pairwise_at_k(computed["code_sbert"][j], len(matrix), k),
+                            math.nan,
+                        )
+                    if "code_vendi" in k_names:
+                        (at_k[(i, "code_vendi", k)],) = fixed_k.vendi_at_k(
+                            normalize_rows(matrix), k, [1.0], seed
+                        )
+                if j in progs and "ast_parseable" in k_names and k <= progs[j].n_outputs:
+                    at_k[(i, "ast_parseable", k)] = (
+                        fixed_k.share_at_k(computed["ast_parseable"][j], progs[j].n_outputs, k),
+                        math.nan,
+                    )
                 if j in progs:
                     p = progs[j]
                     n_prog = len(p.plain)

@@ -13,10 +13,11 @@ set's usable outputs (:func:`subsets`):
 
 Closed forms replace the enumeration where they exist:
 
-* a **mean pairwise distance** (SBERT, ``ast_pairwise``, ``ast_struct_pairwise``): every pair
-  of outputs lies in the same number of k-subsets, so the mean over k-subsets of the mean
-  pairwise distance is the set's own mean pairwise distance, at every 2 ≤ k ≤ n
-  (:func:`pairwise_at_k` says so in code: it returns the full-set value);
+* a **mean pairwise distance** (SBERT, ``code_sbert``, ``ast_pairwise``, ``ast_struct_pairwise``):
+  every pair of outputs lies in the same number of k-subsets, so the mean over k-subsets of the
+  mean pairwise distance is the set's own mean pairwise distance, at every 2 ≤ k ≤ n
+  (:func:`pairwise_at_k` says so in code: it returns the full-set value); likewise a **share of
+  outputs** (``ast_parseable``) is the set's own share at every k (:func:`share_at_k`);
 * the **number of distinct classes** (answer classes): the expected number among k outputs drawn
   without replacement is the rarefaction sum ``Σ_c [1 − C(n − n_c, k) / C(n, k)]``, the form of the
   unbiased pass@k estimator (:func:`rarefaction`).
@@ -118,6 +119,14 @@ def pairwise_at_k(full_value: float, n: int, k: int) -> float:
     if not 2 <= k <= n:
         raise ValueError(f"no {k}-subsets of {n} outputs")
     return float(full_value)
+
+
+def share_at_k(full_share: float, n: int, k: int) -> float:
+    """A share of outputs (``ast_parseable``) at k: the full set's share (every output is in
+    equally many k-subsets, so the subsets' shares average to it), 1 ≤ k ≤ n."""
+    if not 1 <= k <= n:
+        raise ValueError(f"no {k}-subsets of {n} outputs")
+    return float(full_share)
 
 
 # --------------------------------------------------------------------------- pooled counts
