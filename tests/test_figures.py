@@ -170,6 +170,20 @@ def drawn(study_tables, tmp_path_factory) -> dict[str, bytes]:
     return _files(out)
 
 
+@pytest.fixture(scope="module")
+def drawn_without_tables(study_tables, tmp_path_factory) -> dict[str, bytes]:
+    """Every figure drawn once with no tables at all: the one-line "no data" figures."""
+    from divtrace.figures import style
+
+    _tables, lineage = study_tables
+    out = tmp_path_factory.mktemp("none")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(style, "DPI", 40)
+        draw_figures({}, lineage, out)
+    _check_written(out)
+    return _files(out)
+
+
 def _check_written(out: Path, names: tuple[str, ...] = FIGURE_NAMES) -> None:
     expected = sorted(f"{name}.{suffix}" for name in names for suffix in ("pdf", "png"))
     assert sorted(p.name for p in out.iterdir()) == expected
@@ -200,12 +214,11 @@ def test_figures_and_tables_are_named_once():
     assert {name: table for name, (table, _plot) in FIGURES.items()} == FIGURE_TABLES
 
 
-def test_draw_every_figure(study_tables, drawn, tmp_path: Path):
-    tables, lineage = study_tables
+def test_draw_every_figure(study_tables, drawn, drawn_without_tables):
+    tables, _lineage = study_tables
     assert all(isinstance(table, pl.DataFrame) for table in tables.values())
     # Real figures, not the one-line "no data" ones.
-    draw_figures({}, lineage, tmp_path / "none")
-    none = _files(tmp_path / "none")
+    none = drawn_without_tables
     for name in FIGURE_NAMES:
         assert len(drawn[f"{name}.png"]) > 2 * len(none[f"{name}.png"]), name
 
@@ -218,16 +231,16 @@ def test_figures_are_reproducible(study_tables, drawn, tmp_path: Path):
     assert _files(tmp_path / "again") == drawn
 
 
-def test_missing_and_empty_tables_give_no_data_figures(study_tables, tmp_path: Path):
+def test_missing_and_empty_tables_give_no_data_figures(
+    study_tables, drawn_without_tables, tmp_path: Path
+):
     tables, lineage = study_tables
-    draw_figures({}, lineage, tmp_path / "none")
-    _check_written(tmp_path / "none")
     empty = {name: table.clear() for name, table in tables.items()}
     draw_figures(empty, lineage, tmp_path / "empty")
     _check_written(tmp_path / "empty")
     # Tables with no columns at all (what the tables step writes for a table without data).
     draw_figures({name: pl.DataFrame() for name in tables}, lineage, tmp_path / "bare")
-    assert _files(tmp_path / "bare") == _files(tmp_path / "none")
+    assert _files(tmp_path / "bare") == drawn_without_tables
 
 
 def test_degenerate_tables_with_nulls_and_few_rows(study_tables, tmp_path: Path):
