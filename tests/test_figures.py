@@ -155,13 +155,10 @@ def study_tables() -> tuple[dict[str, pl.DataFrame], Lineage]:
     return build_tables(diversity, quality, lineage, n_boot=50, seed=0), lineage
 
 
-@pytest.fixture(scope="module")
-def drawn(study_tables, tmp_path_factory) -> dict[str, bytes]:
-    """Every figure drawn once from :func:`study_tables` (at the test resolution)."""
+def _draw_all(tables: dict[str, pl.DataFrame], lineage: Lineage, out: Path) -> dict[str, bytes]:
+    """Every figure drawn from ``tables`` into ``out`` at the test resolution, checked: its files."""
     from divtrace.figures import style
 
-    tables, lineage = study_tables
-    out = tmp_path_factory.mktemp("drawn")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(style, "DPI", 40)
         written = draw_figures(tables, lineage, out)
@@ -171,17 +168,17 @@ def drawn(study_tables, tmp_path_factory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
+def drawn(study_tables, tmp_path_factory) -> dict[str, bytes]:
+    """Every figure drawn once from :func:`study_tables`."""
+    tables, lineage = study_tables
+    return _draw_all(tables, lineage, tmp_path_factory.mktemp("drawn"))
+
+
+@pytest.fixture(scope="module")
 def drawn_without_tables(study_tables, tmp_path_factory) -> dict[str, bytes]:
     """Every figure drawn once with no tables at all: the one-line "no data" figures."""
-    from divtrace.figures import style
-
     _tables, lineage = study_tables
-    out = tmp_path_factory.mktemp("none")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(style, "DPI", 40)
-        draw_figures({}, lineage, out)
-    _check_written(out)
-    return _files(out)
+    return _draw_all({}, lineage, tmp_path_factory.mktemp("none"))
 
 
 def _check_written(out: Path, names: tuple[str, ...] = FIGURE_NAMES) -> None:
