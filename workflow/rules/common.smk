@@ -33,6 +33,7 @@ from divtrace.names import (  # noqa: E402
 )
 from divtrace.plan import (  # noqa: E402
     metrics_gpus,
+    model_minutes,
     sampling_gpus,
     score_threads,
     shard_minutes,
@@ -360,12 +361,8 @@ def sample_model_groups(wildcards):
 
 
 def sample_model_minutes(wildcards, attempt):
-    """A sampling job's SLURM runtime: the planned minutes of each of its shards, summed."""
-    return sum(
-        shard_minutes(config, wildcards.model, task, wildcards.cot, attempt)
-        * STUDY.n_shards(task)
-        for task in STUDY.tasks
-    )
+    """A sampling job's SLURM runtime: its shards' planned minutes, summed."""
+    return model_minutes(config, wildcards.model, wildcards.cot, attempt)
 
 
 def shards_of(wildcards):
