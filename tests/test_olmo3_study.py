@@ -405,7 +405,7 @@ def test_the_slurm_profile_places_the_gpu_jobs(fresh_study):
 
 def test_the_demo_requests_no_gpu(fresh_study):
     result = snakemake(fresh_study, "-n", "--profile", "profiles/local")
-    assert _job_resources(result.stdout, "sample_shard")["gpu"] == "0"
+    assert _job_resources(result.stdout, "sample_model")["gpu"] == "0"
     assert _job_resources(result.stdout, "diversity")["gpu"] == "0"
 
 
