@@ -23,10 +23,23 @@ import yaml
 
 from divtrace.config import Study, load_config
 from divtrace.errors import UsageError
-from divtrace.plan import format_plan, metrics_gpus, plan, sampling_gpus, shard_minutes
+from divtrace.plan import (
+    format_plan,
+    metrics_gpus,
+    model_minutes,
+    plan,
+    sampling_gpus,
+    shard_minutes,
+)
 
 from .conftest import REPO
-from .test_workflow import copy_workflow, job_counts, scheduled_outputs, snakemake
+from .test_workflow import (
+    copy_workflow,
+    dry_run_jobs,
+    job_counts,
+    scheduled_outputs,
+    snakemake,
+)
 
 OLMO3 = "config/olmo3.yaml"
 TRIGGERS = ["--rerun-triggers", "mtime", "params", "input", "software-env"]
@@ -279,6 +292,30 @@ def test_a_sampling_job_may_run_as_long_as_its_shard_needs():
     assert shard_minutes(config, "think-rl", "humaneval", "on") == 92  # 100 of its 164
 
 
+def test_one_sampling_job_per_model_is_planned_as_one_load():
+    """sampling.one_job_per_model (off here, on in the demo): a job per model and CoT mode, one
+    model load each, and a runtime of the sum of its shards'."""
+    config = load_config(REPO / OLMO3)
+    per_shard = plan(config)
+    config["sampling"]["one_job_per_model"] = True
+    per_model = plan(config)
+    assert (
+        per_model["jobs"]["sample_model"] == RUNS_PER_TASK
+        and "sample_shard" not in per_model["jobs"]
+    )
+    assert (
+        per_model["total_jobs"]
+        == per_shard["total_jobs"] - STUDY_JOBS["sample_shard"] + RUNS_PER_TASK
+    )
+    assert per_model["totals"]["load_gpu_hours"] == pytest.approx(RUNS_PER_TASK * 120 / 3600)
+    assert per_model["totals"]["tokens"] == per_shard["totals"]["tokens"]
+    assert "16 jobs x 120 s" in format_plan(per_model)
+    for attempt in (1, 2):
+        assert model_minutes(config, "think-rl", "on", attempt) == sum(
+            shard_minutes(config, "think-rl", task, "on", attempt) * n for task, n in SHARDS.items()
+        )
+
+
 # ---------------------------------------------------------------------------- a fresh study
 @pytest.fixture(scope="module")
 def fresh_study(tmp_path_factory) -> Path:
@@ -295,6 +332,9 @@ def test_dry_run_lists_every_job_of_the_study(fresh_dry_run):
     outputs = scheduled_outputs(fresh_dry_run)
     shards = [o for o in outputs if o.startswith("results/generations/")]
     assert len(shards) == len(set(shards)) == STUDY_JOBS["sample_shard"]
+    # sampling.one_job_per_model is off at paper scale: a job per shard, each rerun alone
+    sampling = [outs for rule, _, outs in dry_run_jobs(fresh_dry_run) if rule.startswith("sample")]
+    assert len(sampling) == len(shards) and all(len(outs) == 1 for outs in sampling)
     off = Counter(o.split("/")[2] for o in shards if "/cot-off/" in o)
     assert off == {model: sum(SHARDS.values()) for model in THINK}
     assert "results/generations/think-rl/humaneval/cot-off/shard-0001.parquet" in shards
@@ -365,26 +405,11 @@ def test_the_slurm_profile_places_the_gpu_jobs(fresh_study):
 
 def test_the_demo_requests_no_gpu(fresh_study):
     result = snakemake(fresh_study, "-n", "--profile", "profiles/local")
-    assert _job_resources(result.stdout, "sample_shard")["gpu"] == "0"
+    assert _job_resources(result.stdout, "sample_model")["gpu"] == "0"
     assert _job_resources(result.stdout, "diversity")["gpu"] == "0"
 
 
 # ---------------------------------------------------------------------------- a finished study
-def dry_run_jobs(output: str) -> list[tuple[str, list[str], list[str]]]:
-    """(rule, inputs, outputs) of every job listed by a dry run."""
-    jobs = []
-    for match in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", output, re.MULTILINE):
-        fields = dict(re.findall(r"^    (input|output): (.*)$", match.group(2), re.MULTILINE))
-        jobs.append(
-            (
-                match.group(1),
-                [f.strip() for f in fields.get("input", "").split(",") if f.strip()],
-                [f.strip() for f in fields.get("output", "").split(",") if f.strip()],
-            )
-        )
-    return jobs
-
-
 def create_outputs(workdir: Path, jobs: list[tuple[str, list[str], list[str]]]) -> dict[str, int]:
     """Create every output empty, each a second newer than the newest input; path → mtime."""
     producer = {out: i for i, (_, _, outs) in enumerate(jobs) for out in outs}

@@ -14,6 +14,7 @@ from divtrace.cli import main
 from divtrace.generation.backend import SamplingParams
 from divtrace.generation.hf import SamplingError, TransformersBackend
 from divtrace.generation.sample import ShardError, ShardSpec, make_backend, sample_shard
+from divtrace.provenance import DIGEST_KEY
 from divtrace.tasks import FAMILIES
 from divtrace.tasks.prompts import build_prompts, read_jsonl
 
@@ -328,3 +329,110 @@ def test_killed_sampling_leaves_no_shard_and_reruns(checkpoints, prompts, tmp_pa
 
     assert main(command(4)[3:]) == 0  # the rerun, in this process (no second torch start-up)
     assert len(io.read_table(out, "generations")) == 6 * 4
+
+
+# ---------------------------------------------------------------------------- several shards in one call
+@pytest.fixture
+def two_tasks(prompts, tmp_path) -> dict[str, Path]:
+    """Prompts files of two tasks (gsm8k and writingprompts), each recording a digest."""
+    records = read_jsonl(DEMO / "writingprompts.jsonl")
+    stories = build_prompts(
+        "writingprompts", FAMILIES["writingprompts"], records, n=3, seed=7, source="demo"
+    )
+    return {
+        task: io.write_table(
+            frame, tmp_path / f"{task}.parquet", "prompts", metadata={DIGEST_KEY: f"of-{task}"}
+        )
+        for task, frame in (("gsm8k", prompts), ("writingprompts", stories))
+    }
+
+
+def _model_args(checkpoints, tmp_path) -> list[str]:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"name": "base", "path": str(checkpoints["base"])}))
+    return [
+        "--manifest", str(manifest), "--model", "base", "--prompts-per-shard", "3", "--k", "2",
+        "--seed", "1", "--format", "completion", "--temperature", "0.7",
+    ]  # fmt: skip
+
+
+# (task, shard, max tokens, stop sequences: None for the task's own)
+SHARDS = [("gsm8k", 0, 6, None), ("gsm8k", 1, 6, None), ("writingprompts", 0, 5, ["\n", "."])]
+TIMINGS = ("seconds", "tokens_per_second")
+
+
+def _group(files: dict[str, Path], out: Path, task: str, shard: int, tokens: int, stop) -> list:
+    stops = [token for s in stop or [] for token in ("--stop", s)]
+    return [
+        "--prompts", str(files[task]), "--task", task, "--shard", str(shard),
+        "--max-tokens", str(tokens), *stops, "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_one_call_samples_several_shards_as_separate_calls_do(
+    checkpoints, two_tasks, tmp_path, monkeypatch
+):
+    """Shards of two tasks (other budgets, stop sequences given for one) in one call: the model
+    loads once, and each file holds the table and metadata (but for the timings) of a call of its
+    own."""
+    import divtrace.generation.sample as sampling
+
+    model = _model_args(checkpoints, tmp_path)
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    for task, shard, tokens, stop in SHARDS:
+        out = alone / f"{task}-{shard}.parquet"
+        assert main(["sample", *model, *_group(two_tasks, out, task, shard, tokens, stop)]) == 0
+    loads = []
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return make_backend(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "make_backend", counted)
+    groups = [
+        arg
+        for task, shard, tokens, stop in SHARDS
+        for arg in _group(
+            two_tasks, together / f"{task}-{shard}.parquet", task, shard, tokens, stop
+        )
+    ]
+    assert main(["sample", *groups, *model]) == 0
+    assert len(loads) == 1
+    for task, shard, _, stop in SHARDS:
+        name = f"{task}-{shard}.parquet"
+        frame = io.read_table(together / name, "generations")
+        assert_frame_equal(frame, io.read_table(alone / name, "generations"))
+        assert len(frame) == 3 * 2 and set(frame["task"]) == {task}
+        meta, meta_alone = io.read_metadata(together / name), io.read_metadata(alone / name)
+        for key in TIMINGS:
+            meta.pop(key), meta_alone.pop(key)
+        assert meta == meta_alone
+        assert meta["shard"]["shard"] == shard
+        assert meta["sampling"]["stop"] == (stop or list(FAMILIES[task].stop))
+
+
+def _sample_fails(args: list[str], capsys) -> str:
+    assert main(["sample", *args]) == 2
+    return capsys.readouterr().err
+
+
+def test_shard_groups_that_do_not_match_are_named(checkpoints, two_tasks, tmp_path, capsys):
+    model = _model_args(checkpoints, tmp_path)
+    first = _group(two_tasks, tmp_path / "a.parquet", "gsm8k", 0, 6, None)
+    second = _group(two_tasks, tmp_path / "b.parquet", "gsm8k", 1, 6, None)
+    no_task = [arg for i, arg in enumerate(second) if "--task" not in second[i - 1 : i + 1]]
+    err = _sample_fails([*model, *first, *no_task], capsys)
+    assert "1 --task for 2 --out groups" in err
+    err = _sample_fails([*model, *first, *first], capsys)
+    assert f"--out {tmp_path / 'a.parquet'} is given more than once" in err
+    err = _sample_fails([*model, *first, *second, "--stop", "x"], capsys)
+    assert "--stop 'x' after the last --out" in err
+    err = _sample_fails([*model, *first, *second, "--family", "gsm8k"], capsys)
+    assert "1 --family for 2 --out groups" in err
+    # A shard whose prompts are not the ones asked for: the error names that shard, and no
+    # shard is written (every shard's prompts are checked before the model loads).
+    stale = [*second[:-2], "--prompts-digest", "0123456789abcdef", *second[-2:]]
+    current = [*first[:-2], "--prompts-digest", "of-gsm8k", *first[-2:]]
+    err = _sample_fails([*model, *current, *stale], capsys)
+    assert f"gsm8k shard 1 ({tmp_path / 'b.parquet'}): {two_tasks['gsm8k']}: prompts made" in err
+    assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()

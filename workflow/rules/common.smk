@@ -33,6 +33,7 @@ from divtrace.names import (  # noqa: E402
 )
 from divtrace.plan import (  # noqa: E402
     metrics_gpus,
+    model_minutes,
     sampling_gpus,
     score_threads,
     shard_minutes,
@@ -167,15 +168,20 @@ def task_source(wildcards):
     return ancient(source) if source.endswith(".jsonl") else []
 
 
-def _flags(values):
-    """``{"--flag": value}`` → a shell-quoted argument string (None values are left out)."""
+def _flag_list(values):
+    """``{"--flag": value}`` → a list of arguments (None and False values are left out)."""
     args = []
     for flag, value in values.items():
         if value is True:
             args.append(flag)
         elif value is not None and value is not False:
             args += [flag, str(value)]
-    return shlex.join(args)
+    return args
+
+
+def _flags(values):
+    """``{"--flag": value}`` → a shell-quoted argument string (None values are left out)."""
+    return shlex.join(_flag_list(values))
 
 
 # ---------------------------------------------------------------- prompts: finished shards stay
@@ -275,35 +281,88 @@ def prompts_args(wildcards):
     )
 
 
+def _sample_settings(model, task):
+    """Every setting that changes a shard's content, as ``{"--flag": value}``."""
+    spec, task_spec = STUDY.model(model), STUDY.task(task)
+    return {
+        "--family": STUDY.family(task),
+        "--prompts-per-shard": SAMPLING["prompts_per_shard"],
+        "--k": SAMPLING["k"],
+        "--seed": config["seed"],
+        "--format": spec["format"],
+        "--reasoning": bool(spec.get("reasoning")),
+        "--prefill": SAMPLING["cot_off_prefill"],
+        "--temperature": SAMPLING["temperature"],
+        "--top-p": SAMPLING["top_p"],
+        "--top-k": SAMPLING["top_k"],
+        "--max-tokens": task_spec["max_tokens"],
+        "--backend": SAMPLING["backend"],
+        "--device": SAMPLING["device"],
+        "--dtype": SAMPLING["dtype"],
+        "--batch-rows": SAMPLING["batch_rows"],
+        "--engine": (
+            json.dumps(SAMPLING["engine"], sort_keys=True)
+            if SAMPLING["backend"] == "vllm"
+            else None
+        ),
+    }
+
+
+# The settings of _sample_settings that differ between the tasks of a model (with --stop): one
+# of each per shard of a `divtrace sample` call that samples several.
+TASK_SAMPLE_FLAGS = ("--family", "--max-tokens")
+
+
+def _stop_flags(task):
+    return [
+        token for stop in STUDY.task(task).get("stop", []) for token in ("--stop", stop)
+    ]
+
+
 def sample_args(wildcards):
     """Every setting that changes a shard's content, as command-line flags."""
-    model, task = STUDY.model(wildcards.model), STUDY.task(wildcards.task)
-    args = _flags(
-        {
-            "--family": STUDY.family(wildcards.task),
-            "--prompts-per-shard": SAMPLING["prompts_per_shard"],
-            "--k": SAMPLING["k"],
-            "--seed": config["seed"],
-            "--format": model["format"],
-            "--reasoning": bool(model.get("reasoning")),
-            "--prefill": SAMPLING["cot_off_prefill"],
-            "--temperature": SAMPLING["temperature"],
-            "--top-p": SAMPLING["top_p"],
-            "--top-k": SAMPLING["top_k"],
-            "--max-tokens": task["max_tokens"],
-            "--backend": SAMPLING["backend"],
-            "--device": SAMPLING["device"],
-            "--dtype": SAMPLING["dtype"],
-            "--batch-rows": SAMPLING["batch_rows"],
-            "--engine": (
-                json.dumps(SAMPLING["engine"], sort_keys=True)
-                if SAMPLING["backend"] == "vllm"
-                else None
-            ),
-        }
-    )
-    stops = [token for stop in task.get("stop", []) for token in ("--stop", stop)]
-    return " ".join([args, shlex.join(stops)]).strip()
+    args = _flags(_sample_settings(wildcards.model, wildcards.task))
+    return " ".join([args, shlex.join(_stop_flags(wildcards.task))]).strip()
+
+
+def sample_model_args(wildcards):
+    """The settings of a model's shards that every task shares, as command-line flags."""
+    settings = _sample_settings(wildcards.model, STUDY.tasks[0])
+    return _flags({k: v for k, v in settings.items() if k not in TASK_SAMPLE_FLAGS})
+
+
+def sample_model_shards(wildcards):
+    """Every shard file of one model and CoT mode, all tasks (one sampling job)."""
+    return [
+        shard_file(wildcards.model, task, wildcards.cot, shard)
+        for task in STUDY.tasks
+        for shard in STUDY.shards(task)
+    ]
+
+
+def sample_model_prompts(wildcards):
+    """Every task's prompts file, as the inputs of one sampling job."""
+    return [prompts_input_of(task) for task in STUDY.tasks]
+
+
+def sample_model_groups(wildcards):
+    """One ``--prompts ... --out ...`` group per shard of a sampling job (every task of a model
+    and CoT mode), with what differs between its tasks."""
+    args = []
+    for task in STUDY.tasks:
+        settings = _sample_settings(wildcards.model, task)
+        task_flags = _flag_list({k: settings[k] for k in TASK_SAMPLE_FLAGS})
+        for shard in STUDY.shards(task):
+            args += ["--prompts", prompts_file(task), "--task", task, "--shard", shard]
+            args += task_flags + _stop_flags(task)
+            args += ["--prompts-digest", prompts_digest(task)]
+            args += ["--out", shard_file(wildcards.model, task, wildcards.cot, shard)]
+    return shlex.join(args)
+
+
+def sample_model_minutes(wildcards, attempt):
+    """A sampling job's SLURM runtime: its shards' planned minutes, summed."""
+    return model_minutes(config, wildcards.model, wildcards.cot, attempt)
 
 
 def shards_of(wildcards):

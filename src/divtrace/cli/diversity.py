@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, NamedTuple
 
-from divtrace.cli.common import csv_list, log, schema_default
+from divtrace.cli.common import csv_list, each_or_none, log, out_groups, schema_default
 
 if TYPE_CHECKING:
     from divtrace.metrics.embeddings import Embedder
@@ -138,40 +138,21 @@ def cells(args: argparse.Namespace) -> list[Cell]:
     """The runs given: one ``--generations`` per ``--out``, and one ``--quality``, ``--family``,
     ``--prompts`` (and ``--prompts-digest``) each per ``--out``, or none at all (no run scored;
     every family its task's name; no tests)."""
-    from divtrace.errors import UsageError
-
     outs = args.out
-    none: list[None] = [None for _ in outs]
-    groups = {
-        "--generations": args.generations,
-        "--quality": args.quality if args.quality is not None else [[] for _ in outs],
-        "--family": args.family if args.family is not None else none,
-        "--prompts": args.prompts if args.prompts is not None else none,
-        "--prompts-digest": args.prompts_digest if args.prompts_digest is not None else none,
-    }
-    wrong = {flag: len(values) for flag, values in groups.items() if len(values) != len(outs)}
-    if wrong:
-        counts = ", ".join(f"{n} {flag}" for flag, n in wrong.items())
-        raise UsageError(
-            f"divtrace diversity: {counts} for {len(outs)} --out groups; give one --generations "
-            "per --out, and one --quality, --family, --prompts and --prompts-digest each per "
-            "--out or none"
-        )
-    repeated = sorted({out for out in outs if outs.count(out) > 1})
-    if repeated:
-        raise UsageError(f"divtrace diversity: --out {repeated[0]} is given more than once")
-    return [
-        Cell(g, q, o, f, p, d)
-        for g, q, o, f, p, d in zip(
-            groups["--generations"],
-            groups["--quality"],
-            outs,
-            groups["--family"],
-            groups["--prompts"],
-            groups["--prompts-digest"],
-            strict=True,
-        )
-    ]
+    rows = out_groups(
+        "diversity",
+        outs,
+        {
+            "--generations": args.generations,
+            "--quality": each_or_none(args.quality, outs, default=[]),
+            "--family": each_or_none(args.family, outs),
+            "--prompts": each_or_none(args.prompts, outs),
+            "--prompts-digest": each_or_none(args.prompts_digest, outs),
+        },
+        "give one --generations per --out, and one --quality, --family, --prompts and "
+        "--prompts-digest each per --out or none",
+    )
+    return [Cell(g, q, o, f, p, d) for g, q, f, p, d, o in rows]
 
 
 def run(args: argparse.Namespace) -> None:
