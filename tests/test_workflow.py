@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,36 @@ def test_lint_passes():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("one_job_per_model", [True, False])
+def test_diversity_jobs_give_the_tests_to_the_code_tasks_only(tmp_path, one_job_per_model):
+    """With the behaviours on, a diversity job reads the prompts file (the tests) of its code
+    tasks, not of its other tasks: one job per model gives those an empty --prompts."""
+    workdir = copy_workflow(tmp_path)
+    overlay = {
+        "tasks": {"humaneval": CODE_TASK},
+        "metrics": {"names": ["ead", "behaviours"], "one_job_per_model": one_job_per_model},
+    }
+    (workdir / "code.yaml").write_text(yaml.safe_dump(overlay))
+    dry = snakemake(workdir, "-n", "-p", "--configfile", TINY, "code.yaml")
+    jobs = [job for job in dry.stdout.split("rule ")[1:] if job.startswith("diversity:")]
+    assert len(jobs) == len(TINY_RUNS) * (1 if one_job_per_model else 2)
+    code = names.PROMPTS_FILE.format(results="results", task="humaneval")
+    text = names.PROMPTS_FILE.format(results="results", task="gsm8k")
+    for job in jobs:
+        inputs = next(line for line in job.splitlines() if line.strip().startswith("input:"))
+        command = shlex.split(
+            next(line for line in job.splitlines() if "divtrace diversity" in line).split(":", 1)[1]
+        )
+        assert text not in inputs and text not in command, job
+        given = [command[i + 1] for i, arg in enumerate(command) if arg == "--prompts"]
+        if "/humaneval/" in job:
+            assert code in inputs and code in given, job
+        if one_job_per_model:
+            assert given == ["", code], job  # gsm8k's run first, then humaneval's
+        elif "/gsm8k/" in job:
+            assert given == [], job
 
 
 @pytest.mark.parametrize(
@@ -413,6 +444,7 @@ def test_other_prompts_in_the_config_rerun_their_shards(tiny_run):
 
 
 # A HumanEval-style task added to the tiny run (issue 17): every code metric through the workflow.
+CODE_TASK = {"source": "resources/tasks/demo/humaneval.jsonl", "n_prompts": 2, "max_tokens": 16}
 CODE_TASK_METRICS = [*names.CODE_METRICS, *names.CODE_EMBEDDING_METRICS, *names.BEHAVIOUR_METRICS]
 
 
@@ -430,13 +462,7 @@ def test_code_task_added_to_the_tiny_run_has_every_code_metric(tiny_run, tmp_pat
     shutil.copytree(tiny_run, workdir, symlinks=True)
     encoder = tiny_code_encoder(["def return if else for in range"], tmp_path / "encoder")
     overlay = {
-        "tasks": {
-            "humaneval": {
-                "source": "resources/tasks/demo/humaneval.jsonl",
-                "n_prompts": 2,
-                "max_tokens": 16,
-            }
-        },
+        "tasks": {"humaneval": CODE_TASK},
         "metrics": {
             "names": ["ead", "sbert", "vendi", *CODE_TASK_METRICS],
             "code_model": str(encoder),
@@ -496,6 +522,7 @@ def test_code_task_added_to_the_tiny_run_has_every_code_metric(tiny_run, tmp_pat
             results=results, model=model, task="gsm8k", cot=cot
         )
         assert set(io.read_table(gsm8k, "diversity")["metric"]) == {"ead", "sbert", "vendi"}
+        assert io.read_metadata(gsm8k)["prompts"] is None  # its job gave it no tests
 
     def table(name: str) -> pl.DataFrame:
         path = names.TABLE_FILE.format(results=results, name=name, ext="parquet")
