@@ -1,8 +1,9 @@
 """code_sbert / code_vendi: embedding diversity of the extracted code with a code encoder.
 
-The encoder is a tiny RoBERTa built here (UniXcoder is a RoBERTa encoder; nothing from the hub):
-sentence-transformers wraps a plain encoder with mean pooling, as the paper's script relied on
-(PAPER.md §8.1), and the values are checked against the paper's formulas on the embeddings.
+The encoder is a tiny RoBERTa (divtrace.metrics.testing.tiny_code_encoder; UniXcoder is a RoBERTa
+encoder; nothing from the hub): sentence-transformers wraps a plain encoder with mean pooling, as
+the paper's script relied on (PAPER.md §8.1), and the values are checked against the paper's
+formulas on the embeddings.
 """
 
 from __future__ import annotations
@@ -27,27 +28,11 @@ PROGRAMS = [
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory) -> Path:
     pytest.importorskip("sentence_transformers")
-    from transformers import RobertaConfig, RobertaModel
-
-    from divtrace.metrics.testing import word_level_pair_tokenizer
+    from divtrace.metrics.testing import tiny_code_encoder
 
     directory = tmp_path_factory.mktemp("tiny-code-encoder")
     words = [extract_code(p) for p in PROGRAMS] + ["def return sum total"]
-    tokenizer = word_level_pair_tokenizer(words, directory)
-    config = RobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    RobertaModel(config).save_pretrained(directory)
-    return directory
+    return tiny_code_encoder(words, directory)
 
 
 def paper_sbert(emb: np.ndarray) -> float:

@@ -228,6 +228,22 @@ def test_diversity_of_several_runs_in_one_call_equals_one_call_per_run(results, 
     assert io.read_metadata(outs[1])["inputs"] == [str(other)]
 
 
+def test_an_empty_prompts_value_gives_its_run_no_prompts(results, tmp_path):
+    """The workflow's one job per model gives the prompts (the tests) to its code tasks only:
+    the others get an empty --prompts and --prompts-digest, the same as giving none."""
+    alone = tmp_path / "alone.parquet"
+    flags = ["--metrics", "ead"]
+    assert (
+        main(["diversity", "--generations", str(shard(results)), "--out", str(alone), *flags]) == 0
+    )
+    out = results / "diversity/base/t/cot-on.parquet"
+    argv = ["diversity", "--generations", str(shard(results)), "--quality", "--out", str(out)]
+    assert main([*argv, "--prompts", "", "--prompts-digest", "", *flags]) == 0
+    assert io.read_table(out, "diversity").equals(io.read_table(alone, "diversity"))
+    assert io.read_metadata(out)["prompts"] is None
+    assert io.read_metadata(out) == io.read_metadata(alone)
+
+
 @pytest.mark.parametrize(
     "groups",
     [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,36 @@ def test_lint_passes():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("one_job_per_model", [True, False])
+def test_diversity_jobs_give_the_tests_to_the_code_tasks_only(tmp_path, one_job_per_model):
+    """With the behaviours on, a diversity job reads the prompts file (the tests) of its code
+    tasks, not of its other tasks: one job per model gives those an empty --prompts."""
+    workdir = copy_workflow(tmp_path)
+    overlay = {
+        "tasks": {"humaneval": CODE_TASK},
+        "metrics": {"names": ["ead", "behaviours"], "one_job_per_model": one_job_per_model},
+    }
+    (workdir / "code.yaml").write_text(yaml.safe_dump(overlay))
+    dry = snakemake(workdir, "-n", "-p", "--configfile", TINY, "code.yaml")
+    jobs = [job for job in dry.stdout.split("rule ")[1:] if job.startswith("diversity:")]
+    assert len(jobs) == len(TINY_RUNS) * (1 if one_job_per_model else 2)
+    code = names.PROMPTS_FILE.format(results="results", task="humaneval")
+    text = names.PROMPTS_FILE.format(results="results", task="gsm8k")
+    for job in jobs:
+        inputs = next(line for line in job.splitlines() if line.strip().startswith("input:"))
+        command = shlex.split(
+            next(line for line in job.splitlines() if "divtrace diversity" in line).split(":", 1)[1]
+        )
+        assert text not in inputs and text not in command, job
+        given = [command[i + 1] for i, arg in enumerate(command) if arg == "--prompts"]
+        if "/humaneval/" in job:
+            assert code in inputs and code in given, job
+        if one_job_per_model:
+            assert given == ["", code], job  # gsm8k's run first, then humaneval's
+        elif "/gsm8k/" in job:
+            assert given == [], job
 
 
 @pytest.mark.parametrize(
@@ -439,6 +470,114 @@ def test_other_prompts_in_the_config_rerun_their_shards(tiny_run):
         task_file.write_text(text)
     final = snakemake(tiny_run, "-n", "--configfile", TINY)
     assert "Nothing to be done" in final.stdout + final.stderr
+
+
+# A HumanEval-style task added to the tiny run (issue 17): every code metric through the workflow.
+CODE_TASK = {"source": "resources/tasks/demo/humaneval.jsonl", "n_prompts": 2, "max_tokens": 16}
+CODE_TASK_METRICS = [*names.CODE_METRICS, *names.CODE_EMBEDDING_METRICS, *names.BEHAVIOUR_METRICS]
+
+
+@pytest.mark.workflow
+def test_code_task_added_to_the_tiny_run_has_every_code_metric(tiny_run, tmp_path):
+    """Issue 17 end to end: a config overlay adds the embedded HumanEval task (two prompts) with
+    the AST metrics, code_sbert and code_vendi (a tiny local encoder, fetched as role ``code``)
+    and the behaviours, at k = 2. Only the new jobs run; the code metrics reach the per-run
+    files (rows at k included), the summary tables with their intervals, and the figures. The
+    toy models write text, not Python: what is checked holds whatever they write."""
+    from divtrace.metrics.testing import tiny_code_encoder
+
+    # A copy of the finished tiny run: the other tests of the fixture expect its config.
+    workdir = tmp_path / "code"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    encoder = tiny_code_encoder(["def return if else for in range"], tmp_path / "encoder")
+    overlay = {
+        "tasks": {"humaneval": CODE_TASK},
+        "metrics": {
+            "names": ["ead", "sbert", "vendi", *CODE_TASK_METRICS],
+            "code_model": str(encoder),
+            "code_max_length": 32,
+            "k_grid": [2],
+        },
+    }
+    (workdir / "code.yaml").write_text(yaml.safe_dump(overlay))
+    configs = ["--configfile", TINY, "code.yaml"]  # the second file is deep-merged over the first
+    run = snakemake(workdir, *configs)
+    # No toy model is rebuilt and no gsm8k shard resampled; every diversity job reruns (its
+    # metrics changed) and measures the new task too.
+    assert job_counts(run.stderr) == {
+        "fetch_metric_model": 1,  # the code encoder, role code
+        "prepare_prompts": 1,
+        "sample_shard": len(TINY_RUNS) * len(TINY_SHARDS),
+        "score_quality": len(TINY_RUNS),
+        "diversity": len(TINY_RUNS),
+        "summarize": 1,
+        "figures": 1,
+        "all": 1,
+    }
+
+    results = "results"
+    for model, cot in TINY_RUNS:
+        path = workdir / names.DIVERSITY_FILE.format(
+            results=results, model=model, task="humaneval", cot=cot
+        )
+        frame = io.read_table(path, "diversity")
+        meta = io.read_metadata(path)
+        assert meta["family"] == "humaneval" and meta["k_grid"] == [2]
+        assert meta["metric_models"]["code"]["source"] == "local"
+        assert meta["prompts"] == names.PROMPTS_FILE.format(results=results, task="humaneval")
+        whole = frame.filter(pl.col("k").is_null())
+        at_k = frame.filter(k=2)
+        for metric in CODE_TASK_METRICS:
+            rows = whole.filter(metric=metric, subset="all", scope="per_input")
+            assert len(rows) == 2, (path, metric)  # one per prompt
+            assert len(at_k.filter(metric=metric, subset="all")) == 2, (path, metric)
+        parseable = whole.filter(metric="ast_parseable")["value"].drop_nulls()
+        assert len(parseable) and parseable.is_between(0, 1).all(), path
+        # the correct subset: each prompt's correct programs, as the quality file counts them
+        quality = io.read_table(
+            workdir
+            / names.QUALITY_FILE.format(results=results, model=model, task="humaneval", cot=cot),
+            "quality",
+        )
+        n_correct = dict(quality.group_by("prompt_id").agg(pl.col("correct").sum()).iter_rows())
+        for metric in CODE_TASK_METRICS:
+            rows = whole.filter(metric=metric, subset="correct", scope="per_input")
+            assert dict(zip(rows["prompt_id"], rows["n_outputs"], strict=True)) == n_correct
+        behaviours = whole.filter(metric="behaviours", subset="all")
+        assert (behaviours["n_outputs"] > 0).all()
+        assert (behaviours["value"] >= 1).all(), path
+        # gsm8k has no code rows (the code metrics apply to the code families only)
+        gsm8k = workdir / names.DIVERSITY_FILE.format(
+            results=results, model=model, task="gsm8k", cot=cot
+        )
+        assert set(io.read_table(gsm8k, "diversity")["metric"]) == {"ead", "sbert", "vendi"}
+        assert io.read_metadata(gsm8k)["prompts"] is None  # its job gave it no tests
+
+    def table(name: str) -> pl.DataFrame:
+        path = names.TABLE_FILE.format(results=results, name=name, ext="parquet")
+        return pl.read_parquet(workdir / path).filter(task="humaneval")
+
+    summary = table("diversity").filter(scope="per_input")
+    fixed_k = table("diversity_k")
+    for frame in (summary, fixed_k):
+        for subset in ("all", "correct"):  # a cell for the correct outputs, null without them
+            counts = Counter(frame.filter(subset=subset)["metric"])
+            assert all(counts[metric] == len(TINY_RUNS) for metric in CODE_TASK_METRICS), counts
+        valued = frame.filter(
+            pl.col("metric").is_in(CODE_TASK_METRICS) & pl.col("value").is_not_null()
+        )
+        # every code metric but the AST ones (null where no program parses) has a value
+        assert set(valued["metric"]) >= {"ast_parseable", "code_sbert", "code_vendi", "behaviours"}
+        assert valued["ci_low"].is_not_null().all() and valued["ci_high"].is_not_null().all()
+        assert (valued["ci_low"] <= valued["value"] + 1e-12).all()
+        assert (valued["value"] <= valued["ci_high"] + 1e-12).all()
+    assert (fixed_k["k"] == 2).all()
+    for name in FIGURE_NAMES:
+        for ext in ("pdf", "png"):
+            path = workdir / names.FIGURE_FILE.format(results=results, name=name, ext=ext)
+            assert path.stat().st_size > 1000, path
+    again = snakemake(workdir, "-n", *configs)
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 @pytest.mark.workflow

@@ -446,10 +446,8 @@ def quality_of_model(wildcards):
 
 
 def behaviour_prompts_of_model(wildcards):
-    """Every task's prompts file, where some task runs its programs on the tests."""
-    if not any(runs_behaviours(task) for task in STUDY.tasks):
-        return []
-    return [prompts_input_of(task) for task in STUDY.tasks]
+    """The prompts files (the tests) of the tasks that run their programs on them."""
+    return [prompts_input_of(task) for task in STUDY.tasks if runs_behaviours(task)]
 
 
 def diversity_cells(wildcards):
@@ -465,10 +463,12 @@ def diversity_cells(wildcards):
         if verifiable(task):
             args += [quality_file(wildcards.model, task, wildcards.cot)]
         args += ["--family", STUDY.family(task)]
-        # one --prompts per run, or none
-        if any(runs_behaviours(t) for t in STUDY.tasks):
+        # one --prompts per run (an empty one where the task runs no tests), or none
+        if runs_behaviours(task):
             args += ["--prompts", prompts_file(task)]
             args += ["--prompts-digest", prompts_digest(task)]
+        elif any(runs_behaviours(t) for t in STUDY.tasks):
+            args += ["--prompts", "", "--prompts-digest", ""]
         args += ["--out", diversity_file(wildcards.model, task, wildcards.cot)]
     return shlex.join(args)
 

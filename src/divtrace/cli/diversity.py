@@ -99,13 +99,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="prompts Parquet file of the run's task (with the tests): the behaviours and answer "
         "classes of code tasks run each program on the tests' inputs (for several runs, one "
-        "--prompts per run, or none)",
+        "--prompts per run, an empty one for a run without tests, or none)",
     )
     p.add_argument(
         "--prompts-digest",
         action="append",
         help="the digest each --prompts file must record (divtrace.provenance; the workflow's), "
-        "one per --prompts",
+        "one per --prompts (empty where that --prompts is)",
     )
     p.add_argument(
         "--behaviour-timeout",
@@ -137,7 +137,9 @@ class Cell(NamedTuple):
 def cells(args: argparse.Namespace) -> list[Cell]:
     """The runs given: one ``--generations`` per ``--out``, and one ``--quality``, ``--family``,
     ``--prompts`` (and ``--prompts-digest``) each per ``--out``, or none at all (no run scored;
-    every family its task's name; no tests)."""
+    every family its task's name; no tests). An empty ``--prompts`` (or ``--prompts-digest``) is
+    none for its run: a call measuring code and text tasks gives the prompts to the code tasks
+    only."""
     outs = args.out
     rows = out_groups(
         "diversity",
@@ -152,7 +154,7 @@ def cells(args: argparse.Namespace) -> list[Cell]:
         "give one --generations per --out, and one --quality, --family, --prompts and "
         "--prompts-digest each per --out or none",
     )
-    return [Cell(g, q, o, f, p, d) for g, q, f, p, d, o in rows]
+    return [Cell(g, q, o, f, p or None, d or None) for g, q, f, p, d, o in rows]
 
 
 def run(args: argparse.Namespace) -> None:

@@ -40,3 +40,26 @@ def word_level_pair_tokenizer(texts: Iterable[str], directory: Path) -> PreTrain
     )
     fast.save_pretrained(directory)
     return fast
+
+
+def tiny_code_encoder(texts: Iterable[str], directory: Path, *, seed: int = 0) -> Path:
+    """A randomly initialised one-layer RoBERTa encoder (UniXcoder's architecture, 16 wide) with
+    a word-level tokenizer trained on ``texts``, saved to ``directory``: a local stand-in for
+    ``metrics.code_model`` (sentence-transformers wraps it with mean pooling). It sees at most 62
+    tokens (64 positions, RoBERTa's offset of 2), so give it ``code_max_length`` 62 or less."""
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    tokenizer = word_level_pair_tokenizer(texts, directory)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    RobertaModel(config).save_pretrained(directory)
+    return directory
