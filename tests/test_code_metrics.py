@@ -330,6 +330,7 @@ def test_code_metrics_end_to_end_through_the_cli_on_real_programs(shared_real, t
         "ast_distinct",
         "ast_pairwise",
         "ast_struct_pairwise",
+        "ast_parseable",
     }
     missing = io.read_table(out_dir / "missing.parquet")
     assert missing.filter(pl.col("metric").str.starts_with("ast_")).is_empty()
