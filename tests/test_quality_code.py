@@ -874,6 +874,8 @@ from divtrace.quality.sandbox import runner
 tempfile.tempdir = sys.argv[1]
 if sys.argv[2] == "current-user":
     runner._MODE = runner._Mode(False, sys.executable)
+# The mode is chosen first: its probe program runs under the same folder and exits at once.
+print(runner.sandbox_mode(), flush=True)
 sleeper = "import time\\ndef f():\\n    time.sleep(60)\\n"
 print(judge_mbpp([sleeper], [{"test_list": ["assert f()"]}], [{}], timeout_s=60), flush=True)
 """
@@ -900,6 +902,9 @@ def test_a_killed_run_leaves_no_candidate(how: str, mode: str, tmp_path: Path) -
         [sys.executable, "-c", _DRIVER, base, mode], env=env, stdout=subprocess.PIPE
     )
     try:
+        assert driver.stdout is not None
+        # Only once the mode's probe has come and gone is a process under `base` the candidate.
+        assert driver.stdout.readline().strip(), "the driver ended before choosing a mode"
         deadline = time.monotonic() + 30
         while not _cwd_under(base) and time.monotonic() < deadline:
             assert driver.poll() is None
