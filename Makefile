@@ -48,7 +48,8 @@ unit: setup
 	$(WITH_VENV) $(BIN)/python -m pytest -n auto --dist loadfile \
 	  -m "not slow and not vllm and not workflow and not slurm"
 
-# The tiny end-to-end workflow (.test/config.yaml), about a minute.
+# The tiny end-to-end workflow runs (.test/config.yaml, about a minute each; with the judge and
+# the code-task runs, about 7½ minutes).
 workflow-test: setup
 	$(WITH_VENV) $(BIN)/python -m pytest -m workflow
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -134,22 +135,40 @@ def test_a_prompt_longer_than_max_model_len_is_recorded_and_the_others_sampled(b
     assert short[0].text == backend.generate([Request(prompt, (7,))], PARAMS)[0][0].text
 
 
-def test_sample_command_with_the_vllm_backend(checkpoint, prompts, tmp_path):
+def test_sample_command_with_the_vllm_backend(checkpoint, prompts, backend, tmp_path):
+    """One `divtrace sample` call samples two shards (other budgets) with one vLLM engine: each
+    file holds what sampling its shard alone gives."""
     prompts_path = io.write_table(prompts, tmp_path / "p.parquet", "prompts")
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"name": "think", "path": str(checkpoint)}))
-    out = tmp_path / "shard-0001.parquet"
+    budgets = {0: 16, 1: 8}  # max tokens by shard
+    outs = {shard: tmp_path / f"shard-{shard:04d}.parquet" for shard in budgets}
+    groups = [
+        arg
+        for shard, tokens in budgets.items()
+        for arg in (
+            "--prompts", str(prompts_path), "--task", "gsm8k", "--shard", str(shard),
+            "--max-tokens", str(tokens), "--out", str(outs[shard]),
+        )
+    ]  # fmt: skip
     command = [
-        sys.executable, "-m", "divtrace.cli", "sample", "--prompts", str(prompts_path),
-        "--manifest", str(manifest), "--model", "think-sft", "--task", "gsm8k",
-        "--shard", "1", "--prompts-per-shard", "3", "--k", "2", "--seed", "1",
-        "--format", "chat", "--reasoning", "--temperature", "0.6", "--top-p", "0.95",
-        "--max-tokens", "8", "--backend", "vllm", "--dtype", "float32",
-        "--engine", json.dumps(ENGINE), "--out", str(out),
+        sys.executable, "-m", "divtrace.cli", "sample", *groups, "--manifest", str(manifest),
+        "--model", "think-sft", "--prompts-per-shard", "3", "--k", "3", "--seed", "1234",
+        "--format", "chat", "--reasoning", "--prefill", "<think></think>",
+        "--temperature", str(PARAMS.temperature), "--top-p", str(PARAMS.top_p),
+        "--top-k", str(PARAMS.top_k), "--backend", "vllm", "--dtype", "float32",
+        "--engine", json.dumps(ENGINE),
     ]  # fmt: skip
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    frame = io.read_table(out, "generations")
-    assert len(frame) == 3 * 2
-    assert io.read_metadata(out)["backend_settings"]["max_num_seqs"] == 32
+    for shard, tokens in budgets.items():
+        frame = io.read_table(outs[shard], "generations")
+        assert len(frame) == 3 * 3
+        metadata = io.read_metadata(outs[shard])
+        assert metadata["backend_settings"]["max_num_seqs"] == 32
+        assert metadata["sampling"]["max_tokens"] == tokens
+        params = dataclasses.replace(PARAMS, max_tokens=tokens)
+        alone, _ = sample_shard(prompts, spec(shard=shard, per_shard=3), params, backend, {})
+        assert frame.equals(alone), (shard, frame, alone)
+    assert "shard 0" in result.stderr and "shard 1" in result.stderr
