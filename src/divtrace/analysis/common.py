@@ -165,6 +165,12 @@ def lineage_columns(lineage: Lineage, model: str) -> dict[str, object]:
     }
 
 
+def row_head(lineage: Lineage, model: str, task: str, **cells: object) -> dict[str, object]:
+    """The leading cells of a table row: ``model``, its lineage columns, ``task``, then
+    ``cells`` in the order given."""
+    return {"model": model, **lineage_columns(lineage, model), "task": task, **cells}
+
+
 def with_lineage_columns(frame: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     """``frame`` (with a ``model`` column) plus the lineage columns, joined per checkpoint."""
     models = sorted(lineage.checkpoints)

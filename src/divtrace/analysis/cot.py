@@ -50,8 +50,8 @@ from divtrace.analysis.common import (
     DiversityData,
     diversity_data,
     finish,
-    lineage_columns,
     missing_as_null,
+    row_head,
 )
 from divtrace.analysis.quality import QUALITY_METRICS, quality_per_prompt
 from divtrace.errors import AnalysisError
@@ -140,9 +140,7 @@ def _row(
     lineage: Lineage, model: str, task: str, kind: str, scope: str, subset: str, metric: str
 ) -> dict[str, object]:
     return {
-        "model": model,
-        **lineage_columns(lineage, model),
-        "task": task,
+        **row_head(lineage, model, task),
         "kind": kind,
         "scope": scope,
         "subset": subset,

@@ -72,8 +72,8 @@ from divtrace.analysis.common import (
     DiversityData,
     diversity_data,
     finish,
-    lineage_columns,
     missing_as_null,
+    row_head,
 )
 from divtrace.analysis.stages import shares
 from divtrace.errors import AnalysisError
@@ -244,9 +244,7 @@ def _rows(
     for j, metric in enumerate(metrics):
         n_pairs = int(n_paired[j])
         row: dict[str, object] = {
-            "model": run[0],
-            **lineage_columns(lineage, run[0]),
-            "task": task,
+            **row_head(lineage, run[0], task),
             "paper_task": task in PAPER_DECOMPOSITION_TASKS,
             "cot": run[1],
             "metric": metric,
@@ -364,9 +362,7 @@ def _matched_row(
     share = shares((total - residual)[:, None], total, estimate[0])[:, 0]
     n_pairs = len(ids)
     row: dict[str, object] = {
-        "model": run[0],
-        **lineage_columns(lineage, run[0]),
-        "task": task,
+        **row_head(lineage, run[0], task),
         "paper_task": task in PAPER_DECOMPOSITION_TASKS,
         "cot": run[1],
         "metric": "vendi",

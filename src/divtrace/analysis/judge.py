@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from divtrace.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_N_BOOT, bootstrap_mean
-from divtrace.analysis.common import check_models, finish, lineage_columns, missing_as_null
+from divtrace.analysis.common import check_models, finish, missing_as_null, row_head
 from divtrace.errors import ContractError
 from divtrace.lineage import Lineage
 from divtrace.names import JUDGE_MEASURES, LINEAGE_COLUMNS
@@ -231,9 +231,7 @@ def judge_table(
         protocol = (protocols or {}).get(task)
         rows.append(
             {
-                "model": model,
-                **lineage_columns(lineage, model),
-                "task": task,
+                **row_head(lineage, model, task),
                 "cot": cot,
                 "protocol": protocol,
                 "measure": JUDGE_MEASURES.get(protocol or ""),
@@ -294,9 +292,7 @@ def _cell_row(
     completion_tokens = int(cell.get_column("completion_tokens").sum())
     n_parsed = int(cell.get_column("parsed").sum())
     return {
-        "model": model,
-        **lineage_columns(lineage, model),
-        "task": task,
+        **row_head(lineage, model, task),
         "cot": cot,
         "protocol": protocol,
         "opponent": ",".join(opponents) or None,

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from divtrace.analysis.common import finish, lineage_columns
+from divtrace.analysis.common import finish, row_head
 from divtrace.generation.backend import PROMPT_TOO_LONG
 from divtrace.lineage import Lineage
 from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, SCOPES, metric_applies
@@ -106,13 +106,15 @@ def complete_diversity(
                         continue
                     rows.append(
                         {
-                            "model": model,
-                            **lineage_columns(lineage, model),
-                            "task": task,
-                            "cot": cot,
-                            "scope": scope,
-                            "subset": subset,
-                            "metric": metric,
+                            **row_head(
+                                lineage,
+                                model,
+                                task,
+                                cot=cot,
+                                scope=scope,
+                                subset=subset,
+                                metric=metric,
+                            ),
                             **(
                                 {"n_prompts_base": 0, "n_prompts_parent": 0}
                                 if retention
@@ -154,15 +156,9 @@ def _all_task_rows(
         for scope, subset, metric in sorted(combos):
             if (model, cot, scope, subset, metric) in present:
                 continue
-            row: dict[str, object] = {
-                "model": model,
-                **lineage_columns(lineage, model),
-                "task": ALL_TASKS,
-                "cot": cot,
-                "scope": scope,
-                "subset": subset,
-                "metric": metric,
-            }
+            row = row_head(
+                lineage, model, ALL_TASKS, cot=cot, scope=scope, subset=subset, metric=metric
+            )
             for ref, exists in references.items():
                 row[f"n_prompts_{ref}"] = 0
                 if exists:
@@ -177,7 +173,7 @@ def complete_quality(
     """The quality table with a null row for every expected (verifiable) run it lacks."""
     present = _present(table, RUN)
     rows = [
-        {"model": m, **lineage_columns(lineage, m), "task": t, "cot": c, "n_prompts": 0}
+        row_head(lineage, m, t, cot=c, n_prompts=0)
         for m, t, c, verifiable in runs
         if verifiable and m in lineage.checkpoints and (m, t, c) not in present
     ]
@@ -223,16 +219,16 @@ def complete_cot(
             if (model, task, kind, scope, subset, metric) in present:
                 continue
             rows.append(
-                {
-                    "model": model,
-                    **lineage_columns(lineage, model),
-                    "task": task,
-                    "kind": kind,
-                    "scope": scope,
-                    "subset": subset,
-                    "metric": metric,
-                    "n_prompts": 0,
-                }
+                row_head(
+                    lineage,
+                    model,
+                    task,
+                    kind=kind,
+                    scope=scope,
+                    subset=subset,
+                    metric=metric,
+                    n_prompts=0,
+                )
             )
     if not rows:
         return table
@@ -291,10 +287,7 @@ def missing_table(
         judged = int(row.get("n_judged") or 0)
         rows.append(
             {
-                "model": run[0],
-                **lineage_columns(lineage, run[0]),
-                "task": run[1],
-                "cot": run[2],
+                **row_head(lineage, run[0], run[1], cot=run[2]),
                 "table": name,
                 "scope": row["scope"],
                 "subset": row["subset"],

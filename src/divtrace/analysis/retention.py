@@ -53,8 +53,8 @@ from divtrace.analysis.common import (
     DiversityData,
     diversity_data,
     finish,
-    lineage_columns,
     missing_as_null,
+    row_head,
 )
 from divtrace.lineage import Lineage
 from divtrace.names import ALL_TASKS, LINEAGE_COLUMNS, REFERENCES, SCOPES
@@ -115,7 +115,7 @@ def retention_table(
     for scope in SCOPES:
         for model, task, cot, subset in data.groups(scope):
             metrics = data.metrics(model, task, cot, scope, subset)
-            head = {"model": model, **lineage_columns(lineage, model), "task": task, "cot": cot}
+            head = row_head(lineage, model, task, cot=cot)
             block = [
                 {**head, "scope": scope, "subset": subset, "metric": metric} for metric in metrics
             ]
@@ -226,15 +226,9 @@ def _all_task_rows(
         tasks = data.tasks(scope, subset, metric)
         if len(tasks) < 2:
             continue
-        row: dict[str, object] = {
-            "model": model,
-            **lineage_columns(lineage, model),
-            "task": ALL_TASKS,
-            "cot": cot,
-            "scope": scope,
-            "subset": subset,
-            "metric": metric,
-        }
+        row = row_head(
+            lineage, model, ALL_TASKS, cot=cot, scope=scope, subset=subset, metric=metric
+        )
         for ref in REFERENCES:
             entries = per_task.get((model, cot, scope, subset, metric, ref), {})
             if not entries:  # no such reference (the root's parent): nothing is missing
