@@ -139,13 +139,7 @@ def verdict(significant: bool | None, equivalent: bool | None) -> str | None:
 def _row(
     lineage: Lineage, model: str, task: str, kind: str, scope: str, subset: str, metric: str
 ) -> dict[str, object]:
-    return {
-        **row_head(lineage, model, task),
-        "kind": kind,
-        "scope": scope,
-        "subset": subset,
-        "metric": metric,
-    }
+    return row_head(lineage, model, task, kind=kind, scope=scope, subset=subset, metric=metric)
 
 
 def cot_table(
