@@ -14,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 #: Set once the suite has chosen its SLURM client settings; pytest-xdist's workers inherit it.
 _SLURM_CHOSEN = "DIVTRACE_TESTS_SLURM_CHOSEN"
+#: The temporary folder of the suite's own SLURM config (see _quick_failing_slurm_conf).
+_QUICK_PREFIX = "divtrace-tests-slurm-"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,9 +34,6 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return None
 
 
-_QUICK_PREFIX = "divtrace-tests-slurm-"
-
-
 def _quick_failing_slurm_conf() -> str | None:
     """Where SLURM's client is installed but its controller is down (after `.ci/slurm.sh
     down`, say), a copy of the SLURM config with MessageTimeout=1; otherwise None.
@@ -42,7 +41,7 @@ def _quick_failing_slurm_conf() -> str | None:
     Every `snakemake` start imports the SLURM executor plugin, which runs `scontrol show
     config` at import (for a help text). With the controller down, scontrol retries for its
     MessageTimeout, 10 s by default, so each of the suite's Snakemake calls would wait about
-    9 s (`make unit` took 4 min 50 s instead of 2 min 35 s). With the copy, scontrol gives up
+    9 s (`make unit` took 4 min 52 s instead of 2 min 31 s). With the copy, scontrol gives up
     at once. The copy is used only if scontrol, reading it, reports that it cannot contact the
     controller; a controller that answers keeps its own settings.
     """

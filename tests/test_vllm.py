@@ -142,6 +142,7 @@ def test_sample_command_with_the_vllm_backend(checkpoint, prompts, backend, tmp_
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"name": "think", "path": str(checkpoint)}))
     budgets = {0: 16, 1: 8}  # max tokens by shard
+    shape = spec(per_shard=3)  # the settings the command is given, as the library takes them
     outs = {shard: tmp_path / f"shard-{shard:04d}.parquet" for shard in budgets}
     groups = [
         arg
@@ -153,8 +154,9 @@ def test_sample_command_with_the_vllm_backend(checkpoint, prompts, backend, tmp_
     ]  # fmt: skip
     command = [
         sys.executable, "-m", "divtrace.cli", "sample", *groups, "--manifest", str(manifest),
-        "--model", "think-sft", "--prompts-per-shard", "3", "--k", "3", "--seed", "1234",
-        "--format", "chat", "--reasoning", "--prefill", "<think></think>",
+        "--model", shape.model, "--prompts-per-shard", str(shape.prompts_per_shard),
+        "--k", str(shape.k), "--seed", str(shape.seed), "--format", shape.prompt_format,
+        "--reasoning", "--prefill", shape.prefill,
         "--temperature", str(PARAMS.temperature), "--top-p", str(PARAMS.top_p),
         "--top-k", str(PARAMS.top_k), "--backend", "vllm", "--dtype", "float32",
         "--engine", json.dumps(ENGINE),
@@ -164,11 +166,13 @@ def test_sample_command_with_the_vllm_backend(checkpoint, prompts, backend, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     for shard, tokens in budgets.items():
         frame = io.read_table(outs[shard], "generations")
-        assert len(frame) == 3 * 3
+        assert len(frame) == shape.prompts_per_shard * shape.k
         metadata = io.read_metadata(outs[shard])
         assert metadata["backend_settings"]["max_num_seqs"] == 32
         assert metadata["sampling"]["max_tokens"] == tokens
         params = dataclasses.replace(PARAMS, max_tokens=tokens)
-        alone, _ = sample_shard(prompts, spec(shard=shard, per_shard=3), params, backend, {})
+        alone, _ = sample_shard(
+            prompts, dataclasses.replace(shape, shard=shard), params, backend, {}
+        )
         assert frame.equals(alone), (shard, frame, alone)
     assert "shard 0" in result.stderr and "shard 1" in result.stderr
