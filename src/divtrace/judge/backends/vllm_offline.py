@@ -92,9 +92,18 @@ def complete(
     return failures
 
 
+#: How long to wait for each engine process to end once vLLM has stopped it.
+_REAP_TIMEOUT_S = 30
+
+
 def _shutdown(llm: Any) -> None:
     """Stop the engine's background process now, not when the caller exits (a long-lived caller,
     such as a test session, would otherwise keep it and its model's memory)."""
     core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
     if core is not None and hasattr(core, "shutdown"):
         core.shutdown()
+        # An engine that outlives vLLM's SIGTERM grace (5 s, seen on a busy CPU) gets a SIGKILL
+        # that vLLM does not wait for: wait here, so that it is gone (reaped) on return.
+        manager = getattr(getattr(core, "resources", None), "engine_manager", None)
+        for process in getattr(manager, "processes", None) or []:
+            process.join(_REAP_TIMEOUT_S)
